@@ -1,0 +1,29 @@
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(VENV)/bin/negmargin sweep run
+	$(VENV)/bin/negmargin sweep report --latest
+
+bench: $(STAMP)
+	$(PY) benchmarks/episode_eval.py
+	$(PY) benchmarks/data_pipeline.py
+	$(PY) benchmarks/trial_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
