@@ -1,0 +1,5 @@
+"""Errors of the models package: user-caused configuration errors (one clear line, exit 2)."""
+
+
+class ModelConfigError(ValueError):
+    """A backbone, head or DropBlock configuration that cannot be built: names the option and the reason."""

@@ -1,0 +1,96 @@
+"""Classification heads of the pretraining losses: plain softmax, and dot/cosine with scale β and additive margin m.
+
+Sign convention of the paper: logits = β · (s(z, W) − m · onehot(y)); a positive m is CosFace (large margin), a
+negative m is the method. The margin is applied only when labels are given (training), β always.
+"""
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.errors import ModelConfigError
+
+Similarity = Literal["dot", "cosine"]
+LOSSES = ("softmax", "cosine", "neg-softmax", "neg-cosine")
+_SIMILARITY: dict[str, Similarity] = {
+    "softmax": "dot",
+    "neg-softmax": "dot",
+    "cosine": "cosine",
+    "neg-cosine": "cosine",
+}
+
+
+class MarginHead(nn.Module):
+    """Bias-free head: logits [B, C] = β · (s(z, W) − m · onehot(y)), s = z·Wᵀ ("dot") or cos(z, W) ("cosine")."""
+
+    def __init__(
+        self, in_dim: int, num_classes: int, similarity: Similarity = "cosine", scale: float = 30.0, margin: float = 0.0
+    ) -> None:
+        super().__init__()
+        if similarity not in ("dot", "cosine"):
+            raise ModelConfigError(f"MarginHead: similarity must be 'dot' or 'cosine', got {similarity!r}")
+        self.similarity = similarity
+        self.scale = float(scale)
+        self.margin = float(margin)
+        self.weight = nn.Parameter(torch.empty(num_classes, in_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-uniform init of W [C, D], as nn.Linear and the published heads."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def similarities(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, D] -> s(z, W) [B, C] without scale or margin."""
+        if self.similarity == "cosine":
+            return F.linear(F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1))
+        return F.linear(features, self.weight)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """features [B, D], labels [B] | None -> logits [B, C]; margin only when labels are given."""
+        logits = self.similarities(features)
+        if labels is not None and self.margin != 0.0:
+            margin = F.one_hot(labels, logits.shape[-1]).to(logits.dtype) * self.margin
+            logits = logits - margin
+        return logits * self.scale
+
+    def extra_repr(self) -> str:
+        """Summary shown by print(module)."""
+        c, d = self.weight.shape
+        return f"in_dim={d}, num_classes={c}, similarity={self.similarity}, scale={self.scale}, margin={self.margin}"
+
+
+class SoftmaxHead(nn.Linear):
+    """Baseline head: logits [B, C] = z·Wᵀ + b; labels are accepted and ignored."""
+
+    def __init__(self, in_dim: int, num_classes: int) -> None:
+        super().__init__(in_dim, num_classes, bias=True)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """features [B, D], labels [B] | None (ignored) -> logits [B, C]."""
+        return super().forward(features)
+
+
+def head_similarity(loss: str) -> Similarity:
+    """Similarity the head of `loss` uses: softmax / neg-softmax -> "dot", cosine / neg-cosine -> "cosine"."""
+    if loss not in _SIMILARITY:
+        raise ModelConfigError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
+    return _SIMILARITY[loss]
+
+
+def build_head(loss: str, in_dim: int, num_classes: int, scale: float, margin: float) -> nn.Module:
+    """Head of `loss` (one of LOSSES): forward(features [B, D], labels [B] | None) -> logits [B, C]."""
+    similarity = head_similarity(loss)
+    if loss == "softmax":
+        if margin != 0.0:
+            raise ModelConfigError(f"loss 'softmax' takes no margin (got margin={margin}); use 'neg-softmax'")
+        return SoftmaxHead(in_dim, num_classes)
+    if loss.startswith("neg-") and margin > 0.0:
+        raise ModelConfigError(
+            f"loss {loss!r} needs margin <= 0 (got margin={margin}); a positive margin is CosFace: use loss 'cosine'"
+        )
+    if scale <= 0.0:
+        raise ModelConfigError(f"loss {loss!r}: scale must be > 0, got {scale}")
+    return MarginHead(in_dim, num_classes, similarity, scale=scale, margin=margin)

@@ -1,0 +1,17 @@
+"""Errors of the sweep package: user-caused ones (one clear line, exit 2) and a training divergence."""
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot be run: names the key and the reason."""
+
+
+class TrialConfigError(ValueError):
+    """A trial configuration that cannot be run: names the key and the reason."""
+
+
+class ExperimentError(ValueError):
+    """An experiment directory that is missing, incomplete or not ours."""
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a NaN or infinite loss; names the epoch and iteration."""

@@ -1,0 +1,198 @@
+"""TrialConfig: the typed, validated configuration of one trial (pretraining + validation episodes).
+
+YAML layout (every key optional except dataset.name, backbone and loss; unknown keys are errors):
+
+    dataset: {name: glyphs, root: null, cache_dir: null, image_size: 84}
+    backbone: resnet12
+    loss: neg-cosine            # softmax | cosine | neg-softmax | neg-cosine
+    margin: -0.02               # m; neg-* needs m <= 0, softmax takes none
+    scale: null                 # β; null = the published default (cosine 30, neg-softmax 5, 10 for resnet12)
+    weight_decay: 1.0e-4
+    drop_rate: 0.0              # DropBlock rate (plain dropout for wrn28_10)
+    dropblock_size: 5
+    dropblock_ramp_iters: 40000
+    epochs: 400
+    warmup_epochs: 100
+    batch_size: 256
+    lr: 3.0e-3
+    val_every: 20
+    validation: {episodes: 100, shots: [1, 5], queries: 16, way: 5, seed: 0, episodes_dir: null, finetune_epochs: 100}
+    seed: 0
+    device: auto                # auto | cpu | cuda | cuda:N
+    precision: auto             # auto (bf16 autocast + channels-last on CUDA, fp32 on CPU) | bf16 | fp32
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import models
+from sweep.errors import TrialConfigError
+
+Loss = Literal["softmax", "cosine", "neg-softmax", "neg-cosine"]
+_DEVICE_NAMES = ("auto", "cpu", "cuda")
+
+
+class _Strict(BaseModel):
+    """Base of every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Strict):
+    """Which images a trial trains on (base split) and validates on (val split)."""
+
+    name: str
+    root: str | None = None
+    cache_dir: str | None = None
+    image_size: int = Field(84, ge=16, le=1024)
+
+
+class ValidationConfig(_Strict):
+    """The fixed validation episode sets (one per shot) and the episode fine-tuning length."""
+
+    episodes: int = Field(100, ge=1)
+    shots: list[int] = Field(default_factory=lambda: [1, 5], min_length=1)
+    queries: int = Field(16, ge=1)
+    way: int = Field(5, ge=2)
+    seed: int = Field(0, ge=0)
+    episodes_dir: str | None = None
+    finetune_epochs: int = Field(100, ge=1)
+
+    @field_validator("shots")
+    @classmethod
+    def _distinct_positive_shots(cls, shots: list[int]) -> list[int]:
+        if any(s < 1 for s in shots) or len(set(shots)) != len(shots):
+            raise ValueError(f"shots must be distinct integers >= 1, got {shots}")
+        return shots
+
+
+class TrialConfig(_Strict):
+    """One trial: pretrain `backbone` with the `loss` head on the base classes, score on fixed val episodes."""
+
+    dataset: DatasetConfig
+    backbone: str
+    loss: Loss
+    margin: float = Field(0.0, allow_inf_nan=False)
+    scale: float | None = Field(None, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(1e-4, ge=0, allow_inf_nan=False)
+    drop_rate: float = Field(0.0, ge=0, lt=1)
+    dropblock_size: int = Field(5, ge=1)
+    dropblock_ramp_iters: int = Field(40_000, ge=0)
+    epochs: int = Field(400, ge=1)
+    warmup_epochs: int = Field(100, ge=0)
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(3e-3, gt=0, allow_inf_nan=False)
+    val_every: int = Field(20, ge=1)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    seed: int = Field(0, ge=0)
+    device: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, name: str) -> str:
+        if name not in models.list_backbones():
+            raise ValueError(f"unknown backbone {name!r}; known: {', '.join(models.list_backbones())}")
+        return name
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, device: str) -> str:
+        base, _, index = device.partition(":")
+        if base not in _DEVICE_NAMES or (index and (base != "cuda" or not index.isdigit())):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+        return device
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrialConfig:
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"key 'warmup_epochs': {self.warmup_epochs} exceeds epochs ({self.epochs})")
+        if self.scale is None:
+            self.scale = published_scale(self.loss, self.backbone)
+        try:  # the head's own rules (neg-* with m > 0, softmax with a margin, ...)
+            models.build_head(self.loss, 2, 2, self.scale, self.margin)
+        except models.ModelConfigError as err:
+            raise ValueError(f"key 'margin': {err}") from None
+        return self
+
+    @property
+    def backbone_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of models.build_backbone for this trial."""
+        return {
+            "drop_rate": self.drop_rate,
+            "dropblock_size": self.dropblock_size,
+            "dropblock_ramp_iters": self.dropblock_ramp_iters,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *, source: str = "trial config"
+    ) -> TrialConfig:
+        """Validated config from a nested dict, with `overrides` deep-merged ("validation.episodes": 20 works)."""
+        merged = merge_overrides(data, overrides or {})
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as err:
+            raise TrialConfigError(f"{source}: {describe_validation_error(err)}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
+        """Validated config read from a YAML file (yaml.safe_load)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as err:
+            raise TrialConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+        except yaml.YAMLError as err:
+            raise TrialConfigError(f"{path}: invalid YAML: {' '.join(str(err).split())}") from None
+        if not isinstance(data, Mapping):
+            raise TrialConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        return cls.from_dict(data, overrides, source=str(path))
+
+
+def published_scale(loss: str, backbone: str) -> float:
+    """β of the published code: cosine heads 30, neg-softmax 5 (10 for resnet12); the plain softmax has none (1)."""
+    if models.head_similarity(loss) == "cosine":
+        return 30.0
+    if loss == "neg-softmax":
+        return 10.0 if backbone == "resnet12" else 5.0
+    return 1.0
+
+
+def merge_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep copy of `data` with `overrides` merged in; an override key "a.b" sets data["a"]["b"]."""
+    merged = copy.deepcopy(dict(data))
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = merged
+        for part in parents:
+            if node.get(part) is None:
+                node[part] = {}
+            if not isinstance(node[part], dict):
+                raise TrialConfigError(f"override {key!r}: {part!r} is not a section")
+            node = node[part]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = merge_overrides(node[leaf], value)
+        else:
+            node[leaf] = copy.deepcopy(value)
+    return merged
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """One line naming the first offending key and the reason."""
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown key {key!r}"
+    if first["type"] == "missing":
+        return f"missing key {key!r}"
+    message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"key {key!r}: {message}{more}" if key else f"{message}{more}"
