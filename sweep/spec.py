@@ -24,14 +24,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_Integer = int  # the field named `int` below shadows the builtin inside the class body
+
+
 class ParameterSpace(_Strict):
     """One searched parameter: exactly one of fixed, uniform, loguniform, int or choice."""
 
-    fixed: float | int | None = None
+    fixed: float | _Integer | None = None
     uniform: tuple[float, float] | None = None
     loguniform: tuple[float, float] | None = None
-    int: tuple[int, int] | None = None
-    choice: list[float | int] | None = None
+    int: tuple[_Integer, _Integer] | None = None
+    choice: list[float | _Integer] | None = None
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> "ParameterSpace":
@@ -171,7 +174,7 @@ class SweepSpec(_Strict):
     storage_path: str = "experiments"
     promotion: Promotion = Promotion()
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    points_to_evaluate: list[dict[str, float]] = []
+    points_to_evaluate: list[dict[str, _Integer | float]] = []
 
     @field_validator("backbone")
     @classmethod
@@ -275,6 +278,19 @@ def load(path: str | Path) -> SweepSpec:
         where = f" line {mark.line + 1}" if mark else ""
         raise SpecError(f"{path}:{where} is not valid YAML ({getattr(error, 'problem', error)})") from None
     return parse(data, source=str(path))
+
+
+def with_absolute_paths(spec: SweepSpec, base: Path | None = None) -> SweepSpec:
+    """The spec with dataset root, cache and storage made absolute (trials run in their own working directories)."""
+    base = (base or Path.cwd()).resolve()
+
+    def absolute(path: str | None) -> str | None:
+        if path is None or "://" in path:
+            return path
+        return str((base / Path(path).expanduser()).resolve())
+
+    dataset = spec.dataset.model_copy(update={"root": absolute(spec.dataset.root), "cache": absolute(spec.dataset.cache)})
+    return spec.model_copy(update={"dataset": dataset, "storage_path": absolute(spec.storage_path)})
 
 
 def list_presets() -> list[str]:

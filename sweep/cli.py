@@ -1,0 +1,56 @@
+"""The `negmargin` command (also `python -m sweep`): one parser, subcommands contributed by each package."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+USAGE_ERROR = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user can cause: printed as one line, exit code 2."""
+    from data.errors import DataError
+    from evaluation.errors import EvaluationError
+    from models.errors import ModelConfigError
+    from sweep.errors import ExperimentError, SpecError, TrialConfigError
+
+    return (DataError, EvaluationError, ModelConfigError, SpecError, TrialConfigError, ExperimentError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    from data import commands as data_commands
+    from evaluation import commands as evaluation_commands
+    from sweep import cluster_commands, sweep_commands, train_command
+
+    parser = argparse.ArgumentParser(
+        prog="negmargin",
+        description="Hyperparameter sweeps for few-shot classification with negative-margin softmax losses.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sweep_parser = commands.add_parser("sweep", help="run, resume, promote, report and submit sweeps")
+    sweep_commands_parsers = sweep_parser.add_subparsers(dest="sweep_command", required=True, metavar="SWEEP_COMMAND")
+    sweep_commands.register(sweep_commands_parsers)
+    cluster_commands.register(commands, sweep_commands_parsers)
+    train_command.register(commands)
+    evaluation_commands.register(commands)
+    data_commands.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch, and turn user errors into one line and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as error:
+        print(f"negmargin: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("negmargin: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The experiment directory: one per sweep, holding everything it made, never shared between sweeps.
+
+    <storage>/<name>-<YYYYmmdd-HHMMSS>-<suffix>/
+        spec.yaml          the validated spec, as run
+        episodes/          fixed episode sets: val_<k>shot.pt (made before trials), test_<k>shot.pt (by promotion)
+        tune/              Ray Tune results and checkpoints (RunConfig(storage_path=<exp>, name="tune"))
+        optuna.db          the Optuna study (SQLite)
+        promotion.json     test accuracies of the promoted trials, paired comparisons
+        report.md          the last report
+        tensorboard/       per-trial curves, HParams, accuracy-versus-margin figure
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweep import spec as spec_module
+from sweep.errors import ExperimentError
+from sweep.spec import SweepSpec
+
+TUNE_NAME = "tune"
+STUDY_NAME = "sweep"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Paths of one experiment directory."""
+
+    root: Path
+
+    @property
+    def spec_file(self) -> Path:
+        return self.root / "spec.yaml"
+
+    @property
+    def episodes_dir(self) -> Path:
+        return self.root / "episodes"
+
+    @property
+    def tune_dir(self) -> Path:
+        return self.root / TUNE_NAME
+
+    @property
+    def optuna_db(self) -> Path:
+        return self.root / "optuna.db"
+
+    @property
+    def optuna_url(self) -> str:
+        return f"sqlite:///{self.optuna_db}"
+
+    @property
+    def promotion_file(self) -> Path:
+        return self.root / "promotion.json"
+
+    @property
+    def promotion_dir(self) -> Path:
+        return self.root / "promotion"
+
+    @property
+    def report_file(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.root / "tensorboard"
+
+    def val_episodes(self, shot: int) -> Path:
+        return self.episodes_dir / f"val_{shot}shot.pt"
+
+    def test_episodes(self, shot: int) -> Path:
+        return self.episodes_dir / f"test_{shot}shot.pt"
+
+    def spec(self) -> SweepSpec:
+        """The spec this experiment was run with."""
+        return spec_module.load(self.spec_file)
+
+
+def create(spec: SweepSpec, storage: str | Path | None = None, name: str | None = None) -> Experiment:
+    """A fresh experiment directory for `spec` under `storage` (a new name every time, so sweeps never share one)."""
+    storage_root = Path(storage or spec.storage_path).expanduser().resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = storage_root / f"{name or spec.name}-{stamp}-{secrets.token_hex(2)}"
+    try:
+        root.mkdir(parents=True, exist_ok=False)
+    except OSError as error:
+        raise ExperimentError(f"{root}: cannot create the experiment directory ({error.strerror})") from None
+    experiment = Experiment(root)
+    experiment.episodes_dir.mkdir()
+    experiment.spec_file.write_text(spec.to_yaml())
+    return experiment
+
+
+def open_existing(path: str | Path) -> Experiment:
+    """An experiment directory made by `create`; ExperimentError if it is not one."""
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise ExperimentError(f"{root}: no such experiment directory")
+    if not (root / "spec.yaml").is_file():
+        raise ExperimentError(f"{root}: not an experiment directory (no spec.yaml)")
+    return Experiment(root)
+
+
+def find_all(storage: str | Path) -> list[Experiment]:
+    """Every experiment under `storage`, oldest first."""
+    storage_root = Path(storage).expanduser()
+    if not storage_root.is_dir():
+        return []
+    found = [Experiment(path.resolve()) for path in storage_root.iterdir() if (path / "spec.yaml").is_file()]
+    return sorted(found, key=lambda experiment: experiment.spec_file.stat().st_mtime)
+
+
+def latest(storage: str | Path) -> Experiment:
+    """The most recently created experiment under `storage`."""
+    experiments = find_all(storage)
+    if not experiments:
+        raise ExperimentError(f"{Path(storage).expanduser()}: holds no experiments")
+    return experiments[-1]

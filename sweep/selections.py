@@ -1,0 +1,96 @@
+"""The selections file: the chosen hyperparameters per (dataset, backbone, loss, shot), merged by every promotion.
+
+    selections:
+      - {dataset: glyphs, backbone: conv4, loss: neg-cosine, shot: 1,
+         params: {margin: -0.12, scale: 12.3, weight_decay: 4.1e-4, drop_rate: 0.0, dropblock_size: 5},
+         val_acc: 61.3, test_acc: 58.9, test_ci95: 0.81, test_episodes: 600,
+         experiment: /…/experiments/default-20261127-…, trial_id: 3b1c…, updated: 2026-11-27T17:02:11}
+
+A promotion replaces the entry of each key it covers (the newest sweep of a setting is the one the user ran last);
+entries of other settings are kept untouched.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweep.errors import ExperimentError
+from sweep.experiment import Experiment
+from sweep.spec import SweepSpec
+
+KEY_FIELDS = ("dataset", "backbone", "loss", "shot")
+
+
+def default_path(experiment: Experiment | None = None) -> Path:
+    """$NEGMARGIN_SELECTIONS, else `selections.yaml` beside the experiments (in the storage directory)."""
+    if os.environ.get("NEGMARGIN_SELECTIONS"):
+        return Path(os.environ["NEGMARGIN_SELECTIONS"]).expanduser()
+    if experiment is not None:
+        return experiment.root.parent / "selections.yaml"
+    return Path("experiments") / "selections.yaml"
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """The entries of a selections file (empty when it does not exist yet)."""
+    if not path.exists():
+        return []
+    content = yaml.safe_load(path.read_text()) or {}
+    entries = content.get("selections") if isinstance(content, dict) else None
+    if not isinstance(entries, list):
+        raise ExperimentError(f"{path}: not a selections file (expected a 'selections' list)")
+    return entries
+
+
+def entries_from_promotion(spec: SweepSpec, promotion: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per shot: the promoted trial with the best validation accuracy for that shot."""
+    entries = []
+    for shot in promotion["shots"]:
+        val_key = f"val_acc_{shot}shot"
+
+        def validation_score(trial: dict[str, Any]) -> float:
+            return trial["val"].get(val_key, trial["val"].get(spec.objective, float("-inf")))
+
+        chosen = max(promotion["trials"], key=validation_score)
+        test = chosen["test"][str(shot)]
+        entries.append({
+            "dataset": spec.dataset.name,
+            "backbone": spec.backbone,
+            "loss": spec.loss,
+            "shot": int(shot),
+            "params": chosen["params"],
+            "val_acc": round(float(validation_score(chosen)), 3),
+            "test_acc": round(test["mean"], 3),
+            "test_ci95": round(test["ci95"], 3),
+            "test_episodes": test["episodes"],
+            "experiment": promotion["experiment"],
+            "trial_id": chosen["trial_id"],
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })
+    return entries
+
+
+def merge(path: Path, new_entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge entries into the file (replacing those with the same key), atomically; return the whole table."""
+    def key(entry: dict[str, Any]) -> tuple:
+        return tuple(entry[field] for field in KEY_FIELDS)
+
+    replaced = {key(entry) for entry in new_entries}
+    table = [entry for entry in read(path) if key(entry) not in replaced] + new_entries
+    table.sort(key=key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(yaml.safe_dump({"selections": table}, sort_keys=False))
+    temporary.replace(path)
+    return table
+
+
+def select(path: Path, **criteria: Any) -> list[dict[str, Any]]:
+    """Entries matching every given criterion (dataset=…, backbone=…, loss=…, shot=…; None matches all)."""
+    return [
+        entry for entry in read(path)
+        if all(value is None or entry.get(field) == value for field, value in criteria.items())
+    ]
