@@ -16,8 +16,9 @@ import torch
 
 from sweep.errors import ExperimentError
 from sweep.experiment import Experiment
-from sweep.results import TrialRecord, load_trials, ranked
+from sweep.results import load_trials, ranked
 from sweep.spec import SweepSpec
+from sweep.tuner import CHECKPOINT_FILE
 
 TEST_EPISODE_SEED_OFFSET = 10_000  # test episodes use their own stream, never the validation one
 
@@ -55,12 +56,12 @@ def _device(spec: SweepSpec) -> torch.device:
     return torch.device(spec.device)
 
 
-def score_trial(record: TrialRecord, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device) -> dict[int, torch.Tensor]:
-    """Per-episode test accuracies [E] of one trial's best checkpoint, for each shot."""
+def score_checkpoint(checkpoint_file: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device) -> dict[int, torch.Tensor]:
+    """Per-episode test accuracies [E] of one checkpoint, for each shot (features extracted once, reused by every episode)."""
     import evaluation
     import models
 
-    backbone, model_spec = load_backbone(record.best_checkpoint / "checkpoint.pt", device)
+    backbone, model_spec = load_backbone(checkpoint_file, device)
     features = evaluation.extract_features(backbone, novel.images, batch_size=256, device=device, image_size=model_spec["image_size"])
     labels = torch.as_tensor(novel.labels)
     similarity = models.head_similarity(model_spec["loss"])
@@ -101,11 +102,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run(experiment: Experiment, top_k: int | None = None, selections_path: Path | None = None) -> dict[str, Any]:
+def run(experiment: Experiment, top_k: int | None = None, selections_path: Path | None = None, address: str | None = None) -> dict[str, Any]:
     """Score the top-k trials on the test episodes; write promotion.json, merge the selections file; return the result."""
     import data
 
-    from sweep import selections
+    from sweep import seeds, selections
 
     spec = experiment.spec()
     candidates = [record for record in ranked(load_trials(experiment, spec)) if record.best_checkpoint is not None]
@@ -122,7 +123,7 @@ def run(experiment: Experiment, top_k: int | None = None, selections_path: Path 
     accuracies: dict[str, dict[int, torch.Tensor]] = {}
     results = []
     for rank, record in enumerate(promoted, start=1):
-        accuracies[record.trial_id] = score_trial(record, novel, episode_sets, spec, device)
+        accuracies[record.trial_id] = score_checkpoint(record.best_checkpoint / CHECKPOINT_FILE, novel, episode_sets, spec, device)
         torch.save({shot: acc for shot, acc in accuracies[record.trial_id].items()}, experiment.promotion_dir / f"{record.trial_id}_accuracies.pt")
         results.append({
             "rank": rank,
@@ -133,6 +134,12 @@ def run(experiment: Experiment, top_k: int | None = None, selections_path: Path 
             "checkpoint": str(record.best_checkpoint),
             "test": {str(shot): _summary(acc) for shot, acc in accuracies[record.trial_id].items()},
         })
+    if spec.promotion.extra_seeds:
+        def test_means(checkpoint_file: Path) -> dict[int, float]:
+            scored = score_checkpoint(checkpoint_file, novel, episode_sets, spec, device)
+            return {shot: _summary(acc)["mean"] for shot, acc in scored.items()}
+
+        seeds.add_seed_results({"trials": results}, seeds.retrain(spec, experiment, results, address), test_means)
     promotion = {
         "experiment": str(experiment.root),
         "objective": spec.objective,

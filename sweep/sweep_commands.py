@@ -35,6 +35,7 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument("experiment", type=Path)
     promote.add_argument("--top-k", type=int)
     promote.add_argument("--selections", type=Path)
+    _add_address(promote)
     promote.set_defaults(func=promote_command)
 
     report = sweep_subparsers.add_parser("report", help="print the trial and promotion tables of an experiment")
@@ -57,11 +58,11 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=list_command)
 
 
-def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Path | None) -> int:
+def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Path | None, address: str | None) -> int:
     from sweep import promote, report
 
     if promote_it:
-        promote.run(experiment, selections_path=selections)
+        promote.run(experiment, selections_path=selections, address=address)
     result = report.write_all(experiment)
     print(report.render(result, "table"))
     print(f"Results:     {experiment.root}")
@@ -82,7 +83,7 @@ def run_command(args: argparse.Namespace) -> int:
     experiment = experiments.create(spec, storage=args.storage, name=args.name)
     print(f"Experiment:  {experiment.root}")
     tuner.run(spec, experiment, address=args.address)
-    return _finish(experiment, not args.no_promote, args.selections)
+    return _finish(experiment, not args.no_promote, args.selections, args.address)
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -91,19 +92,15 @@ def resume_command(args: argparse.Namespace) -> int:
 
     experiment = experiments.open_existing(args.experiment)
     tuner.resume(experiment, address=args.address)
-    return _finish(experiment, not args.no_promote, args.selections)
+    return _finish(experiment, not args.no_promote, args.selections, args.address)
 
 
 def promote_command(args: argparse.Namespace) -> int:
     """Promote the best trials of a finished sweep."""
     experiment = experiments.open_existing(args.experiment)
-    return _finish_promotion(experiment, args.top_k, args.selections)
-
-
-def _finish_promotion(experiment: experiments.Experiment, top_k: int | None, selections: Path | None) -> int:
     from sweep import promote, report
 
-    promote.run(experiment, top_k=top_k, selections_path=selections)
+    promote.run(experiment, top_k=args.top_k, selections_path=args.selections, address=args.address)
     print(report.render(report.write_all(experiment), "table"))
     return 0
 

@@ -1,0 +1,118 @@
+"""Sweep spec validation: every preset parses, and each mistake is one line naming the key."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweep import spec as spec_module
+from sweep.errors import SpecError
+from sweep.published import PUBLISHED
+from sweep.space import first_points, head_loss, optuna_space, trial_config
+from sweep.experiment import Experiment
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _default() -> dict:
+    return yaml.safe_load(spec_module.preset_path("default").read_text())
+
+
+def test_every_preset_parses_and_published_presets_try_the_published_point_first():
+    names = spec_module.list_presets()
+    assert "default" in names
+    assert len(names) == 1 + len(PUBLISHED)
+    for name in names:
+        spec = spec_module.load(spec_module.preset_path(name))
+        if name == "default":
+            continue
+        setting = next(s for s in PUBLISHED if (s.backbone, s.loss, s.shot) == (spec.backbone, spec.loss, spec.shots[0])
+                       and s.dataset == spec.dataset.name)
+        published = PUBLISHED[setting]
+        first = first_points(spec)[0]
+        for key, value in first.items():
+            assert published[key] == value
+        assert first["margin"] == published["margin"]
+        assert spec.budget.max_epochs in (200, 400) and spec.promotion.test_episodes == 600
+
+
+def test_default_preset_is_the_cpu_glyph_sweep():
+    spec = spec_module.load(spec_module.resolve(None))
+    assert (spec.dataset.name, spec.backbone, spec.loss) == ("glyphs", "conv4", "neg-cosine")
+    assert spec.search.margin.bounds() == (-0.5, 0.3)
+    assert set(spec.searched()) == {"margin", "scale", "weight_decay", "drop_rate", "dropblock_size"}
+    assert spec.resources.gpu == 0
+
+
+@pytest.mark.parametrize(
+    "edit, key_in_message",
+    [
+        (lambda d: d.update(colour="red"), "colour: unknown key"),
+        (lambda d: d["search"].update(margin={"uniform": [0.1, -0.1]}), "search.margin"),
+        (lambda d: d["search"].update(margin={"uniform": [-0.1, 0.1], "fixed": 0}), "search.margin"),
+        (lambda d: d["search"]["scale"].update(extra=1), "search.scale.extra: unknown key"),
+        (lambda d: d.update(backbone="vgg"), "backbone: unknown backbone 'vgg'"),
+        (lambda d: d.update(loss="arcface"), "loss: unknown loss"),
+        (lambda d: d.update(shots=[5]), "objective"),
+        (lambda d: d["budget"].update(grace_period=99), "budget.grace_period"),
+        (lambda d: d.pop("budget"), "budget: required key is missing"),
+        (lambda d: d["resources"].update(gpu=1.5), "resources.gpu"),
+        (lambda d: d.update(loss="neg-softmax"), "search.margin: neg-softmax takes m <= 0"),
+        (lambda d: d.update(points_to_evaluate=[{"margin": 0.9}]), "points_to_evaluate[0].margin"),
+    ],
+)
+def test_spec_errors_name_the_key(edit, key_in_message):
+    data = _default()
+    edit(data)
+    with pytest.raises(SpecError) as error:
+        spec_module.parse(data, source="s.yaml")
+    message = str(error.value)
+    assert key_in_message in message
+    assert "\n" not in message
+
+
+def test_spec_round_trips_through_yaml():
+    spec = spec_module.load(spec_module.resolve(None))
+    assert spec_module.parse(yaml.safe_load(spec.to_yaml())) == spec
+
+
+def test_space_and_trial_config_follow_the_spec(tmp_path):
+    spec = spec_module.load(spec_module.resolve(None))
+    space = optuna_space(spec)
+    assert space["weight_decay"].log and space["dropblock_size"].low == 1
+    params = {"margin": 0.2, "scale": 12.0, "weight_decay": 1e-4, "drop_rate": 0.1, "dropblock_size": 2}
+    config = trial_config(spec, params, Experiment(tmp_path))
+    assert config["loss"] == "cosine"  # a positive margin in a neg-cosine sweep trains the CosFace-style head
+    assert config["margin"] == 0.2 and config["dropblock_size"] == 2
+    assert config["validation"]["episodes_dir"] == str(tmp_path / "episodes")
+    assert head_loss("neg-cosine", -0.1) == "neg-cosine"
+    from sweep.trial import TrialConfig
+
+    assert TrialConfig.from_dict(config).margin == 0.2
+
+
+def test_cli_bad_spec_exits_2_with_one_line_and_starts_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    data = _default()
+    data["search"]["margin"] = {"uniform": [0.3, -0.5]}
+    bad.write_text(yaml.safe_dump(data))
+    storage = tmp_path / "storage"
+    result = subprocess.run(
+        [sys.executable, "-m", "sweep", "sweep", "run", str(bad), "--storage", str(storage)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "search.margin" in lines[0] and lines[0].startswith("negmargin: error:")
+    assert not storage.exists()
+
+
+def test_cli_missing_spec_file_and_bad_address_exit_2(tmp_path):
+    missing = subprocess.run([sys.executable, "-m", "sweep", "sweep", "run", str(tmp_path / "none.yaml")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no such spec file" in missing.stderr
+    address = subprocess.run([sys.executable, "-m", "sweep", "sweep", "run", "--address", "nonsense", "--storage", str(tmp_path / "s")],
+                             capture_output=True, text=True, timeout=120)
+    assert address.returncode == 2 and "--address" in address.stderr
+    assert not (tmp_path / "s").exists()
