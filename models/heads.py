@@ -24,10 +24,15 @@ _SIMILARITY: dict[str, Similarity] = {
 
 
 class MarginHead(nn.Module):
-    """Bias-free head: logits [B, C] = β · (s(z, W) − m · onehot(y)), s = z·Wᵀ ("dot") or cos(z, W) ("cosine")."""
+    """Bias-free head: logits [B, C] = β · (s(z, W) − m · onehot(y)), s = z·Wᵀ ("dot") or cos(z, W)."""
 
     def __init__(
-        self, in_dim: int, num_classes: int, similarity: Similarity = "cosine", scale: float = 30.0, margin: float = 0.0
+        self,
+        in_dim: int,
+        num_classes: int,
+        similarity: Similarity = "cosine",
+        scale: float = 30.0,
+        margin: float = 0.0,
     ) -> None:
         super().__init__()
         if similarity not in ("dot", "cosine"):

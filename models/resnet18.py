@@ -56,10 +56,10 @@ class ResNet18(nn.Module):
         stages = []
         for i, (cin, cout) in enumerate(zip((WIDTHS[0], *WIDTHS[:-1]), WIDTHS)):
             stride = 1 if i == 0 else 2
-            blocks = [
-                BasicBlock(b_in, cout, b_stride, block_regularizer(drop_rate, i >= 2, dropblock_size, dropblock_ramp_iters))
-                for b_in, b_stride in ((cin, stride), (cout, 1))
-            ]
+            blocks = []
+            for b_in, b_stride in ((cin, stride), (cout, 1)):
+                reg = block_regularizer(drop_rate, i >= 2, dropblock_size, dropblock_ramp_iters)
+                blocks.append(BasicBlock(b_in, cout, b_stride, reg))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -48,8 +48,8 @@ class WideResNet(nn.Module):
         widths = (16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
         groups = []
         for cin, cout, stride in zip(widths[:-1], widths[1:], (1, 2, 2)):
-            blocks = [PreActBlock(cin if j == 0 else cout, cout, stride if j == 0 else 1, drop_rate) for j in range(n_blocks)]
-            groups.append(nn.Sequential(*blocks))
+            first = PreActBlock(cin, cout, stride, drop_rate)
+            groups.append(nn.Sequential(first, *(PreActBlock(cout, cout, 1, drop_rate) for _ in range(n_blocks - 1))))
         self.stem = nn.Conv2d(3, widths[0], kernel_size=3, padding=1, bias=False)
         self.groups = nn.Sequential(*groups)
         self.head = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1))
