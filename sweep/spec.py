@@ -6,6 +6,7 @@ Every section rejects unknown keys; a validation problem becomes one `SpecError`
 from __future__ import annotations
 
 import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -236,15 +237,19 @@ class SweepSpec(_Strict):
 
 
 def _describe(error: ValidationError) -> str:
+    """One line for the first problem: `budget.grace_period: 99 exceeds max_epochs 6`."""
     first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or "spec"
+    location = ".".join(str(part) for part in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     elif first["type"] == "missing":
         message = "required key is missing"
+    elif re.match(r"^[A-Za-z_][\w.\[\]]*: ", message):  # a section's validator names the key inside the section
+        location = f"{location}.{message}" if location else message
+        message = ""
     extra = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{location}: {message}{extra}"
+    return f"{location}: {message}{extra}" if message else f"{location}{extra}"
 
 
 def parse(data: Any, source: str = "spec") -> SweepSpec:
