@@ -19,6 +19,8 @@ ALLOWED_GLOBALS = frozenset({
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),  # arrays pickled with protocol 5
+    ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("collections", "OrderedDict"),
@@ -42,8 +44,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         if (module, name) not in ALLOWED_GLOBALS:
             raise DataError(f"{self.source}: refused to unpickle global {module}.{name} "
                             "(only numpy arrays, dicts, lists and strings are allowed)")
-        if module == "numpy.core.multiarray" and _HAS_NUMPY_CORE_RENAMED:
-            module = "numpy._core.multiarray"  # pickles from numpy 1.x; avoids numpy 2's deprecation shim
+        if module.startswith("numpy.core.") and _HAS_NUMPY_CORE_RENAMED:
+            module = "numpy._core." + module[len("numpy.core."):]  # numpy 1.x pickles; skips numpy 2's shim
         return super().find_class(module, name)
 
 

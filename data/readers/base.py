@@ -66,7 +66,8 @@ class ImageDataset(ABC):
         """Stable hex digest of what the split holds (file list, sizes, labels, class names): the cache key."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, {self.split!r}, {len(self)} images, {len(self.class_names)} classes)"
+        counts = f"{len(self)} images, {len(self.class_names)} classes"
+        return f"{type(self).__name__}({self.name!r}, {self.split!r}, {counts})"
 
 
 def check_labelling(source: str, n_images: int, labels: np.ndarray, class_names: Sequence[str]) -> None:
@@ -81,7 +82,7 @@ def check_labelling(source: str, n_images: int, labels: np.ndarray, class_names:
 
 
 class FileImageDataset(ImageDataset):
-    """A split read from image files under `root`; the fingerprint hashes relative paths, file sizes and labels."""
+    """A split read from image files under `root`; the fingerprint hashes relative paths, sizes, mtimes, labels."""
 
     def __init__(self, name: str, split: str, root: Path, paths: Sequence[Path], labels: np.ndarray,
                  class_names: Sequence[str]) -> None:
@@ -97,15 +98,15 @@ class FileImageDataset(ImageDataset):
         return decode_image(self.paths[i])
 
     def fingerprint(self) -> str:
-        """Hash of (path relative to root, file size) per image plus labels and class names; stats every file once."""
+        """Hash of (path relative to root, size, mtime) per file plus labels and class names; stats each file once."""
         if self._fingerprint is None:
             listing = []
             for path in self.paths:
                 try:
-                    size = path.stat().st_size
+                    stat = path.stat()
                 except FileNotFoundError:
                     raise DataError(f"image file not found: {path}") from None
-                listing.append(f"{_relative(path, self.root)}\t{size}")
+                listing.append(f"{_relative(path, self.root)}\t{stat.st_size}\t{stat.st_mtime_ns}")
             self._fingerprint = _digest(b"files", "\n".join(listing).encode(),
                                         *label_digest_parts(self.labels, self.class_names))
         return self._fingerprint

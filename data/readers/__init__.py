@@ -1,0 +1,1 @@
+"""Readers for each dataset layout; data.datasets holds the name registry."""

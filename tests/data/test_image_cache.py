@@ -1,0 +1,156 @@
+"""Decode-once cache: round trip, memory mapping, reuse, the test-split guard, atomic builds, `data prepare`."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import data.cache as cache
+from data import DataError, build_dataset, load_split, stored_size
+from data.commands import register
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
+def test_stored_size() -> None:
+    assert [stored_size(s) for s in (84, 80, 224, 100, 20)] == [97, 92, 258, 115, 23]
+
+
+def test_round_trip_memory_mapped(imagefolder_root: Path, tmp_path: Path) -> None:
+    split = load_split("imagefolder", imagefolder_root, "base", 8, tmp_path / "cache", progress=False, workers=2)
+    assert isinstance(split.images, np.memmap) and split.images.dtype == np.uint8
+    assert split.images.shape == (12, 10, 10, 3) and split.stored_size == 10
+    assert (split.image_size, split.split, split.dataset) == (8, "base", "imagefolder")
+    dataset = build_dataset("imagefolder", imagefolder_root, "base")
+    assert split.labels.tolist() == dataset.labels.tolist() and split.class_names == ["b0", "b1", "b2"]
+    for i in range(len(dataset)):  # constant-colour images stay exactly constant after resizing
+        assert np.array_equal(split.images[i], np.broadcast_to(dataset.read(i)[0, 0], (10, 10, 3)))
+    assert (split.path / "meta.json").is_file() and split.path.parent == tmp_path / "cache"
+
+
+def test_resize_squashes_whole_image() -> None:
+    image = np.zeros((10, 20, 3), dtype=np.uint8)
+    image[:, 10:] = 200  # right half bright
+    out = cache.resize_square(image, 8)
+    assert out.shape == (8, 8, 3)
+    assert (out[:, :3] == 0).all() and (out[:, 5:] == 200).all()  # both halves kept, nothing cropped
+
+
+def test_second_load_reuses_cache(imagefolder_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_split("imagefolder", imagefolder_root, "val", 8, tmp_path, progress=False)
+    monkeypatch.setattr(cache, "_build", lambda *a, **k: pytest.fail("rebuilt an existing cache"))
+    second = load_split("imagefolder", imagefolder_root, "val", 8, tmp_path, progress=False)
+    assert second.path == first.path and np.array_equal(second.images, first.images)
+
+
+def test_cache_dir_from_environment(imagefolder_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEGMARGIN_CACHE", str(tmp_path / "env"))
+    split = load_split("imagefolder", imagefolder_root, "val", 8, progress=False)
+    assert split.path.parent == tmp_path / "env"
+
+
+def test_test_split_only_with_allow_test(imagefolder_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="the test split is read only by promotion"):
+        load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path, progress=False)
+    with pytest.raises(DataError, match="the test split is read only by promotion"):
+        load_split("mini-imagenet", tmp_path, "all", 8, tmp_path, progress=False)
+    assert len(load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path, allow_test=True,
+                          progress=False)) == 8
+
+
+def test_corrupt_image_leaves_no_cache(imagefolder_root: Path, tmp_path: Path) -> None:
+    bad = imagefolder_root / "base" / "b2" / "img3.png"
+    good = bad.read_bytes()
+    bad.write_bytes(b"garbage")
+    cache_dir = tmp_path / "cache"
+    with pytest.raises(DataError, match=f"cannot decode image {bad}"):
+        load_split("imagefolder", imagefolder_root, "base", 8, cache_dir, progress=False, workers=3)
+    assert _entries(cache_dir) == []  # no cache folder, no temporary folder
+    bad.write_bytes(good)
+    assert len(load_split("imagefolder", imagefolder_root, "base", 8, cache_dir, progress=False)) == 12
+
+
+def test_interrupted_build_leaves_nothing_loadable(imagefolder_root: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = cache.resize_square, []
+
+    def dies_midway(image: np.ndarray, size: int) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return real(image, size)
+
+    monkeypatch.setattr(cache, "resize_square", dies_midway)
+    monkeypatch.setattr(cache, "_CHUNK", 2)
+    with pytest.raises(KeyboardInterrupt):
+        load_split("imagefolder", imagefolder_root, "base", 8, tmp_path / "c", progress=False, workers=2)
+    assert _entries(tmp_path / "c") == []
+    monkeypatch.setattr(cache, "resize_square", real)
+    assert len(load_split("imagefolder", imagefolder_root, "base", 8, tmp_path / "c", progress=False)) == 12
+
+
+def test_incomplete_cache_folder_is_rebuilt(imagefolder_root: Path, tmp_path: Path) -> None:
+    split = load_split("imagefolder", imagefolder_root, "val", 8, tmp_path, progress=False)
+    folder, expected = split.path, np.array(split.images)
+    del split
+    (folder / "meta.json").unlink()
+    with open(folder / "images.npy", "r+b") as handle:  # truncate the pixels as a crash would
+        handle.truncate(200)
+    rebuilt = load_split("imagefolder", imagefolder_root, "val", 8, tmp_path, progress=False)
+    assert rebuilt.path == folder and np.array_equal(rebuilt.images, expected)
+
+
+def test_missing_image_names_file_and_leaves_no_cache(mini_csv_root: Path, tmp_path: Path) -> None:
+    missing = mini_csv_root / "images" / "n0500000002.png"
+    missing.unlink()
+    with pytest.raises(DataError, match=f"image file not found: {missing}"):
+        load_split("mini-imagenet", mini_csv_root, "val", 8, tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists() or _entries(tmp_path / "c") == []
+
+
+def test_pickle_layout_through_cache(mini_pickle_root: Path, tmp_path: Path) -> None:
+    split = load_split("mini-imagenet", mini_pickle_root, "base", 5, tmp_path, progress=False)
+    assert split.images.shape == (9, 6, 6, 3)  # 6 px images already at S = ceil(5.75) = 6
+    assert (split.images[:, 0, 0, 0] // 10 == split.labels).all()
+
+
+def test_prepare_command(imagefolder_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    parser = argparse.ArgumentParser(prog="negmargin")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["data", "prepare", "imagefolder", "--root", str(imagefolder_root), "--size", "8",
+                              "--cache", str(tmp_path / "c"), "--no-progress", "--workers", "2"])
+    assert args.func(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["imagefolder base", "imagefolder val", "imagefolder novel"]
+    assert all("10x10" in line for line in lines)
+    assert len(_entries(tmp_path / "c")) == 3
+    # the prepared test split is then found by promotion without decoding again
+    novel = load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path / "c", allow_test=True, progress=False)
+    assert str(novel.path) in lines[2]
+
+
+def test_concurrent_loads_build_once(imagefolder_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    real, builds, gate = cache._build, [], threading.Barrier(2)
+    monkeypatch.setattr(cache, "_build", lambda *a, **k: builds.append(1) or real(*a, **k))
+
+    def load(_: int) -> Path:
+        gate.wait()
+        return load_split("imagefolder", imagefolder_root, "val", 8, tmp_path / "c", progress=False).path
+
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(load, range(2)))
+    assert paths[0] == paths[1] and builds == [1]
+
+
+def test_unwritable_cache_dir(imagefolder_root: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(DataError, match=f"cannot write the image cache in {blocker}"):
+        load_split("imagefolder", imagefolder_root, "val", 8, blocker, progress=False)
