@@ -85,6 +85,9 @@ class DropBlock2d(nn.Module):
         """x [B, C, H, W] -> [B, C, H, W]."""
         if not self.training:
             return x
+        if self.drop_rate == 0.0:  # no host read of the counter (a GPU sync) when DropBlock is off
+            self.num_batches_tracked.add_(1)
+            return x
         rate = self.current_rate()
         self.num_batches_tracked.add_(1)
         return drop_block_2d(x, rate, self.block_size)

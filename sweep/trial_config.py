@@ -51,7 +51,7 @@ class DatasetConfig(_Strict):
     name: str
     root: str | None = None
     cache_dir: str | None = None
-    image_size: int = Field(84, ge=16, le=1024)
+    image_size: int = Field(84, ge=8, le=1024)
 
 
 class ValidationConfig(_Strict):

@@ -1,0 +1,255 @@
+"""Pretraining pieces of a trial: device/precision, optimizer and schedule, batches from the cache, the step itself.
+
+`train_epoch` (and the `train_step` it calls) is the one training code path: sweep.trial runs it, and
+benchmarks/trial_throughput.py times it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sweep.errors import DivergenceError, TrialConfigError
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+FINAL_LR = 1e-6
+WARMUP_START_FACTOR = 1.0 / 16.0
+DIVERGENCE_CHECK_EVERY = 50  # iterations between host syncs that look for a non-finite loss
+DEVICE_CACHE_FRACTION = 0.25  # put the base split on the GPU when it takes at most this share of free memory
+_UPLOAD_CHUNK = 4096  # images per host-to-device copy when the split is moved to the GPU
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the step computes: autocast dtype (None = fp32) and whether inputs/weights are channels-last."""
+
+    autocast_dtype: torch.dtype | None
+    channels_last: bool
+
+    def autocast(self, device: torch.device):
+        """Autocast context for `device` (a no-op for fp32)."""
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device.type, dtype=self.autocast_dtype)
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda if available else cpu; "cuda[:N]" without a GPU -> TrialConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrialConfigError(f"key 'device': {name!r} asked for, but no CUDA device is available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrialConfigError(f"key 'device': {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    """"auto" -> bf16 autocast + channels-last on CUDA, fp32 elsewhere; "bf16" / "fp32" as named."""
+    if name == "auto":
+        name = "bf16" if device.type == "cuda" else "fp32"
+    if name == "bf16":
+        return Precision(torch.bfloat16, channels_last=device.type == "cuda")
+    return Precision(None, channels_last=False)
+
+
+class WarmupCosine:
+    """LR factor per iteration: linear lr/16 -> lr over `warmup_iters`, then cosine to `final_lr` at `total_iters`.
+
+    A callable object (not a lambda) so that LambdaLR's state_dict holds its numbers and restores exactly.
+    """
+
+    def __init__(self, warmup_iters: int, total_iters: int, base_lr: float, final_lr: float = FINAL_LR) -> None:
+        self.warmup_iters = int(warmup_iters)
+        self.total_iters = int(total_iters)
+        self.final_factor = min(1.0, final_lr / base_lr)
+
+    def __call__(self, iteration: int) -> float:
+        """Factor of the base lr for 0-based `iteration`."""
+        if iteration < self.warmup_iters:
+            return WARMUP_START_FACTOR + (1.0 - WARMUP_START_FACTOR) * iteration / self.warmup_iters
+        span = max(1, self.total_iters - self.warmup_iters)
+        progress = min(1.0, (iteration - self.warmup_iters) / span)
+        return self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with coupled L2 weight decay (torch.optim.Adam's weight_decay), as the published code; fused on CUDA."""
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, iters_per_epoch: int, epochs: int, warmup_epochs: int, lr: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up + cosine LambdaLR, to be stepped once per iteration."""
+    schedule = WarmupCosine(warmup_epochs * iters_per_epoch, epochs * iters_per_epoch, lr)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+class BatchSource:
+    """Base-split images uint8 [N, S, S, 3] and labels [N], served as shuffled batches on the training device.
+
+    On CUDA the whole split is copied to the GPU once when it fits (DEVICE_CACHE_FRACTION of free memory); otherwise
+    (and on CPU) batches are gathered from the memory-mapped array (into pinned memory, copied asynchronously).
+    Every epoch draws one permutation from the shuffle generator; the last, smaller batch is kept (drop_last=False).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device) -> None:
+        self.device = device
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device)
+        self._host_images = images
+        self.images: torch.Tensor | None = None  # on the device, when the split is kept there
+        if device.type == "cuda" and images.nbytes <= DEVICE_CACHE_FRACTION * torch.cuda.mem_get_info(device)[0]:
+            self.images = torch.empty(images.shape, dtype=torch.uint8, device=device)
+            for start in range(0, len(images), _UPLOAD_CHUNK):  # bounded host memory; the memmap is read-only
+                chunk = np.array(images[start : start + _UPLOAD_CHUNK])
+                self.images[start : start + len(chunk)].copy_(torch.from_numpy(chunk))
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def iters_per_epoch(self, batch_size: int) -> int:
+        """Number of batches per epoch (the last one may be smaller)."""
+        return math.ceil(len(self) / batch_size)
+
+    def batches(
+        self, generator: torch.Generator, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of (images uint8 [B, S, S, 3], labels [B]) on the device, in a permutation from `generator`."""
+        order = torch.randperm(len(self), generator=generator)
+        device_order = order.to(self.device)  # one copy per epoch: no host-device sync per batch
+        for start in range(0, len(self), batch_size):
+            index = device_order[start : start + batch_size]
+            if self.images is not None:
+                images = self.images[index]
+            else:
+                images = self._gather_from_host(order[start : start + batch_size])
+            yield images, self.labels[index]
+
+    def _gather_from_host(self, index: torch.Tensor) -> torch.Tensor:
+        batch = torch.from_numpy(np.take(self._host_images, index.numpy(), axis=0))
+        if self.device.type != "cuda":
+            return batch
+        return batch.pin_memory().to(self.device, non_blocking=True)
+
+
+def train_step(
+    backbone: nn.Module,
+    head: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    augment: Augment,
+    generator: torch.Generator,
+    precision: Precision,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on images [B, S, S, 3] (uint8, on the device) and labels [B].
+
+    Returns (loss [] fp32, correct [] int64) as device tensors, without a host sync; `correct` counts argmax hits of
+    the margin-free logits head(features) (with m < 0 the margin-adjusted accuracy is meaningless).
+    """
+    inputs = augment(images, generator)
+    if precision.channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    with precision.autocast(inputs.device):
+        features = backbone(inputs)
+        logits = head(features, labels)
+        with torch.no_grad():
+            plain_logits = head(features.detach())
+    loss = F.cross_entropy(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    correct = (plain_logits.argmax(dim=1) == labels).sum()
+    return loss.detach(), correct
+
+
+@dataclass
+class EpochResult:
+    """Training statistics of one epoch."""
+
+    loss: float  # mean cross-entropy over the epoch's samples
+    accuracy: float  # percent, margin-free logits
+    lr: float  # learning rate of the epoch's last step
+    images: int
+    seconds: float
+    iteration: int  # global iterations completed after the epoch
+
+    @property
+    def images_per_s(self) -> float:
+        """Training throughput of the epoch."""
+        return self.images / max(self.seconds, 1e-9)
+
+
+def train_epoch(
+    backbone: nn.Module,
+    head: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    source: BatchSource,
+    augment: Augment,
+    shuffle_generator: torch.Generator,
+    augment_generator: torch.Generator,
+    precision: Precision,
+    batch_size: int,
+    *,
+    epoch: int,
+    iteration: int,
+    max_steps: int | None = None,
+) -> EpochResult:
+    """Train one epoch (or `max_steps` batches of it); DivergenceError on the first non-finite loss.
+
+    The loss is checked on the device every step and read by the host every DIVERGENCE_CHECK_EVERY steps and at
+    the end, so the GPU is never stalled per step; the error names the first bad epoch and iteration (1-based).
+    """
+    backbone.train()
+    head.train()
+    device = source.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct_sum = torch.zeros((), dtype=torch.long, device=device)
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    seen, lr, start_iteration = 0, optimizer.param_groups[0]["lr"], iteration
+    start = time.perf_counter()
+    for step, (images, labels) in enumerate(source.batches(shuffle_generator, batch_size)):
+        if max_steps is not None and step >= max_steps:
+            break
+        lr = optimizer.param_groups[0]["lr"]
+        loss, correct = train_step(backbone, head, optimizer, images, labels, augment, augment_generator, precision)
+        scheduler.step()
+        iteration += 1
+        batch = labels.shape[0]
+        seen += batch
+        loss_sum += loss.double() * batch
+        correct_sum += correct
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), iteration, first_bad)
+        if iteration % DIVERGENCE_CHECK_EVERY == 0:
+            _raise_if_diverged(first_bad, epoch, start_iteration)
+    _raise_if_diverged(first_bad, epoch, start_iteration)
+    loss_total, correct_total = loss_sum.item(), correct_sum.item()  # host sync: the epoch's work is done
+    seconds = time.perf_counter() - start
+    return EpochResult(
+        loss=loss_total / max(seen, 1),
+        accuracy=100.0 * correct_total / max(seen, 1),
+        lr=lr,
+        images=seen,
+        seconds=seconds,
+        iteration=iteration,
+    )
+
+
+def _raise_if_diverged(first_bad: torch.Tensor, epoch: int, start_iteration: int) -> None:
+    bad = int(first_bad.item())
+    if bad >= 0:
+        raise DivergenceError(
+            f"training diverged: non-finite loss at epoch {epoch}, iteration {bad} "
+            f"(step {bad - start_iteration} of the epoch); lower lr or check the loss settings"
+        )

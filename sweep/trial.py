@@ -1,0 +1,284 @@
+"""One trial: pretrain a backbone with a margin head on the base classes, scored on fixed validation episodes.
+
+Knows nothing of Ray: results go to a `reporter`. Report cadence: ONLY at validation epochs (every `val_every`
+epochs and the last one), each report carrying every metric and a checkpoint, so that ASHA (time_attr=epoch,
+objective = a val metric) always compares trials on validation results at the same epochs.
+Resuming from any reported checkpoint continues exactly as if never interrupted (same device type).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+import data
+import evaluation
+import models
+from sweep.errors import DivergenceError, TrialConfigError
+from sweep.trial_config import TrialConfig
+from sweep.training import (
+    BatchSource,
+    EpochResult,
+    Precision,
+    build_optimizer,
+    build_scheduler,
+    resolve_device,
+    resolve_precision,
+    train_epoch,
+)
+
+__all__ = ["Reporter", "TrialConfig", "metric_names", "run"]
+
+# Keys of the config that may differ between a checkpoint and the run resuming it (locations, not the experiment).
+_RELOCATABLE_KEYS = {"dataset.root", "dataset.cache_dir", "validation.episodes_dir", "device"}
+
+
+class Reporter(Protocol):
+    """Receives each validation report; may also define `epoch_end(metrics)` for per-epoch training metrics."""
+
+    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+        """Called every `val_every` epochs and at the end; `checkpoint` is torch.save-able, weights_only-loadable."""
+
+
+def metric_names(config: TrialConfig) -> list[str]:
+    """Keys of every report of this config."""
+    names = ["epoch", "train_loss", "train_acc", "lr", "images_per_s"]
+    for shot in config.validation.shots:
+        names += [f"val_acc_{shot}shot", f"val_ci_{shot}shot"]
+    return names
+
+
+@dataclass
+class _Generators:
+    """The trial's own random streams: batch order (CPU) and augmentation (training device)."""
+
+    shuffle: torch.Generator
+    augment: torch.Generator
+
+    @classmethod
+    def seeded(cls, seed: int, device: torch.device) -> _Generators:
+        """Two streams derived from `seed` (numpy SeedSequence), independent of torch's global one."""
+        shuffle_seed, augment_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+        shuffle = torch.Generator().manual_seed(shuffle_seed)
+        augment = torch.Generator(device=device).manual_seed(augment_seed)
+        return cls(shuffle, augment)
+
+
+def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Pretrain and validate as `config` says, reporting at validation epochs; returns the final metrics."""
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    ds = config.dataset
+    base = data.load_split(ds.name, ds.root, "base", ds.image_size, ds.cache_dir, progress=False)
+    val = data.load_split(ds.name, ds.root, "val", ds.image_size, ds.cache_dir, progress=False)
+    episode_sets = {shot: validation_episodes(config, val, shot) for shot in config.validation.shots}
+
+    num_classes = len(base.class_names)
+    backbone, head = build_model(config, num_classes, device, precision)
+    source = BatchSource(base.images, base.labels, device)
+    iters_per_epoch = source.iters_per_epoch(config.batch_size)
+    optimizer = build_optimizer([*backbone.parameters(), *head.parameters()], config.lr, config.weight_decay, device)
+    scheduler = build_scheduler(optimizer, iters_per_epoch, config.epochs, config.warmup_epochs, config.lr)
+    generators = _Generators.seeded(config.seed, device)
+    augment = data.TrainAugment(ds.image_size, device)
+
+    epoch, iteration, metrics = 0, 0, {}
+    if checkpoint is not None:
+        parts = (backbone, head, optimizer, scheduler, generators)
+        epoch, iteration, metrics = restore(checkpoint, config, *parts, device)
+
+    while epoch < config.epochs:
+        epoch += 1
+        result = train_epoch(
+            backbone, head, optimizer, scheduler, source, augment, generators.shuffle, generators.augment,
+            precision, config.batch_size, epoch=epoch, iteration=iteration,
+        )  # fmt: skip
+        iteration = result.iteration
+        train_metrics = _train_metrics(epoch, result)
+        epoch_end = getattr(reporter, "epoch_end", None)
+        if epoch_end is not None:
+            epoch_end(train_metrics)
+        if epoch % config.val_every == 0 or epoch == config.epochs:
+            check_finite_state(backbone, head, epoch, iteration)
+            metrics = {**train_metrics, **validate(config, backbone, val, episode_sets, device)}
+            state = {
+                "model_spec": model_spec(config, num_classes),
+                "backbone_state": backbone.state_dict(),
+                "head_state": head.state_dict(),
+                "optimizer_state": optimizer.state_dict(),
+                "scheduler_state": scheduler.state_dict(),
+                "epoch": epoch,
+                "iteration": iteration,
+                "rng_state": rng_state(generators, device),
+                "metrics": dict(metrics),
+                "config": config.model_dump(),
+            }
+            reporter.report(dict(metrics), detached_copy(state))
+    return metrics
+
+
+def check_finite_state(backbone: nn.Module, head: nn.Module, epoch: int, iteration: int) -> None:
+    """DivergenceError if a weight or BatchNorm statistic went non-finite (a last step can, with a finite loss)."""
+    tensors = [t for m in (backbone, head) for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
+    if not torch.stack([torch.isfinite(t).all() for t in tensors]).all():
+        raise DivergenceError(f"training diverged: non-finite weights after epoch {epoch}, iteration {iteration}")
+
+
+def model_spec(config: TrialConfig, num_classes: int) -> dict[str, Any]:
+    """What evaluation and promotion need to rebuild the trained network from a checkpoint."""
+    return {
+        "backbone": config.backbone,
+        "backbone_kwargs": config.backbone_kwargs,
+        "loss": config.loss,
+        "image_size": config.dataset.image_size,
+        "num_classes": num_classes,
+        "scale": float(config.scale),
+        "margin": float(config.margin),
+    }
+
+
+def build_model(
+    config: TrialConfig, num_classes: int, device: torch.device, precision: Precision
+) -> tuple[nn.Module, nn.Module]:
+    """Backbone and head, initialised from torch.manual_seed(config.seed) (global RNG is seeded here only)."""
+    torch.manual_seed(config.seed)
+    backbone = models.build_backbone(config.backbone, **config.backbone_kwargs)
+    in_dim = models.feature_dim(backbone, config.dataset.image_size)
+    head = models.build_head(config.loss, in_dim, num_classes, config.scale, config.margin)
+    backbone.to(device)
+    head.to(device)
+    if precision.channels_last:
+        backbone.to(memory_format=torch.channels_last)
+    return backbone, head
+
+
+def validation_episodes(config: TrialConfig, val: data.CachedSplit, shot: int) -> data.EpisodeSet:
+    """The fixed episode set of `shot`: loaded from episodes_dir/val_{shot}shot.pt if set and present, else sampled
+    with validation.seed (and saved there atomically when episodes_dir is set)."""
+    v = config.validation
+    path = Path(v.episodes_dir) / f"val_{shot}shot.pt" if v.episodes_dir is not None else None
+    if path is not None and path.exists():
+        episodes = data.EpisodeSet.load(path)
+        expected = (v.way, shot, v.queries, v.episodes)
+        found = (episodes.n_way, episodes.n_shot, episodes.n_query, len(episodes))
+        if found != expected:
+            raise TrialConfigError(
+                f"{path}: episode set has (way, shot, queries, episodes) = {found}, the config asks for {expected}; "
+                "use another validation.episodes_dir"
+            )
+        episodes.check_labels(val.labels)
+        return episodes
+    episodes = data.EpisodeSet.sample(
+        val.labels, v.way, shot, v.queries, v.episodes, v.seed, class_names=val.class_names
+    )
+    if path is not None:
+        episodes.save(path)  # atomic; concurrent trials write identical sets
+    return episodes
+
+
+def validate(
+    config: TrialConfig, backbone: nn.Module, val, episode_sets: dict[int, data.EpisodeSet], device: torch.device
+) -> dict[str, float]:
+    """Val features once, then each shot's episode set fine-tuned as the protocol (β=5, m=0): percent acc and CI."""
+    features = evaluation.extract_features(
+        backbone, val.images, config.batch_size, device, image_size=config.dataset.image_size
+    )
+    labels = torch.as_tensor(val.labels)
+    similarity = models.head_similarity(config.loss)
+    metrics: dict[str, float] = {}
+    for shot, episodes in episode_sets.items():
+        accuracy = evaluation.evaluate(
+            features, labels, episodes, similarity=similarity, seed=config.validation.seed,
+            epochs=config.validation.finetune_epochs, device=device,
+        )  # fmt: skip
+        mean, half_width = evaluation.mean_ci95(accuracy.double() * 100.0)
+        metrics[f"val_acc_{shot}shot"] = float(mean)
+        metrics[f"val_ci_{shot}shot"] = float(half_width)
+    return metrics
+
+
+def _train_metrics(epoch: int, result: EpochResult) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "train_loss": result.loss,
+        "train_acc": result.accuracy,
+        "lr": result.lr,
+        "images_per_s": result.images_per_s,
+    }
+
+
+def rng_state(generators: _Generators, device: torch.device) -> dict[str, Any]:
+    """Every random stream of the trial: its generators, torch's CPU RNG (DropBlock/dropout), CUDA's if used."""
+    state: dict[str, Any] = {
+        "device_type": device.type,
+        "shuffle": generators.shuffle.get_state(),
+        "augment": generators.augment.get_state(),
+        "torch_cpu": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["torch_cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore(
+    checkpoint: dict[str, Any],
+    config: TrialConfig,
+    backbone: nn.Module,
+    head: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generators: _Generators,
+    device: torch.device,
+) -> tuple[int, int, dict[str, Any]]:
+    """Load every state of `checkpoint` into the freshly built trial; returns (epoch, iteration, metrics)."""
+    differing = _differing_keys(checkpoint.get("config", {}), config.model_dump())
+    if differing:
+        raise TrialConfigError(f"checkpoint was written by another config (differs in: {', '.join(differing)})")
+    rng = checkpoint["rng_state"]
+    if rng["device_type"] != device.type:
+        raise TrialConfigError(
+            f"key 'device': checkpoint was written on {rng['device_type']}, resuming on {device.type} "
+            "cannot continue it exactly; resume on the same device type"
+        )
+    backbone.load_state_dict(checkpoint["backbone_state"])
+    head.load_state_dict(checkpoint["head_state"])
+    optimizer.load_state_dict(checkpoint["optimizer_state"])
+    scheduler.load_state_dict(checkpoint["scheduler_state"])
+    generators.shuffle.set_state(rng["shuffle"])
+    generators.augment.set_state(rng["augment"])
+    torch.set_rng_state(rng["torch_cpu"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(rng["torch_cuda"], device)
+    return int(checkpoint["epoch"]), int(checkpoint["iteration"]), dict(checkpoint.get("metrics", {}))
+
+
+def _differing_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(saved) | set(current)):
+        name = f"{prefix}{key}"
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differing_keys(a, b, f"{name}.")
+        elif a != b and name not in _RELOCATABLE_KEYS:
+            keys.append(name)
+    return keys
+
+
+def detached_copy(obj: Any) -> Any:
+    """Deep copy of a state tree with every tensor copied to CPU (the live model keeps training after a report)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {key: detached_copy(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [detached_copy(value) for value in obj]
+    if isinstance(obj, tuple):
+        return tuple(detached_copy(value) for value in obj)
+    return obj

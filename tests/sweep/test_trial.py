@@ -1,0 +1,242 @@
+"""sweep.trial: a 2-epoch CPU trial reports every metric, resumes exactly, stops on divergence; config validation."""
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from sweep import trial
+from sweep.errors import DivergenceError, TrialConfigError
+from sweep.trial_config import TrialConfig
+from sweep.training import WARMUP_START_FACTOR, WarmupCosine
+
+BASE_CLASSES, BASE_PER_CLASS = 6, 16  # 96 images: 3 iterations of batch 32 per epoch
+VAL_CLASSES, VAL_PER_CLASS = 6, 10  # 5-shot + 5 queries
+
+
+def write_tiny_imagefolder(root: Path) -> Path:
+    """root/{base,val,novel}/<class>/*.png: 40x40 pictures, one colour and stripe pattern per class."""
+    rng = np.random.default_rng(0)
+    for split, classes, per_class in (("base", BASE_CLASSES, BASE_PER_CLASS), ("val", VAL_CLASSES, VAL_PER_CLASS),
+                                      ("novel", VAL_CLASSES, VAL_PER_CLASS)):  # fmt: skip
+        for c in range(classes):
+            colour = rng.integers(0, 256, size=3)
+            period = 2 + (c % 4)
+            for i in range(per_class):
+                image = rng.integers(0, 60, size=(40, 40, 3)) + colour * 0.7
+                image[:, ::period] = 255 - image[:, ::period]
+                folder = root / split / f"{split}{c}"
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def tiny_config(root: Path, cache: Path, **overrides) -> dict:
+    """A 2-epoch conv4 trial on the tiny dataset, validated every epoch on 10 episodes per shot."""
+    config = {
+        "dataset": {"name": "imagefolder", "root": str(root), "cache_dir": str(cache), "image_size": 32},
+        "backbone": "conv4",
+        "loss": "neg-cosine",
+        "margin": -0.1,
+        "scale": 10.0,
+        "weight_decay": 5e-4,
+        "drop_rate": 0.2,  # DropBlock in conv4's blocks 3-4: the resume test then needs torch's RNG state too
+        "dropblock_size": 2,
+        "dropblock_ramp_iters": 2,
+        "epochs": 2,
+        "warmup_epochs": 1,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "val_every": 1,
+        "validation": {"episodes": 10, "shots": [1, 5], "queries": 5, "finetune_epochs": 5, "seed": 3},
+        "seed": 7,
+        "device": "cpu",
+    }
+    return TrialConfig.from_dict(config, overrides).model_dump()
+
+
+class ListReporter:
+    """Keeps every report; each checkpoint goes through torch.save / torch.load(weights_only=True) as on disk."""
+
+    def __init__(self) -> None:
+        self.metrics: list[dict] = []
+        self.checkpoints: list[dict] = []
+        self.epochs: list[dict] = []
+
+    def epoch_end(self, metrics: dict) -> None:
+        self.epochs.append(metrics)
+
+    def report(self, metrics: dict, checkpoint: dict) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        buffer.seek(0)
+        self.metrics.append(metrics)
+        self.checkpoints.append(torch.load(buffer, weights_only=True))
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory) -> tuple[Path, Path]:
+    root = write_tiny_imagefolder(tmp_path_factory.mktemp("tiny"))
+    return root, tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(dataset_root, tmp_path_factory):
+    root, cache = dataset_root
+    episodes_dir = tmp_path_factory.mktemp("episodes")
+    config = TrialConfig.from_dict(tiny_config(root, cache), {"validation.episodes_dir": str(episodes_dir)})
+    reporter = ListReporter()
+    final = trial.run(config, reporter)
+    return config, reporter, final
+
+
+def test_two_epoch_run_reports_every_metric_at_each_validation_epoch(two_epoch_run):
+    config, reporter, final = two_epoch_run
+    expected_keys = {"epoch", "train_loss", "train_acc", "lr", "images_per_s",
+                     "val_acc_1shot", "val_ci_1shot", "val_acc_5shot", "val_ci_5shot"}  # fmt: skip
+    assert set(trial.metric_names(config)) == expected_keys
+    assert [m["epoch"] for m in reporter.metrics] == [1, 2]
+    assert [m["epoch"] for m in reporter.epochs] == [1, 2]
+    for metrics in reporter.metrics:
+        assert set(metrics) == expected_keys
+        assert math.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
+        assert 0 <= metrics["train_acc"] <= 100 and metrics["images_per_s"] > 0
+        for shot in (1, 5):
+            assert 100 / 5 / 5 <= metrics[f"val_acc_{shot}shot"] <= 100  # chance is 20 %; 10 episodes of 25 queries
+            assert 0 <= metrics[f"val_ci_{shot}shot"] < 50
+    assert final == reporter.metrics[-1]
+    # lr of each epoch's last step (3 iterations per epoch, warm-up over the first epoch, then cosine to 1e-6)
+    schedule = WarmupCosine(warmup_iters=3, total_iters=6, base_lr=config.lr)
+    warmup_factor = WARMUP_START_FACTOR + (1 - WARMUP_START_FACTOR) * 2 / 3
+    assert reporter.metrics[0]["lr"] == pytest.approx(config.lr * warmup_factor)
+    assert reporter.metrics[1]["lr"] == pytest.approx(config.lr * schedule(5))
+    assert schedule(6) * config.lr == pytest.approx(1e-6)
+    # the fixed validation episode sets were saved for the next trials
+    episodes_dir = Path(config.validation.episodes_dir)
+    assert sorted(p.name for p in episodes_dir.iterdir()) == ["val_1shot.pt", "val_5shot.pt"]
+
+
+def test_checkpoint_format_loads_with_weights_only(two_epoch_run, tmp_path):
+    config, reporter, _ = two_epoch_run
+    checkpoint = reporter.checkpoints[-1]
+    path = tmp_path / "checkpoint.pt"
+    torch.save(checkpoint, path)
+    loaded = torch.load(path, weights_only=True)
+    assert set(loaded) == {"model_spec", "backbone_state", "head_state", "optimizer_state", "scheduler_state",
+                           "epoch", "iteration", "rng_state", "metrics", "config"}  # fmt: skip
+    assert loaded["model_spec"] == {
+        "backbone": "conv4",
+        "backbone_kwargs": {"drop_rate": 0.2, "dropblock_size": 2, "dropblock_ramp_iters": 2},
+        "loss": "neg-cosine", "image_size": 32, "num_classes": BASE_CLASSES, "scale": 10.0, "margin": -0.1,
+    }  # fmt: skip
+    assert loaded["epoch"] == 2 and loaded["iteration"] == 6
+    assert loaded["metrics"] == reporter.metrics[-1]
+    assert TrialConfig.model_validate(loaded["config"]) == config
+    assert loaded["head_state"]["weight"].shape == (BASE_CLASSES, 64 * 2 * 2)
+    assert {"shuffle", "augment", "torch_cpu"} <= set(loaded["rng_state"])
+
+
+def test_resume_from_a_reported_checkpoint_continues_exactly(two_epoch_run):
+    config, reporter, _ = two_epoch_run
+    resumed = ListReporter()
+    final = trial.run(config, resumed, checkpoint=reporter.checkpoints[0])
+    assert [m["epoch"] for m in resumed.metrics] == [2]
+    timing_free = [k for k in reporter.metrics[1] if k != "images_per_s"]
+    assert {k: final[k] for k in timing_free} == {k: reporter.metrics[1][k] for k in timing_free}
+    for key in ("backbone_state", "head_state"):
+        for name, tensor in reporter.checkpoints[1][key].items():
+            assert torch.equal(resumed.checkpoints[0][key][name], tensor), name
+    assert torch.equal(resumed.checkpoints[0]["rng_state"]["shuffle"], reporter.checkpoints[1]["rng_state"]["shuffle"])
+
+
+def test_a_finished_checkpoint_runs_nothing_and_returns_its_metrics(two_epoch_run):
+    config, reporter, _ = two_epoch_run
+    again = ListReporter()
+    assert trial.run(config, again, checkpoint=reporter.checkpoints[-1]) == reporter.metrics[-1]
+    assert again.metrics == []
+
+
+def test_resume_with_another_config_is_refused(two_epoch_run):
+    config, reporter, _ = two_epoch_run
+    other = TrialConfig.from_dict(config.model_dump(), {"margin": -0.2})
+    with pytest.raises(TrialConfigError, match="margin"):
+        trial.run(other, ListReporter(), checkpoint=reporter.checkpoints[0])
+
+
+def test_saved_episode_sets_must_match_the_config(two_epoch_run):
+    config, _, _ = two_epoch_run
+    other = TrialConfig.from_dict(config.model_dump(), {"validation.queries": 4})
+    with pytest.raises(TrialConfigError, match="val_1shot.pt"):
+        trial.run(other, ListReporter())
+
+
+def test_a_diverging_run_raises_and_reports_nothing(dataset_root):
+    root, cache = dataset_root
+    config = TrialConfig.from_dict(tiny_config(root, cache), {"lr": 1e30, "epochs": 1, "warmup_epochs": 0})
+    reporter = ListReporter()
+    with pytest.raises(DivergenceError, match=r"epoch 1, iteration [1-3]\b"):
+        trial.run(config, reporter)
+    assert reporter.metrics == [] and reporter.epochs == []
+
+
+BASE = {"dataset": {"name": "glyphs"}, "backbone": "conv4", "loss": "neg-cosine"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochz": 3}, "unknown key 'epochz'"),
+        ({"validation.shot": 1}, "unknown key 'validation.shot'"),
+        ({"loss": "arcface"}, "key 'loss'"),
+        ({"margin": 0.1}, "key 'margin'.*needs margin <= 0"),
+        ({"loss": "softmax", "margin": -0.1}, "key 'margin'.*takes no margin"),
+        ({"device": "tpu"}, "key 'device'"),
+        ({"device": "cuda:first"}, "key 'device'"),
+        ({"backbone": "vgg16"}, "key 'backbone'.*unknown backbone"),
+        ({"warmup_epochs": 500, "epochs": 10}, "key 'warmup_epochs'"),
+        ({"validation.shots": [1, 1]}, "key 'validation.shots'"),
+        ({"lr": float("nan")}, "key 'lr'"),
+        ({"dataset": None}, "key 'dataset'"),
+    ],
+)
+def test_config_errors_name_the_key(overrides, message):
+    with pytest.raises(TrialConfigError, match=message) as error:
+        TrialConfig.from_dict(BASE, overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_config_from_yaml_with_published_defaults_and_dotted_overrides(tmp_path):
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "backbone": "resnet12", "loss": "neg-softmax", "margin": -0.1}))
+    config = TrialConfig.from_yaml(path, {"validation.episodes": 20})
+    assert config.scale == 10.0  # published β of neg-softmax on ResNet-12
+    assert config.validation.episodes == 20 and config.validation.shots == [1, 5] and config.validation.way == 5
+    assert (config.lr, config.batch_size, config.epochs, config.warmup_epochs) == (3e-3, 256, 400, 100)
+    assert TrialConfig.from_dict(config.model_dump()) == config
+    path.write_text("dataset: [unclosed")
+    with pytest.raises(TrialConfigError, match="trial.yaml: invalid YAML"):
+        TrialConfig.from_yaml(path)
+    with pytest.raises(TrialConfigError, match="missing.yaml: cannot read"):
+        TrialConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_cuda_without_a_gpu_is_a_config_error(dataset_root):
+    root, cache = dataset_root
+    config = TrialConfig.from_dict(tiny_config(root, cache), {"device": "cuda"})
+    with pytest.raises(TrialConfigError, match="key 'device'.*no CUDA device"):
+        trial.run(config, ListReporter())
+
+
+def test_non_finite_weights_count_as_divergence():
+    backbone, head = torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)
+    trial.check_finite_state(backbone, head, epoch=1, iteration=3)
+    with torch.no_grad():
+        head.weight[0, 0] = float("inf")
+    with pytest.raises(DivergenceError, match="non-finite weights after epoch 1, iteration 3"):
+        trial.check_finite_state(backbone, head, epoch=1, iteration=3)
