@@ -1,0 +1,37 @@
+"""Feature extraction, batched episode fine-tuning (the published protocol), statistics and discriminability."""
+
+from evaluation.checkpoint import load_backbone_from_checkpoint
+from evaluation.discriminability import discriminability
+from evaluation.episodes import check_episode_labels, evaluate
+from evaluation.errors import EvaluationError
+from evaluation.features import extract_features
+from evaluation.finetune import (
+    FinetuneSettings,
+    default_chunk_size,
+    draw_episode_randomness,
+    episode_seeds,
+    finetune_episodes,
+    finetune_head,
+    finetune_seeded,
+    reference_finetune,
+)
+from evaluation.stats import mean_ci95, paired_comparison
+
+__all__ = [
+    "EvaluationError",
+    "FinetuneSettings",
+    "check_episode_labels",
+    "default_chunk_size",
+    "discriminability",
+    "draw_episode_randomness",
+    "episode_seeds",
+    "evaluate",
+    "extract_features",
+    "finetune_episodes",
+    "finetune_head",
+    "finetune_seeded",
+    "load_backbone_from_checkpoint",
+    "mean_ci95",
+    "paired_comparison",
+    "reference_finetune",
+]

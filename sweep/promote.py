@@ -39,17 +39,6 @@ def test_episode_set(spec: SweepSpec, experiment: Experiment, labels: Any, class
     return episodes
 
 
-def load_backbone(checkpoint_file: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The pretrained backbone of a trial checkpoint (weights_only load) and its model spec."""
-    import models
-
-    state = torch.load(checkpoint_file, map_location="cpu", weights_only=True)
-    model_spec = state["model_spec"]
-    backbone = models.build_backbone(model_spec["backbone"], **model_spec["backbone_kwargs"])
-    backbone.load_state_dict(state["backbone_state"])
-    return backbone.to(device).eval(), model_spec
-
-
 def _device(spec: SweepSpec) -> torch.device:
     if spec.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -59,16 +48,12 @@ def _device(spec: SweepSpec) -> torch.device:
 def score_checkpoint(checkpoint_file: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device) -> dict[int, torch.Tensor]:
     """Per-episode test accuracies [E] of one checkpoint, for each shot (features extracted once, reused by every episode)."""
     import evaluation
-    import models
 
-    backbone, model_spec = load_backbone(checkpoint_file, device)
-    features = evaluation.extract_features(backbone, novel.images, batch_size=256, device=device, image_size=model_spec["image_size"])
+    backbone, head, image_size = evaluation.load_backbone_from_checkpoint(checkpoint_file, device)
+    features = evaluation.extract_features(backbone, novel.images, batch_size=256, device=device, image_size=image_size)
     labels = torch.as_tensor(novel.labels)
-    similarity = models.head_similarity(model_spec["loss"])
     return {
-        shot: evaluation.evaluate(
-            features, labels, episodes, similarity=similarity, seed=spec.seed, epochs=spec.promotion.finetune_epochs
-        )
+        shot: evaluation.evaluate(features, labels, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, **head)
         for shot, episodes in episode_sets.items()
     }
 

@@ -191,11 +191,11 @@ def validate(
         backbone, val.images, config.batch_size, device, image_size=config.dataset.image_size
     )
     labels = torch.as_tensor(val.labels)
-    similarity = models.head_similarity(config.loss)
+    head = evaluation.finetune_head(config.loss)  # the published fine-tuning head of this loss (β = 5, m = 0)
     metrics: dict[str, float] = {}
     for shot, episodes in episode_sets.items():
         accuracy = evaluation.evaluate(
-            features, labels, episodes, similarity=similarity, seed=config.validation.seed,
+            features, labels, episodes, **head, seed=config.validation.seed,
             epochs=config.validation.finetune_epochs, device=device,
         )  # fmt: skip
         mean, half_width = evaluation.mean_ci95(accuracy.double() * 100.0)

@@ -1,0 +1,71 @@
+"""Loading a trial checkpoint for evaluation: the backbone, its fine-tuning head settings and its input size.
+
+Checkpoint format (written by sweep.trial): a torch.save'd dict, loaded with weights_only=True, holding
+  "model_spec": {"backbone": str (models.list_backbones()), "backbone_kwargs": dict (for models.build_backbone),
+                 "loss": str (models.LOSSES), "image_size": int (model input size), ...other keys ignored}
+  "backbone_state": the backbone's state_dict
+and any other keys (ignored).
+"""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from evaluation.errors import EvaluationError
+from evaluation.finetune import finetune_head
+
+_SPEC_KEYS = {"backbone": str, "backbone_kwargs": dict, "loss": str, "image_size": int}
+
+
+def _first_line(error: BaseException) -> str:
+    """First line of an exception message (torch's unpickling errors span many lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _read_model_spec(checkpoint: object, path: Path) -> dict:
+    """The checked "model_spec" entry of a loaded checkpoint."""
+    if not isinstance(checkpoint, dict):
+        raise EvaluationError(f"checkpoint {path} is not a dict (got {type(checkpoint).__name__})")
+    for key in ("model_spec", "backbone_state"):
+        if key not in checkpoint:
+            raise EvaluationError(f"checkpoint {path} has no key {key!r} (not a negmargin trial checkpoint?)")
+    spec = checkpoint["model_spec"]
+    if not isinstance(spec, dict):
+        raise EvaluationError(f"checkpoint {path}: 'model_spec' must be a dict")
+    for key, kind in _SPEC_KEYS.items():
+        if not isinstance(spec.get(key), kind):
+            raise EvaluationError(f"checkpoint {path}: model_spec[{key!r}] must be a {kind.__name__}, "
+                                  f"got {spec.get(key)!r}")
+    if spec["image_size"] < 1:
+        raise EvaluationError(f"checkpoint {path}: model_spec['image_size'] must be >= 1, got {spec['image_size']}")
+    return spec
+
+
+def load_backbone_from_checkpoint(path: str | Path, device: torch.device | str) -> tuple[nn.Module, dict, int]:
+    """(backbone in eval mode on `device`, fine-tuning head settings of its loss, image size) of a checkpoint."""
+    import models  # lazily: building a backbone is this function's job only
+
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # not a torch file, or holds objects weights_only refuses
+        raise EvaluationError(f"checkpoint {path} cannot be read: {_first_line(error)}") from None
+    spec = _read_model_spec(checkpoint, path)
+    try:
+        head = finetune_head(spec["loss"])
+    except EvaluationError as error:
+        raise EvaluationError(f"checkpoint {path}: model_spec['loss']: {error}") from None
+    try:
+        backbone = models.build_backbone(spec["backbone"], **spec["backbone_kwargs"])
+    except models.ModelConfigError as error:
+        raise EvaluationError(f"checkpoint {path}: {error}") from None
+    try:
+        backbone.load_state_dict(checkpoint["backbone_state"])
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise EvaluationError(f"checkpoint {path}: backbone_state does not fit backbone {spec['backbone']!r}: "
+                              f"{_first_line(error)}") from None
+    return backbone.to(device).eval(), head, spec["image_size"]
