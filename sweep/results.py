@@ -77,7 +77,7 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
                 best_objective=best.get(spec.objective),
                 best_checkpoint=Path(checkpoint.path) if checkpoint is not None else None,
                 history=history,
-                error=str(trial.error_file) if getattr(trial, "error_file", None) else None,
+                error=str(trial_dir / trial.run_metadata.error_filename) if trial.run_metadata.error_filename else None,
             )
         )
     return records

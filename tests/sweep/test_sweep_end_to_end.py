@@ -55,7 +55,8 @@ def workspace(tmp_path_factory):
 
 
 def _novel_cache_files(cache: Path) -> list[Path]:
-    return [path for path in cache.rglob("*") if "novel" in path.name]
+    """Decoded-image caches of the test split (each cache folder's meta.json names its split)."""
+    return [meta for meta in cache.glob("*/meta.json") if json.loads(meta.read_text())["split"] == "novel"]
 
 
 @pytest.fixture(scope="module")
