@@ -9,12 +9,13 @@ USAGE_ERROR = 2
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors a user can cause: printed as one line, exit code 2."""
+    from clusters.errors import ClusterError
     from data.errors import DataError
     from evaluation.errors import EvaluationError
     from models.errors import ModelConfigError
     from sweep.errors import ExperimentError, SpecError, TrialConfigError
 
-    return (DataError, EvaluationError, ModelConfigError, SpecError, TrialConfigError, ExperimentError)
+    return (ClusterError, DataError, EvaluationError, ModelConfigError, SpecError, TrialConfigError, ExperimentError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,210 @@
+"""Submit a sweep to a Ray cluster through the Ray Jobs API, and follow, query or stop it.
+
+A submitted job runs `python -m sweep sweep run submitted_spec.yaml --storage S` on the head node. Its runtime_env
+`working_dir` is a staging copy of the project root with the spec copied in as `submitted_spec.yaml`, so `sweep`,
+`models`, `data`, `evaluation` import on every node as they are, and the spec travels with the code wherever it lives
+on the submitting machine. The copy holds the top-level files and the Python packages (directories with an
+__init__.py), without .venv, .git, runs, experiments, caches: a dataset kept under data/ (no __init__.py) stays home.
+Every request carries Ray's authentication token (token auth stays on): RAY_AUTH_TOKEN, else the file
+RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import re
+import secrets
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from clusters.errors import ClusterError
+from sweep.errors import SpecError
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+EXCLUDES = [".venv", ".git", "runs", "experiments", "__pycache__", "*.egg-info", ".pytest_cache", "build"]
+SPEC_NAME = "submitted_spec.yaml"
+TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "STOPPED")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobDetails, JobSubmissionClient
+
+
+def resolve_address(address: str | None) -> str:
+    """The Jobs API address: the one given, else $RAY_ADDRESS, else http://127.0.0.1:8265 (http:// if no scheme)."""
+    address = address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS
+    return address if "://" in address else f"http://{address}"
+
+
+def auth_token() -> str | None:
+    """Ray's authentication token in Ray's own order: RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    configured = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    path = Path(configured) if configured else Path.home() / ".ray" / "auth_token"
+    if configured and not path.is_file():
+        raise ClusterError(f"RAY_AUTH_TOKEN_PATH={configured}: no such token file")
+    if not path.is_file():
+        return None
+    return path.read_text().strip() or None
+
+
+def auth_headers() -> dict[str, str]:
+    """The Authorization header Ray's dashboard and Jobs API expect ({} when there is no token)."""
+    token = auth_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def connect(address: str | None = None) -> JobSubmissionClient:
+    """A JobSubmissionClient for the cluster at `address` that sends the token; ClusterError if it is not reachable."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    address = resolve_address(address)
+    try:
+        return JobSubmissionClient(address, headers=auth_headers())
+    except AuthenticationError as error:
+        reason = str(error).strip().splitlines()[0]
+        raise ClusterError(f"{address}: the cluster refused this machine's Ray token ({reason})") from None
+    except ConnectionError:
+        raise ClusterError(
+            f"{address}: no Ray dashboard answers there (start one with `negmargin cluster up --local`, "
+            "or open a tunnel to a remote cluster: docs/CLUSTERS.md)"
+        ) from None
+
+
+def project_root() -> Path:
+    """The directory that holds the top-level packages sweep, models, data, evaluation."""
+    return Path(__file__).resolve().parent.parent
+
+
+def stage_working_dir(spec_path: Path | None, destination: Path) -> Path:
+    """Copy the project root's packages and top-level files to `destination`, the spec as SPEC_NAME; return it."""
+    shutil.copytree(project_root(), destination, ignore=_not_shipped)
+    if spec_path is not None:
+        shutil.copyfile(spec_path, destination / SPEC_NAME)
+    return destination
+
+
+def _not_shipped(directory: str, names: list[str]) -> set[str]:
+    """copytree's filter: EXCLUDES, and every directory that is not a Python package (datasets under data/, docs/)."""
+    skipped = set(shutil.ignore_patterns(*EXCLUDES)(directory, names))
+    return skipped | {name for name in names if Path(directory, name).is_dir() and not Path(directory, name, "__init__.py").is_file()}
+
+
+def runtime_env(working_dir: Path) -> dict:
+    """The runtime_env of a submitted job: the staged project as working_dir, unbuffered output."""
+    return {"working_dir": str(working_dir), "excludes": EXCLUDES, "env_vars": {"PYTHONUNBUFFERED": "1"}}
+
+
+def check_submitted_storage(storage: str) -> None:
+    """A submitted sweep's storage must be a URI or an absolute path: it runs in a temporary directory on the head."""
+    if not _URI.match(storage) and not Path(storage).is_absolute():
+        raise SpecError(
+            f"storage_path: {storage!r} is relative, but a submitted sweep runs in a temporary directory on the head "
+            "node; give --storage an absolute path every node reaches (shared filesystem) or an s3:// / gs:// URI"
+        )
+
+
+def sweep_entrypoint(storage: str, name: str | None = None, promote: bool = True) -> str:
+    """The shell command the job runs on the head node."""
+    words = ["python", "-m", "sweep", "sweep", "run", SPEC_NAME, "--storage", storage]
+    words += ["--name", name] if name else []
+    words += [] if promote else ["--no-promote"]
+    return shlex.join(words)
+
+
+def submit(
+    entrypoint: str, address: str | None = None, spec_path: Path | None = None, submission_id: str | None = None
+) -> str:
+    """Submit `entrypoint` with the staged project (and spec) as working_dir; return the job id."""
+    client = connect(address)
+    with tempfile.TemporaryDirectory(prefix="negmargin-submit-") as staging:
+        working_dir = stage_working_dir(spec_path, Path(staging) / "project")
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env(working_dir), submission_id=submission_id)
+        except RuntimeError as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ClusterError(f"{client.get_address()}: the cluster refused the job ({reason})") from None
+
+
+def submit_sweep(
+    spec_argument: str, address: str | None = None, storage: str | None = None, name: str | None = None,
+    promote: bool = True,
+) -> str:
+    """Validate a spec here, then submit `sweep run` of it to the cluster; return the job id."""
+    from sweep import spec as spec_module
+
+    spec_path = spec_module.resolve(spec_argument)
+    spec = spec_module.load(spec_path)
+    storage = storage or spec.storage_path
+    check_submitted_storage(storage)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    job_id = f"negmargin-{name or spec.name}-{stamp}-{secrets.token_hex(2)}"
+    return submit(sweep_entrypoint(storage, name, promote), address, spec_path=spec_path, submission_id=job_id)
+
+
+def status(job_id: str, address: str | None = None) -> str:
+    """The job's status: PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
+    return str(_info(connect(address), job_id).status.value)
+
+
+def message(job_id: str, address: str | None = None) -> str:
+    """The job's status message ('' if none)."""
+    return _info(connect(address), job_id).message or ""
+
+
+def logs(job_id: str, address: str | None = None) -> str:
+    """Everything the job has printed so far."""
+    client = connect(address)
+    _info(client, job_id)
+    return client.get_job_logs(job_id)
+
+
+def follow(job_id: str, address: str | None = None, out: TextIO | None = None) -> str:
+    """Print the job's output as it comes (to `out`, default stdout) until the job ends; return its final status."""
+    out = out or sys.stdout
+    client = connect(address)
+    _info(client, job_id)
+
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            out.write(lines)
+            out.flush()
+
+    asyncio.run(tail())
+    return wait(job_id, address, timeout=60.0)
+
+
+def wait(job_id: str, address: str | None = None, timeout: float = 600.0, poll: float = 1.0) -> str:
+    """Poll until the job reaches a terminal status (or `timeout` seconds pass); return the last status seen."""
+    client = connect(address)
+    deadline = time.monotonic() + timeout
+    while True:
+        current = str(_info(client, job_id).status.value)
+        if current in TERMINAL_STATUSES or time.monotonic() > deadline:
+            return current
+        time.sleep(poll)
+
+
+def stop(job_id: str, address: str | None = None) -> bool:
+    """Ask the cluster to stop the job; False if it had already ended."""
+    client = connect(address)
+    _info(client, job_id)
+    return client.stop_job(job_id)
+
+
+def _info(client: JobSubmissionClient, job_id: str) -> JobDetails:
+    """The JobDetails of `job_id`; ClusterError naming it if the cluster has no such job."""
+    try:
+        return client.get_job_info(job_id)
+    except RuntimeError as error:
+        if "does not exist" in str(error) or "404" in str(error):
+            raise ClusterError(f"{client.get_address()}: no job {job_id!r} on this cluster") from None
+        raise
