@@ -54,14 +54,16 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def sample_crop_boxes(u_tries: torch.Tensor, u_position: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def sample_crop_boxes(u_tries: torch.Tensor, u_position: torch.Tensor, height: int, width: int,
+                      scale: tuple[float, float] = CROP_SCALE) -> torch.Tensor:
     """torchvision's RandomResizedCrop.get_params for a batch -> boxes float [B, 4] (top, left, h, w) in pixels.
 
-    u_tries [B, CROP_TRIES, 2] uniforms for (scale, log-ratio); u_position [B, 2] uniforms for (top, left).
+    u_tries [B, CROP_TRIES, 2] uniforms for (scale, log-ratio); u_position [B, 2] uniforms for (top, left);
+    `scale` the range of the crop's area fraction (published: 0.08–1).
     """
     area = height * width
     log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
-    target = area * (CROP_SCALE[0] + (CROP_SCALE[1] - CROP_SCALE[0]) * u_tries[..., 0])
+    target = area * (scale[0] + (scale[1] - scale[0]) * u_tries[..., 0])
     aspect = torch.exp(log_lo + (log_hi - log_lo) * u_tries[..., 1])
     w = torch.round(torch.sqrt(target * aspect))
     h = torch.round(torch.sqrt(target / aspect))
@@ -121,9 +123,14 @@ def jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
 class TrainAugment:
     """Training augmentation of a whole batch on `device`: uint8 [B, S, S, 3] -> float32 [B, 3, size, size]."""
 
-    def __init__(self, image_size: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, image_size: int, device: torch.device | str = "cpu",
+                 crop_scale: tuple[float, float] = CROP_SCALE, hflip: bool = True) -> None:
+        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
         self.image_size = image_size
         self.device = torch.device(device)
+        self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
+        self.hflip = hflip  # off for data whose mirror image is another class (glyphs)
 
     def __call__(self, images: torch.Tensor | np.ndarray, generator: torch.Generator) -> torch.Tensor:
         """Augment images uint8 [B, S, S, 3] (any device) with params drawn from `generator` -> [B, 3, size, size]."""
@@ -131,9 +138,9 @@ class TrainAugment:
         batch, height, width = images.shape[:3]
         u = torch.rand(batch, _DRAWS, generator=generator, device=generator.device).to(self.device)
         boxes = sample_crop_boxes(u[:, :2 * CROP_TRIES].reshape(batch, CROP_TRIES, 2),
-                                  u[:, 2 * CROP_TRIES:2 * CROP_TRIES + 2], height, width)
+                                  u[:, 2 * CROP_TRIES:2 * CROP_TRIES + 2], height, width, self.crop_scale)
         factors = 1 + JITTER * (2 * u[:, -4:-1] - 1)
-        flip = u[:, -1] < 0.5
+        flip = (u[:, -1] < 0.5) & self.hflip
         x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         x = crop_resize(x, boxes, flip, self.image_size).mul_(1 / 255)
         return normalize(jitter(x, factors))

@@ -65,6 +65,8 @@ def trial_config(spec: SweepSpec, params: dict[str, Any], experiment: Experiment
             "root": spec.dataset.root,
             "cache_dir": spec.dataset.cache,
             "image_size": spec.dataset.image_size,
+            "crop_scale": list(spec.dataset.crop_scale),
+            "hflip": spec.dataset.hflip,
         },
         "backbone": spec.backbone,
         "loss": head_loss(spec.loss, float(values["margin"])),

@@ -98,12 +98,25 @@ class SearchSpace(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """Which dataset, where it lives, where its decoded cache goes, and the model input size."""
+    """Which dataset, where it lives, where its decoded cache goes, the model input size and its augmentation.
+
+    crop_scale is RandomResizedCrop's area range (published 0.08–1); hflip turns random flips off for data whose
+    mirror image is another class (glyphs).
+    """
 
     name: str
     root: str | None = None
     cache: str | None = None
     image_size: int = Field(84, ge=8)
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    hflip: bool = True
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _crop_scale_range(cls, crop_scale: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise ValueError(f"must satisfy 0 < low <= high <= 1, got {list(crop_scale)}")
+        return crop_scale
 
 
 class Budget(_Strict):

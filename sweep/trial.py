@@ -87,7 +87,7 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
     optimizer = build_optimizer([*backbone.parameters(), *head.parameters()], config.lr, config.weight_decay, device)
     scheduler = build_scheduler(optimizer, iters_per_epoch, config.epochs, config.warmup_epochs, config.lr)
     generators = _Generators.seeded(config.seed, device)
-    augment = data.TrainAugment(ds.image_size, device)
+    augment = data.TrainAugment(ds.image_size, device, crop_scale=ds.crop_scale, hflip=ds.hflip)
 
     epoch, iteration, metrics = 0, 0, {}
     if checkpoint is not None:

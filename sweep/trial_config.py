@@ -2,7 +2,7 @@
 
 YAML layout (every key optional except dataset.name, backbone and loss; unknown keys are errors):
 
-    dataset: {name: glyphs, root: null, cache_dir: null, image_size: 84}
+    dataset: {name: glyphs, root: null, cache_dir: null, image_size: 84, crop_scale: [0.08, 1.0], hflip: true}
     backbone: resnet12
     loss: neg-cosine            # softmax | cosine | neg-softmax | neg-cosine
     margin: -0.02               # m; neg-* needs m <= 0, softmax takes none
@@ -52,6 +52,15 @@ class DatasetConfig(_Strict):
     root: str | None = None
     cache_dir: str | None = None
     image_size: int = Field(84, ge=8, le=1024)
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop's area range (published 0.08–1)
+    hflip: bool = True  # random horizontal flips (published); off where a mirror image is another class
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _crop_scale_range(cls, crop_scale: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise ValueError(f"must satisfy 0 < low <= high <= 1, got {list(crop_scale)}")
+        return crop_scale
 
 
 class ValidationConfig(_Strict):

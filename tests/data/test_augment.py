@@ -139,3 +139,19 @@ def test_rejects_bad_images() -> None:
         TrainAugment(84)(torch.zeros(2, 3, 97, 97), torch.Generator())
     with pytest.raises(ValueError, match="uint8 images"):
         eval_transform(np.zeros((2, 97, 97), dtype=np.uint8), 84)
+
+
+def test_crop_scale_and_hflip_options() -> None:
+    """hflip=False never mirrors; crop_scale bounds the crop's area fraction."""
+    from data.augment import TrainAugment
+
+    images = torch.zeros(64, 20, 20, 3, dtype=torch.uint8)
+    images[:, :, :10] = 255  # bright left half
+    generator = torch.Generator().manual_seed(0)
+    never = TrainAugment(16, crop_scale=(0.9, 1.0), hflip=False)(images, generator)
+    assert bool((never[..., :4].mean(dim=(1, 2, 3)) > never[..., -4:].mean(dim=(1, 2, 3))).all())
+    sometimes = TrainAugment(16, crop_scale=(0.9, 1.0))(images, generator)
+    mirrored = sometimes[..., :4].mean(dim=(1, 2, 3)) < sometimes[..., -4:].mean(dim=(1, 2, 3))
+    assert 10 < int(mirrored.sum()) < 54
+    with pytest.raises(ValueError, match="crop_scale"):
+        TrainAugment(16, crop_scale=(0.5, 1.5))
