@@ -62,7 +62,7 @@ def _register_jobs(sweep_subparsers: argparse._SubParsersAction) -> None:
 
 def _add_jobs_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help=f"the cluster's dashboard / Jobs API; default $RAY_ADDRESS, else {jobs.DEFAULT_ADDRESS} "
-                                          "(a remote cluster: through a tunnel, see docs/CLUSTERS.md)")
+                                          "(a remote cluster: through a tunnel, see README.md, Clusters)")
 
 
 def _non_negative(text: str) -> int:

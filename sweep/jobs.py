@@ -75,7 +75,7 @@ def connect(address: str | None = None) -> JobSubmissionClient:
     except ConnectionError:
         raise ClusterError(
             f"{address}: no Ray dashboard answers there (start one with `negmargin cluster up --local`, "
-            "or open a tunnel to a remote cluster: docs/CLUSTERS.md)"
+            "or open a tunnel to a remote cluster: README.md, Clusters)"
         ) from None
 
 
