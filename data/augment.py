@@ -120,16 +120,22 @@ def jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return torch.lerp(grey(x).expand_as(x), x, f[2]).clamp_(0, 1)
 
 
+def check_crop_scale(crop_scale: tuple[float, float]) -> tuple[float, float]:
+    """The (low, high) area range of RandomResizedCrop, checked: 0 < low <= high <= 1 (ValueError otherwise)."""
+    low, high = float(crop_scale[0]), float(crop_scale[1])
+    if not 0 < low <= high <= 1:
+        raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {[low, high]}")
+    return (low, high)
+
+
 class TrainAugment:
     """Training augmentation of a whole batch on `device`: uint8 [B, S, S, 3] -> float32 [B, 3, size, size]."""
 
     def __init__(self, image_size: int, device: torch.device | str = "cpu",
                  crop_scale: tuple[float, float] = CROP_SCALE, hflip: bool = True) -> None:
-        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
         self.image_size = image_size
         self.device = torch.device(device)
-        self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
+        self.crop_scale = check_crop_scale(crop_scale)
         self.hflip = hflip  # off for data whose mirror image is another class (glyphs)
 
     def __call__(self, images: torch.Tensor | np.ndarray, generator: torch.Generator) -> torch.Tensor:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from data.augment import check_crop_scale
 import models
 from sweep.errors import TrialConfigError
 
@@ -58,9 +59,7 @@ class DatasetConfig(_Strict):
     @field_validator("crop_scale")
     @classmethod
     def _crop_scale_range(cls, crop_scale: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
-            raise ValueError(f"must satisfy 0 < low <= high <= 1, got {list(crop_scale)}")
-        return crop_scale
+        return check_crop_scale(crop_scale)
 
 
 class ValidationConfig(_Strict):
