@@ -192,3 +192,21 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning_finished_trials(works
     records = load_trials(experiment)
     assert len(records) == 6 and all(record.status == "TERMINATED" for record in records)
     assert finished_trial.read_text() == rows_before  # the finished trial was not re-run
+
+
+def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, tmp_path):
+    experiment, _, _ = finished
+    spec = yaml.safe_load(experiment.spec_file.read_text())
+    original = experiment.spec_file.read_text()
+    spec["promotion"].update(top_k=1, extra_seeds=1)
+    experiment.spec_file.write_text(yaml.safe_dump(spec))
+    try:
+        promotion = promote.run(experiment, selections_path=tmp_path / "selections.yaml")
+    finally:
+        experiment.spec_file.write_text(original)
+    (trial,) = promotion["trials"]
+    for shot in ("1", "5"):
+        seeds = trial["seeds"][shot]
+        assert seeds["n"] == 2 and seeds["runs"][0] == trial["test"][shot]["mean"]
+        assert seeds["std"] >= 0 and min(seeds["runs"]) <= seeds["mean"] <= max(seeds["runs"])
+    assert (experiment.root / "seeds").is_dir()
