@@ -24,6 +24,7 @@ from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 CHECKPOINT_FILE = "checkpoint.pt"
+DIVERGED_MARKER = "diverged.txt"  # written beside a run (or a Tune trial) whose loss diverged
 TRAIN_SCALARS = ("train_loss", "train_acc", "lr", "images_per_s")
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from sweep import trial
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.reporters import RunDirReporter, last_checkpoint_path, load_checkpoint
+from sweep.reporters import DIVERGED_MARKER, RunDirReporter, last_checkpoint_path, load_checkpoint
 from sweep.trial_config import TrialConfig
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -76,7 +76,7 @@ def handle_train(args: argparse.Namespace) -> int:
         final = trial.run(config, reporter, checkpoint=checkpoint)
     except DivergenceError as error:  # a result of the configuration, not a bug: one line, exit status 1
         reporter.abort()
-        (out / "diverged.txt").write_text(f"{error}\n")
+        (out / DIVERGED_MARKER).write_text(f"{error}\n")
         print(f"negmargin train: {error}\n  checkpoints up to the last validation are in {out}", file=sys.stderr)
         return 1
     except BaseException:

@@ -16,10 +16,9 @@ from typing import Any
 from sweep import space
 from sweep.errors import DivergenceError, ExperimentError, SpecError
 from sweep.experiment import STUDY_NAME, TUNE_NAME, Experiment
+from sweep.reporters import CHECKPOINT_FILE, DIVERGED_MARKER
 from sweep.spec import SweepSpec
 
-CHECKPOINT_FILE = "checkpoint.pt"
-DIVERGED_MARKER = "diverged.txt"
 LOCALHOST = "127.0.0.1"
 
 
