@@ -15,6 +15,8 @@ from torch import nn
 from evaluation.errors import EvaluationError
 from evaluation.finetune import finetune_head
 
+CHECKPOINT_FILE = "checkpoint.pt"  # inside a checkpoint directory
+
 _SPEC_KEYS = {"backbone": str, "backbone_kwargs": dict, "loss": str, "image_size": int}
 
 
@@ -48,6 +50,8 @@ def load_backbone_from_checkpoint(path: str | Path, device: torch.device | str) 
     import models  # lazily: building a backbone is this function's job only
 
     path = Path(path)
+    if path.is_dir():  # a checkpoint directory (a run's checkpoints/best, a Tune checkpoint_XXXXXX)
+        path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise EvaluationError(f"checkpoint {path} does not exist")
     try:

@@ -23,7 +23,8 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
-CHECKPOINT_FILE = "checkpoint.pt"
+from evaluation.checkpoint import CHECKPOINT_FILE
+
 DIVERGED_MARKER = "diverged.txt"  # written beside a run (or a Tune trial) whose loss diverged
 TRAIN_SCALARS = ("train_loss", "train_acc", "lr", "images_per_s")
 

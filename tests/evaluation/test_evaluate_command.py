@@ -46,6 +46,14 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         assert torch.equal(backbone.state_dict()[key], value)
 
 
+def test_a_checkpoint_directory_is_read_through_its_checkpoint_file(tmp_path: Path) -> None:
+    (tmp_path / "best").mkdir()
+    saved = _write_checkpoint(tmp_path / "best" / "checkpoint.pt")
+    backbone, _, _ = load_backbone_from_checkpoint(tmp_path / "best", "cpu")
+    for key, value in saved.state_dict().items():
+        assert torch.equal(backbone.state_dict()[key], value)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
