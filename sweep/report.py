@@ -29,6 +29,7 @@ class Report:
     spec: SweepSpec
     trials: pd.DataFrame
     promoted: pd.DataFrame
+    records: list[TrialRecord]
 
 
 def _trial_row(record: TrialRecord, spec: SweepSpec) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def build(experiment: Experiment) -> Report:
     trials = pd.DataFrame([_trial_row(record, spec) for record in records])
     if not trials.empty:
         trials = trials.sort_values("objective", ascending=False, na_position="last").reset_index(drop=True)
-    return Report(experiment, spec, trials, pd.DataFrame(_promoted_rows(promote.load(experiment))))
+    return Report(experiment, spec, trials, pd.DataFrame(_promoted_rows(promote.load(experiment))), records)
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -143,7 +144,7 @@ def write_tensorboard(experiment: Experiment, report: Report | None = None) -> P
     from torch.utils.tensorboard import SummaryWriter
 
     report = report or build(experiment)
-    records = {record.trial_id: record for record in load_trials(experiment, report.spec)}
+    records = {record.trial_id: record for record in report.records}  # read once, by build()
     promoted = {row["trial"]: row for row in report.promoted.to_dict("records")}
     root = experiment.tensorboard_dir
     shutil.rmtree(root, ignore_errors=True)
