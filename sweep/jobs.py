@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -25,12 +24,12 @@ from typing import TYPE_CHECKING, TextIO
 
 from clusters.errors import ClusterError
 from sweep.errors import SpecError
+from sweep.storage_check import check_storage_path
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 EXCLUDES = [".venv", ".git", "runs", "experiments", "__pycache__", "*.egg-info", ".pytest_cache", "build"]
 SPEC_NAME = "submitted_spec.yaml"
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "STOPPED")
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 if TYPE_CHECKING:
     from ray.job_submission import JobDetails, JobSubmissionClient
@@ -104,11 +103,12 @@ def runtime_env(working_dir: Path) -> dict:
 
 
 def check_submitted_storage(storage: str) -> None:
-    """A submitted sweep's storage must be a URI or an absolute path: it runs in a temporary directory on the head."""
-    if not _URI.match(storage) and not Path(storage).is_absolute():
+    """A submitted sweep's storage must be an absolute filesystem path: it runs in a temporary directory on the head."""
+    check_storage_path(storage)
+    if not Path(storage).is_absolute():
         raise SpecError(
             f"storage_path: {storage!r} is relative, but a submitted sweep runs in a temporary directory on the head "
-            "node; give --storage an absolute path every node reaches (shared filesystem) or an s3:// / gs:// URI"
+            "node; give --storage an absolute path every node reaches (a shared filesystem such as NFS)"
         )
 
 

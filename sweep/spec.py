@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from data.augment import check_crop_scale
 from sweep.errors import SpecError
+from sweep.storage_check import storage_uri_problem
 
 OBJECTIVES = ("val_acc_1shot", "val_acc_5shot", "val_acc_mean")
 SEARCHED_PARAMETERS = ("margin", "scale", "weight_decay", "drop_rate", "dropblock_size")
@@ -206,6 +207,14 @@ class SweepSpec(_Strict):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
         return loss
+
+    @field_validator("storage_path")
+    @classmethod
+    def _filesystem_storage(cls, storage_path: str) -> str:
+        problem = storage_uri_problem(storage_path)
+        if problem:
+            raise ValueError(problem)
+        return storage_path
 
     @field_validator("shots")
     @classmethod

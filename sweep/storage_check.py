@@ -1,12 +1,15 @@
-"""Fail a multi-node sweep at once when its storage_path is a disk that only one node sees.
+"""Fail a sweep at once when its storage_path cannot hold experiments, or is a disk that only one node sees.
+
+An experiment is a directory written with ordinary file I/O (spec, episode sets, the SQLite Optuna study, Tune's
+results and checkpoints, the report), so storage_path is a filesystem path, never a URI (s3://, gs://, file://):
+`check_storage_path` refuses those before any cluster work.
 
 Ray Tune writes every trial's results and checkpoints to storage_path from the node the trial runs on, and a trial
 retried after a node failure reads its last checkpoint from there on another node. So on a cluster of several nodes
 the path must be reachable from every node:
-- a URI (s3://, gs://, abfs://, …) is, through pyarrow's filesystems (file:// is a local path);
-- a local path is when it lies on a network filesystem (per /proc/mounts: NFS, SMB/CIFS, Lustre, GPFS, BeeGFS,
+- a path is when it lies on a network filesystem (per /proc/mounts: NFS, SMB/CIFS, Lustre, GPFS, BeeGFS,
   CephFS, GlusterFS, or a FUSE mount such as s3fs / gcsfuse / EFS utils);
-- a local path also is when every alive node runs on this very machine: the multi-node test clusters started by
+- a path also is when every alive node runs on this very machine: the multi-node test clusters started by
   clusters/local (several raylets on one host) share this machine's disk, so a node-local path is shared there.
   "This machine" means each alive node's NodeManagerHostname is this host's name and its NodeManagerAddress is an
   address this machine owns (a socket binds to it; an address of another machine or container cannot be bound here).
@@ -22,15 +25,30 @@ from sweep.errors import SpecError
 
 MOUNTS_FILE = "/proc/mounts"
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs")
-_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def storage_uri_problem(storage_path: str) -> str | None:
+    """Why `storage_path` cannot hold experiments when it is a URI; None for a filesystem path."""
+    if _URI.match(storage_path) is None:
+        return None
+    return (
+        f"{storage_path!r} is a URI, but an experiment is a directory written with file I/O (its Optuna study is "
+        "SQLite): give a filesystem path, on a cluster one that every node mounts (NFS, EFS, Filestore)"
+    )
+
+
+def check_storage_path(storage_path: str, key: str = "storage_path") -> str:
+    """`storage_path` itself if it is a filesystem path; SpecError naming `key` for a URI."""
+    problem = storage_uri_problem(storage_path)
+    if problem:
+        raise SpecError(f"{key}: {problem}")
+    return storage_path
 
 
 def check_storage_reachable(storage_path: str, nodes: list[dict]) -> None:
-    """Raise SpecError if `storage_path` is node-local while several alive nodes (`ray.nodes()`) must reach it."""
-    uri = _URI.match(storage_path)
-    if uri and uri.group(1).lower() != "file":
-        return
-    local_path = storage_path[len("file://"):] if uri else storage_path
+    """Raise SpecError if `storage_path` is a URI, or node-local while several alive nodes (`ray.nodes()`) must reach it."""
+    local_path = check_storage_path(storage_path)
     alive = [node for node in nodes if node.get("Alive", node.get("alive", False))]
     if len(alive) <= 1:
         return
@@ -41,7 +59,7 @@ def check_storage_reachable(storage_path: str, nodes: list[dict]) -> None:
     raise SpecError(
         f"storage_path: {storage_path!r} is on a node-local {fs_type} disk, but the cluster has {len(alive)} alive nodes "
         f"on {len(hosts)} machines ({', '.join(hosts)}); trials on other nodes could not write or resume from it: use "
-        "a shared filesystem path (NFS/EFS/Filestore mounted on every node) or an s3:// / gs:// URI"
+        "a shared filesystem path (NFS/EFS/Filestore mounted on every node)"
     )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sweep import experiment as experiments
 from sweep import spec as spec_module
+from sweep.storage_check import check_storage_path
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +78,8 @@ def run_command(args: argparse.Namespace) -> int:
     from sweep import tuner
 
     spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
+    if args.storage:
+        check_storage_path(args.storage, key="--storage")
     if args.address:
         tuner.validate_address(args.address)
     tuner.check_dataset(spec)

@@ -1,4 +1,5 @@
-"""A multi-node sweep refuses storage only one node can reach; URIs, network filesystems and one-host clusters pass."""
+"""A sweep refuses URIs as storage, and a multi-node sweep storage only one node can reach; network filesystems and
+one-host clusters pass."""
 import socket
 
 import pytest
@@ -44,9 +45,11 @@ def test_filesystem_type_takes_the_longest_mount_prefix_of_the_nearest_existing_
     assert filesystem_type(root / "home/user/experiments") == "ext4"
 
 
-@pytest.mark.parametrize("path", ["s3://bucket/experiments", "gs://bucket/x", "abfs://container@account/x"])
-def test_uris_are_reachable_from_every_node(path, root):
-    check_storage_reachable(path, REMOTE_NODES)
+@pytest.mark.parametrize("path", ["s3://bucket/experiments", "gs://bucket/x", "abfs://container@account/x", "file:///x"])
+def test_uris_are_refused_as_experiment_storage(path, root):
+    with pytest.raises(SpecError) as error:
+        check_storage_reachable(path, REMOTE_NODES)
+    assert str(error.value).startswith(f"storage_path: {path!r} is a URI, but") and "filesystem path" in str(error.value)
 
 
 @pytest.mark.parametrize("path", ["shared/experiments", "gcs/experiments", "smb share/e"])
@@ -54,7 +57,7 @@ def test_network_filesystems_pass_on_a_multi_machine_cluster(path, root):
     check_storage_reachable(str(root / path), REMOTE_NODES)
 
 
-@pytest.mark.parametrize("path", ["{root}/home/user/experiments", "{root}/shared/local/experiments", "file://{root}/home/x"])
+@pytest.mark.parametrize("path", ["{root}/home/user/experiments", "{root}/shared/local/experiments"])
 def test_a_node_local_path_on_a_multi_machine_cluster_fails_naming_the_key_and_the_hosts(path, root):
     with pytest.raises(SpecError) as error:
         check_storage_reachable(path.format(root=root), REMOTE_NODES)

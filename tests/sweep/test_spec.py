@@ -60,6 +60,7 @@ def test_default_preset_is_the_cpu_glyph_sweep():
         (lambda d: d["resources"].update(gpu=1.5), "resources.gpu"),
         (lambda d: d.update(loss="neg-softmax"), "search.margin: neg-softmax takes m <= 0"),
         (lambda d: d.update(points_to_evaluate=[{"margin": 0.9}]), "points_to_evaluate[0].margin"),
+        (lambda d: d.update(storage_path="gs://bucket/experiments"), "storage_path: 'gs://bucket/experiments' is a URI"),
     ],
 )
 def test_spec_errors_name_the_key(edit, key_in_message):
@@ -116,3 +117,7 @@ def test_cli_missing_spec_file_and_bad_address_exit_2(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert address.returncode == 2 and "--address" in address.stderr
     assert not (tmp_path / "s").exists()
+    uri = subprocess.run([sys.executable, "-m", "sweep", "sweep", "run", "--storage", "s3://bucket/experiments"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert uri.returncode == 2 and uri.stderr.startswith("negmargin: error: --storage: 's3://bucket/experiments' is a URI, but")
+    assert len(uri.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
