@@ -6,7 +6,6 @@ Every section rejects unknown keys; a validation problem becomes one `SpecError`
 from __future__ import annotations
 
 import math
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data.augment import check_crop_scale
+from sweep.config_errors import describe_validation_error
 from sweep.errors import SpecError
 from sweep.storage_check import storage_uri_problem
 
@@ -257,22 +257,6 @@ class SweepSpec(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _describe(error: ValidationError) -> str:
-    """One line for the first problem: `budget.grace_period: 99 exceeds max_epochs 6`."""
-    first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    elif re.match(r"^[A-Za-z_][\w.\[\]]*: ", message):  # a section's validator names the key inside the section
-        location = f"{location}.{message}" if location else message
-        message = ""
-    extra = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{location}: {message}{extra}" if message else f"{location}{extra}"
-
-
 def parse(data: Any, source: str = "spec") -> SweepSpec:
     """Validate a spec given as a dict; raise SpecError naming the key and the reason."""
     if not isinstance(data, dict):
@@ -280,7 +264,7 @@ def parse(data: Any, source: str = "spec") -> SweepSpec:
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as error:
-        raise SpecError(f"{source}: {_describe(error)}") from None
+        raise SpecError(f"{source}: {describe_validation_error(error)}") from None
     _check_numbers_finite(spec, source)
     return spec
 

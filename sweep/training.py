@@ -47,9 +47,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrialConfigError(f"key 'device': {name!r} asked for, but no CUDA device is available")
+        raise TrialConfigError(f"device: {name!r} asked for, but no CUDA device is available")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise TrialConfigError(f"key 'device': {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+        raise TrialConfigError(f"device: {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
     return device
 
 

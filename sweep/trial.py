@@ -244,7 +244,7 @@ def restore(
     rng = checkpoint["rng_state"]
     if rng["device_type"] != device.type:
         raise TrialConfigError(
-            f"key 'device': checkpoint was written on {rng['device_type']}, resuming on {device.type} "
+            f"device: checkpoint was written on {rng['device_type']}, resuming on {device.type} "
             "cannot continue it exactly; resume on the same device type"
         )
     backbone.load_state_dict(checkpoint["backbone_state"])

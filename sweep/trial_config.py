@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from data.augment import check_crop_scale
 import models
+from sweep.config_errors import describe_validation_error
 from sweep.errors import TrialConfigError
 
 Loss = Literal["softmax", "cosine", "neg-softmax", "neg-cosine"]
@@ -121,13 +122,13 @@ class TrialConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> TrialConfig:
         if self.warmup_epochs > self.epochs:
-            raise ValueError(f"key 'warmup_epochs': {self.warmup_epochs} exceeds epochs ({self.epochs})")
+            raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs ({self.epochs})")
         if self.scale is None:
             self.scale = published_scale(self.loss, self.backbone)
         try:  # the head's own rules (neg-* with m > 0, softmax with a margin, ...)
             models.build_head(self.loss, 2, 2, self.scale, self.margin)
         except models.ModelConfigError as err:
-            raise ValueError(f"key 'margin': {err}") from None
+            raise ValueError(f"margin: {err}") from None
         return self
 
     @property
@@ -192,15 +193,3 @@ def merge_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
             node[leaf] = copy.deepcopy(value)
     return merged
 
-
-def describe_validation_error(err: ValidationError) -> str:
-    """One line naming the first offending key and the reason."""
-    first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "extra_forbidden":
-        return f"unknown key {key!r}"
-    if first["type"] == "missing":
-        return f"missing key {key!r}"
-    message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"key {key!r}: {message}{more}" if key else f"{message}{more}"

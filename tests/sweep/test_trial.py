@@ -190,18 +190,18 @@ BASE = {"dataset": {"name": "glyphs"}, "backbone": "conv4", "loss": "neg-cosine"
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"epochz": 3}, "unknown key 'epochz'"),
-        ({"validation.shot": 1}, "unknown key 'validation.shot'"),
-        ({"loss": "arcface"}, "key 'loss'"),
-        ({"margin": 0.1}, "key 'margin'.*needs margin <= 0"),
-        ({"loss": "softmax", "margin": -0.1}, "key 'margin'.*takes no margin"),
-        ({"device": "tpu"}, "key 'device'"),
-        ({"device": "cuda:first"}, "key 'device'"),
-        ({"backbone": "vgg16"}, "key 'backbone'.*unknown backbone"),
-        ({"warmup_epochs": 500, "epochs": 10}, "key 'warmup_epochs'"),
-        ({"validation.shots": [1, 1]}, "key 'validation.shots'"),
-        ({"lr": float("nan")}, "key 'lr'"),
-        ({"dataset": None}, "key 'dataset'"),
+        ({"epochz": 3}, "^trial config: epochz: unknown key$"),
+        ({"validation.shot": 1}, "validation.shot: unknown key"),
+        ({"loss": "arcface"}, "loss: "),
+        ({"margin": 0.1}, "margin: .*needs margin <= 0"),
+        ({"loss": "softmax", "margin": -0.1}, "margin: .*takes no margin"),
+        ({"device": "tpu"}, "device: device must be"),
+        ({"device": "cuda:first"}, "device: "),
+        ({"backbone": "vgg16"}, "backbone: unknown backbone"),
+        ({"warmup_epochs": 500, "epochs": 10}, "warmup_epochs: 500 exceeds epochs \\(10\\)"),
+        ({"validation.shots": [1, 1]}, "validation.shots: "),
+        ({"lr": float("nan")}, "lr: "),
+        ({"dataset": None}, "dataset: "),
     ],
 )
 def test_config_errors_name_the_key(overrides, message):
@@ -229,7 +229,7 @@ def test_config_from_yaml_with_published_defaults_and_dotted_overrides(tmp_path)
 def test_cuda_without_a_gpu_is_a_config_error(dataset_root):
     root, cache = dataset_root
     config = TrialConfig.from_dict(tiny_config(root, cache), {"device": "cuda"})
-    with pytest.raises(TrialConfigError, match="key 'device'.*no CUDA device"):
+    with pytest.raises(TrialConfigError, match="device: .*no CUDA device"):
         trial.run(config, ListReporter())
 
 
