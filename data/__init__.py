@@ -1,13 +1,26 @@
-"""Datasets, the decode-once uint8 image cache, batched augmentation and fixed episode sets."""
-from data.augment import TrainAugment, eval_resize_size, eval_transform
-from data.cache import CachedSplit, default_cache_dir, load_split, prepare_split, stored_size
-from data.datasets import build_dataset, list_datasets
-from data.episodes import EpisodeSet
-from data.errors import DataError
-from data.readers.base import ArrayImageDataset, FileImageDataset, ImageDataset, LazyArrayDataset
+"""Datasets, the decode-once uint8 image cache, batched augmentation and fixed episode sets.
 
-__all__ = [
-    "ArrayImageDataset", "CachedSplit", "DataError", "EpisodeSet", "FileImageDataset", "ImageDataset",
-    "LazyArrayDataset", "TrainAugment", "build_dataset", "default_cache_dir", "eval_resize_size", "eval_transform",
-    "list_datasets", "load_split", "prepare_split", "stored_size",
-]
+The names below are imported from their submodules on first use (PEP 562), so that the torch-free parts (readers,
+cache, dataset names) load without torch: the `negmargin` parser and `negmargin data prepare` need only those.
+No exported name is also a submodule name (a test checks), so an imported submodule never shadows an export.
+"""
+import importlib
+
+_EXPORTS = {
+    "TrainAugment": "data.augment", "eval_resize_size": "data.augment", "eval_transform": "data.augment",
+    "CachedSplit": "data.cache", "default_cache_dir": "data.cache", "load_split": "data.cache",
+    "prepare_split": "data.cache", "stored_size": "data.cache",
+    "build_dataset": "data.datasets", "list_datasets": "data.datasets",
+    "EpisodeSet": "data.episodes",
+    "DataError": "data.errors",
+    "ArrayImageDataset": "data.readers.base", "FileImageDataset": "data.readers.base",
+    "ImageDataset": "data.readers.base", "LazyArrayDataset": "data.readers.base",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """The exported `name`, imported from its submodule on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -7,22 +7,22 @@ import sys
 USAGE_ERROR = 2
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors a user can cause: printed as one line, exit code 2."""
-    from clusters.errors import ClusterError
-    from data.errors import DataError
-    from evaluation.errors import EvaluationError
-    from models.errors import ModelConfigError
-    from sweep.errors import ExperimentError, SpecError, TrialConfigError
+USER_ERRORS = (
+    ("clusters.errors", "ClusterError"), ("data.errors", "DataError"), ("evaluation.errors", "EvaluationError"),
+    ("models.errors", "ModelConfigError"), ("sweep.errors", "SpecError"), ("sweep.errors", "TrialConfigError"),
+    ("sweep.errors", "ExperimentError"),
+)
 
-    return (ClusterError, DataError, EvaluationError, ModelConfigError, SpecError, TrialConfigError, ExperimentError)
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user can cause (printed as one line, exit code 2), among the modules loaded: a class that was never
+    imported cannot have been raised, and importing models.errors would load torch just to print a message."""
+    return tuple(getattr(sys.modules[module], name) for module, name in USER_ERRORS if module in sys.modules)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    from data import commands as data_commands
-    from evaluation import commands as evaluation_commands
-    from sweep import cluster_commands, sweep_commands, train_command
+    from sweep import cluster_commands, data_command, evaluate_command, sweep_commands, train_command
 
     parser = argparse.ArgumentParser(
         prog="negmargin",
@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_commands.register(sweep_commands_parsers)
     cluster_commands.register(commands, sweep_commands_parsers)
     train_command.register(commands)
-    evaluation_commands.register(commands)
-    data_commands.register(commands)
+    evaluate_command.register(commands)
+    data_command.register(commands)
     return parser
 
 

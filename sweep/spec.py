@@ -13,7 +13,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data.augment import check_crop_scale
 from sweep.config_errors import describe_validation_error
 from sweep.errors import SpecError
 from sweep.storage_check import storage_uri_problem
@@ -116,6 +115,8 @@ class DatasetSpec(_Strict):
     @field_validator("crop_scale")
     @classmethod
     def _crop_scale_range(cls, crop_scale: tuple[float, float]) -> tuple[float, float]:
+        from data.augment import check_crop_scale
+
         return check_crop_scale(crop_scale)
 
 

@@ -75,11 +75,11 @@ def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Pa
 
 def run_command(args: argparse.Namespace) -> int:
     """Validate the spec and the dataset, make the experiment directory, run the trials, promote, report."""
-    from sweep import tuner
-
-    spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
     if args.storage:
         check_storage_path(args.storage, key="--storage")
+    spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
+    from sweep import tuner  # Ray and torch load once the spec is known to be good
+
     if args.address:
         tuner.validate_address(args.address)
     tuner.check_dataset(spec)

@@ -7,13 +7,14 @@ import secrets
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from sweep import trial
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.reporters import DIVERGED_MARKER, RunDirReporter, last_checkpoint_path, load_checkpoint
-from sweep.trial_config import TrialConfig
+
+if TYPE_CHECKING:  # torch-heavy: imported where a run needs them, so the CLI's parser stays light
+    from sweep.trial_config import TrialConfig
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -43,6 +44,8 @@ def default_out_dir(config: TrialConfig, runs_dir: Path = DEFAULT_RUNS_DIR) -> P
 
 def prepare_out_dir(out: Path | None, config: TrialConfig, resume: bool) -> tuple[Path, dict | None]:
     """The run directory and, with --resume, its last checkpoint; refuses to reuse a non-empty directory otherwise."""
+    from sweep.reporters import last_checkpoint_path, load_checkpoint
+
     if resume:
         if out is None:
             raise TrialConfigError("--resume needs --out DIR (the run directory to continue)")
@@ -62,6 +65,10 @@ def prepare_out_dir(out: Path | None, config: TrialConfig, resume: bool) -> tupl
 
 def handle_train(args: argparse.Namespace) -> int:
     """Run the trial of args.config into its run directory; prints where TensorBoard finds it."""
+    from sweep import trial
+    from sweep.reporters import DIVERGED_MARKER, RunDirReporter
+    from sweep.trial_config import TrialConfig
+
     config = TrialConfig.from_yaml(args.config)
     out, checkpoint = prepare_out_dir(args.out, config, args.resume)
     if checkpoint is None:

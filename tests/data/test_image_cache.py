@@ -9,7 +9,7 @@ import pytest
 
 import data.cache as cache
 from data import DataError, build_dataset, load_split, stored_size
-from data.commands import register
+from sweep.data_command import register
 
 
 def _entries(folder: Path) -> list[str]:

@@ -11,7 +11,8 @@ import torch
 import data
 import models
 from evaluation import EvaluationError
-from evaluation.commands import load_backbone_from_checkpoint, register
+from evaluation.checkpoint import load_backbone_from_checkpoint
+from sweep.evaluate_command import register
 
 
 def _parser() -> argparse.ArgumentParser:

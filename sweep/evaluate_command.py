@@ -3,22 +3,24 @@
 The checkpoint format is described in evaluation/checkpoint.py.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from evaluation.checkpoint import load_backbone_from_checkpoint
-from evaluation.episodes import evaluate
-from evaluation.errors import EvaluationError
-from evaluation.features import extract_features
-from evaluation.stats import mean_ci95
+if TYPE_CHECKING:
+    import torch
 
 
 def _device(name: str) -> torch.device:
     """torch.device of a --device value ("auto": CUDA when available, else CPU)."""
+    import torch
+
+    from evaluation.errors import EvaluationError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -38,7 +40,11 @@ def _table(rows: list[dict]) -> str:
 
 def handler(args: argparse.Namespace) -> int:
     """Run `negmargin evaluate`: print the table (and write JSON); exit status 0."""
-    import data  # lazily: the data package is needed by this command only
+    import data  # the command's dependencies (torch) load here, not when the CLI builds its parser
+    from evaluation.checkpoint import load_backbone_from_checkpoint
+    from evaluation.episodes import evaluate
+    from evaluation.features import extract_features
+    from evaluation.stats import mean_ci95
 
     device = _device(args.device)
     backbone, head, image_size = load_backbone_from_checkpoint(args.checkpoint, device)
