@@ -47,12 +47,12 @@ def check_storage_path(storage_path: str, key: str = "storage_path") -> str:
 
 
 def check_storage_reachable(storage_path: str, nodes: list[dict]) -> None:
-    """Raise SpecError if `storage_path` is a URI, or node-local while several alive nodes (`ray.nodes()`) must reach it."""
-    local_path = check_storage_path(storage_path)
+    """Raise SpecError if the directory `storage_path` is node-local while several alive nodes (`ray.nodes()`) must
+    reach it. URIs never get here: the spec and --storage are checked by `check_storage_path` first."""
     alive = [node for node in nodes if node.get("Alive", node.get("alive", False))]
     if len(alive) <= 1:
         return
-    fs_type = filesystem_type(local_path)
+    fs_type = filesystem_type(storage_path)
     if is_network_filesystem(fs_type) or all(_is_this_machine(node) for node in alive):
         return
     hosts = sorted({str(node.get("NodeManagerHostname") or node.get("NodeManagerAddress")) for node in alive})

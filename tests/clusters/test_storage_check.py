@@ -6,7 +6,7 @@ import pytest
 
 from sweep import storage_check
 from sweep.errors import SpecError
-from sweep.storage_check import check_storage_reachable, filesystem_type
+from sweep.storage_check import check_storage_path, check_storage_reachable, filesystem_type
 
 MOUNTS = """\
 /dev/vda / ext4 rw,relatime 0 0
@@ -46,9 +46,9 @@ def test_filesystem_type_takes_the_longest_mount_prefix_of_the_nearest_existing_
 
 
 @pytest.mark.parametrize("path", ["s3://bucket/experiments", "gs://bucket/x", "abfs://container@account/x", "file:///x"])
-def test_uris_are_refused_as_experiment_storage(path, root):
+def test_uris_are_refused_as_experiment_storage(path):
     with pytest.raises(SpecError) as error:
-        check_storage_reachable(path, REMOTE_NODES)
+        check_storage_path(path)
     assert str(error.value).startswith(f"storage_path: {path!r} is a URI, but") and "filesystem path" in str(error.value)
 
 
