@@ -17,8 +17,9 @@ import torch
 from evaluation import FinetuneSettings, episode_seeds, finetune_seeded, reference_finetune
 
 
-def class_structured_episodes(n_episodes: int, n_way: int, n_shot: int, n_query: int, dim: int, separation: float,
-                              seed: int) -> tuple[torch.Tensor, ...]:
+def class_structured_episodes(
+    n_episodes: int, n_way: int, n_shot: int, n_query: int, dim: int, separation: float, seed: int
+) -> tuple[torch.Tensor, ...]:
     """support [E, way·shot, D], labels, query [E, way·query, D], labels: per-episode class means + unit noise."""
     g = torch.Generator().manual_seed(seed)
     means = separation * torch.randn(n_episodes, n_way, 1, dim, generator=g) / dim**0.5
@@ -34,8 +35,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_batched(episodes: tuple[torch.Tensor, ...], seeds: torch.Tensor, settings: FinetuneSettings,
-                 device: torch.device) -> tuple[float, torch.Tensor]:
+def time_batched(
+    episodes: tuple[torch.Tensor, ...], seeds: torch.Tensor, settings: FinetuneSettings, device: torch.device
+) -> tuple[float, torch.Tensor]:
     """(seconds, accuracy [E]) of finetune_seeded on all episodes, inputs already on `device`."""
     _synchronize(device)
     started = time.perf_counter()
@@ -44,16 +46,23 @@ def time_batched(episodes: tuple[torch.Tensor, ...], seeds: torch.Tensor, settin
     return time.perf_counter() - started, acc
 
 
-def time_loop(episodes: tuple[torch.Tensor, ...], seeds: torch.Tensor, settings: FinetuneSettings, n_way: int,
-              count: int, device: torch.device) -> tuple[float, torch.Tensor]:
+def time_loop(
+    episodes: tuple[torch.Tensor, ...],
+    seeds: torch.Tensor,
+    settings: FinetuneSettings,
+    n_way: int,
+    count: int,
+    device: torch.device,
+) -> tuple[float, torch.Tensor]:
     """(seconds, accuracy [count]) of the published per-episode loop on the first `count` episodes."""
     support, support_labels, query, query_labels = episodes
     accs = []
     _synchronize(device)
     started = time.perf_counter()
     for e in range(count):
-        _, _, acc = reference_finetune(support[e], support_labels[e], query[e], query_labels[e], int(seeds[e]),
-                                       settings, n_way)
+        _, _, acc = reference_finetune(
+            support[e], support_labels[e], query[e], query_labels[e], int(seeds[e]), settings, n_way
+        )
         accs.append(acc)
     _synchronize(device)
     return time.perf_counter() - started, torch.tensor(accs, dtype=torch.float64)
@@ -89,8 +98,9 @@ def main() -> None:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
 
     settings = FinetuneSettings(similarity=args.similarity)
-    episodes = class_structured_episodes(args.episodes, args.way, args.shot, args.queries, args.dim,
-                                         args.separation, seed=0)
+    episodes = class_structured_episodes(
+        args.episodes, args.way, args.shot, args.queries, args.dim, args.separation, seed=0
+    )
     episodes = tuple(t.to(device) for t in episodes)
     seeds = episode_seeds(args.episodes, torch.Generator().manual_seed(0))
     warm = FinetuneSettings(similarity=args.similarity, epochs=1)  # imports (torch.optim pulls in dynamo), kernels
@@ -103,20 +113,33 @@ def main() -> None:
     loop_all_s = loop_s * args.episodes / loop_count
     agree = int((batched_acc[:loop_count] == loop_acc).sum())
 
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"{_cpu_model()}, {torch.get_num_threads()} threads")
-    print(f"episode fine-tuning, {args.way}-way {args.shot}-shot {args.queries}-query, D={args.dim}, "
-          f"{args.similarity} head, {settings.epochs} epochs x batch {settings.batch_size}; "
-          f"{datetime.date.today()} on {device.type} ({where}), torch {torch.__version__}")
-    print(f"{'method':<30} {'episodes timed':>14} {'seconds':>9} {'s/episode':>10} {'600-ep. s':>10} "
-          f"{'acc (subset)':>13} {'acc (all)':>10}")
-    print(f"{'per-episode loop (published)':<30} {loop_count:>14} {loop_s:>9.2f} {loop_s / loop_count:>10.4f} "
-          f"{loop_all_s * 600 / args.episodes:>10.1f} {100 * loop_acc.mean():>12.2f}% {'-':>10}")
-    print(f"{'finetune_episodes (batched)':<30} {args.episodes:>14} {batched_s:>9.2f} "
-          f"{batched_s / args.episodes:>10.4f} {batched_s * 600 / args.episodes:>10.1f} "
-          f"{100 * batched_acc[:loop_count].mean():>12.2f}% {100 * batched_acc.mean():>9.2f}%")
-    print(f"speed-up: {loop_all_s / batched_s:.0f}x; per-episode accuracies identical on {agree}/{loop_count} "
-          f"subset episodes (max |diff| {float((batched_acc[:loop_count] - loop_acc).abs().max()):.4f})")
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (f"{_cpu_model()}, {torch.get_num_threads()} threads")
+    )
+    print(
+        f"episode fine-tuning, {args.way}-way {args.shot}-shot {args.queries}-query, D={args.dim}, "
+        f"{args.similarity} head, {settings.epochs} epochs x batch {settings.batch_size}; "
+        f"{datetime.date.today()} on {device.type} ({where}), torch {torch.__version__}"
+    )
+    print(
+        f"{'method':<30} {'episodes timed':>14} {'seconds':>9} {'s/episode':>10} {'600-ep. s':>10} "
+        f"{'acc (subset)':>13} {'acc (all)':>10}"
+    )
+    print(
+        f"{'per-episode loop (published)':<30} {loop_count:>14} {loop_s:>9.2f} {loop_s / loop_count:>10.4f} "
+        f"{loop_all_s * 600 / args.episodes:>10.1f} {100 * loop_acc.mean():>12.2f}% {'-':>10}"
+    )
+    print(
+        f"{'finetune_episodes (batched)':<30} {args.episodes:>14} {batched_s:>9.2f} "
+        f"{batched_s / args.episodes:>10.4f} {batched_s * 600 / args.episodes:>10.1f} "
+        f"{100 * batched_acc[:loop_count].mean():>12.2f}% {100 * batched_acc.mean():>9.2f}%"
+    )
+    print(
+        f"speed-up: {loop_all_s / batched_s:.0f}x; per-episode accuracies identical on {agree}/{loop_count} "
+        f"subset episodes (max |diff| {float((batched_acc[:loop_count] - loop_acc).abs().max()):.4f})"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,12 @@ def conv4() -> nn.Sequential:
     """4 x [conv3x3(64), BN, ReLU, maxpool 2] + flatten: [B, 3, 32, 32] -> [B, 256]."""
     layers: list[nn.Module] = []
     for i in range(4):
-        layers += [nn.Conv2d(3 if i == 0 else 64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                   nn.MaxPool2d(2)]
+        layers += [
+            nn.Conv2d(3 if i == 0 else 64, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
     return nn.Sequential(*layers, nn.Flatten())
 
 
@@ -72,7 +76,7 @@ def random_translate(batch: torch.Tensor, generator: torch.Generator) -> torch.T
     size = batch.shape[-1]
     padded = F.pad(batch, (PAD, PAD, PAD, PAD))
     offsets = torch.randint(0, 2 * PAD + 1, (len(batch), 2), generator=generator)
-    shifted = [padded[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(offsets.tolist())]
+    shifted = [padded[i, :, y : y + size, x : x + size] for i, (y, x) in enumerate(offsets.tolist())]
     return torch.stack(shifted).contiguous(memory_format=torch.channels_last)
 
 
@@ -88,7 +92,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, args: argparse.Namespace) 
         total, correct, loss_sum, start = 0, 0, 0.0, time.time()
         backbone.train()
         for begin in range(0, len(order), args.batch_size):
-            index = order[begin:begin + args.batch_size]
+            index = order[begin : begin + args.batch_size]
             batch, target = random_translate(images[index], generator), labels[index]
             logits = head(backbone(batch), target)
             loss = F.cross_entropy(logits, target)
@@ -98,8 +102,11 @@ def train(images: torch.Tensor, labels: torch.Tensor, args: argparse.Namespace) 
             loss_sum += float(loss.detach()) * len(index)
             correct += int((logits.argmax(1) == target).sum())
             total += len(index)
-        print(f"epoch {epoch + 1}: loss {loss_sum / total:.3f} train acc {100 * correct / total:.1f}% "
-              f"({time.time() - start:.0f}s)", flush=True)
+        print(
+            f"epoch {epoch + 1}: loss {loss_sum / total:.3f} train acc {100 * correct / total:.1f}% "
+            f"({time.time() - start:.0f}s)",
+            flush=True,
+        )
     return backbone
 
 
@@ -110,8 +117,7 @@ def extract(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.cat([backbone(chunk) for chunk in images.split(512)]), dim=1)
 
 
-def episode_accuracies(features: torch.Tensor, labels: torch.Tensor, shot: int, args: argparse.Namespace
-                       ) -> np.ndarray:
+def episode_accuracies(features: torch.Tensor, labels: torch.Tensor, shot: int, args: argparse.Namespace) -> np.ndarray:
     """Nearest-centroid (cosine) accuracy of seeded n-way episodes with `args.queries` queries per class: [E]."""
     rng = np.random.Generator(np.random.PCG64(args.episode_seed))
     by_class = [np.flatnonzero(labels.numpy() == c) for c in range(int(labels.max()) + 1)]
@@ -130,8 +136,9 @@ def episode_accuracies(features: torch.Tensor, labels: torch.Tensor, shot: int, 
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", default=None,
-                        help="glyph cache dir (default: $NEGMARGIN_CACHE or ~/.cache/negmargin)")
+    parser.add_argument(
+        "--cache", default=None, help="glyph cache dir (default: $NEGMARGIN_CACHE or ~/.cache/negmargin)"
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-base-classes", type=int, default=None, help="train on a subset (quick runs)")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -155,8 +162,11 @@ def main() -> None:
     start = time.time()
     base_images, base_labels = split_tensors("base", args.cache, args.max_base_classes)
     eval_images, eval_labels = split_tensors(args.eval_split, args.cache)
-    print(f"data: base {len(base_images)} images / {int(base_labels.max()) + 1} classes, {args.eval_split} "
-          f"{len(eval_images)} / {int(eval_labels.max()) + 1} ({time.time() - start:.0f}s)", flush=True)
+    print(
+        f"data: base {len(base_images)} images / {int(base_labels.max()) + 1} classes, {args.eval_split} "
+        f"{len(eval_images)} / {int(eval_labels.max()) + 1} ({time.time() - start:.0f}s)",
+        flush=True,
+    )
     backbone = train(base_images, base_labels, args)
     features = extract(backbone, eval_images)
     for shot in (1, 5):

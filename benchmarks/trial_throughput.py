@@ -131,9 +131,20 @@ def measure_trial(model: Model, args: argparse.Namespace, device: torch.device, 
         done, seen, seconds, iteration = 0, 0, 0.0, 0
         while done < steps:
             result = training.train_epoch(
-                model.backbone, model.head, model.optimizer, model.scheduler, source, augment, shuffle, aug_gen,
-                model.precision, args.batch_size, epoch=1, iteration=iteration, max_steps=steps - done,
-            )  # fmt: skip
+                model.backbone,
+                model.head,
+                model.optimizer,
+                model.scheduler,
+                source,
+                augment,
+                shuffle,
+                aug_gen,
+                model.precision,
+                args.batch_size,
+                epoch=1,
+                iteration=iteration,
+                max_steps=steps - done,
+            )
             done += result.iteration - iteration
             iteration = result.iteration
             seen += result.images
@@ -163,13 +174,15 @@ class JpegDataset(torch.utils.data.Dataset):
 
         self.paths = paths
         self.num_classes = num_classes
-        self.transform = transforms.Compose([
-            transforms.RandomResizedCrop(image_size),
-            transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ])  # fmt: skip
+        self.transform = transforms.Compose(
+            [
+                transforms.RandomResizedCrop(image_size),
+                transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -189,10 +202,15 @@ def measure_reference(model: Model, args: argparse.Namespace, device: torch.devi
     with tempfile.TemporaryDirectory(prefix="negmargin-bench-") as folder:
         paths = write_jpegs(images, Path(folder), source_size)
         loader = torch.utils.data.DataLoader(
-            JpegDataset(paths, args.num_classes, args.image_size), batch_size=args.batch_size, shuffle=True,
-            num_workers=args.workers, pin_memory=device.type == "cuda", drop_last=True,
-            persistent_workers=args.workers > 0, worker_init_fn=_one_thread if args.workers > 0 else None,
-        )  # fmt: skip
+            JpegDataset(paths, args.num_classes, args.image_size),
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=args.workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+            persistent_workers=args.workers > 0,
+            worker_init_fn=_one_thread if args.workers > 0 else None,
+        )
 
         def identity(batch, generator):
             return batch
@@ -212,7 +230,8 @@ def measure_reference(model: Model, args: argparse.Namespace, device: torch.devi
         loss.item()
         synchronize(device)
         seconds = time.perf_counter() - start
-        del stream, loader
+        stream.close()
+        loader = None  # ends the persistent workers before the JPEG folder is removed
     return args.steps * args.batch_size / seconds
 
 
@@ -235,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         results["reference"] = measure_reference(model, args, device, images)
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"\ntrial throughput: {args.backbone} {args.loss} {args.image_size}px batch {args.batch_size}, "
-          f"{args.steps} steps, {device} [{name}], precision {args.precision}")  # fmt: skip
+    print(
+        f"\ntrial throughput: {args.backbone} {args.loss} {args.image_size}px batch {args.batch_size}, "
+        f"{args.steps} steps, {device} [{name}], precision {args.precision}"
+    )
     labels = {
         "raw": "raw backbone (synthetic batch on device)",
         "trial": "trial step (uint8 cache -> device augment)",
@@ -251,8 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         checks["trial_vs_reference"] = results["trial"] / results["reference"]
         print(f"trial / reference = {checks['trial_vs_reference']:.2f}x (target >= {TARGET_VS_REFERENCE}x on a GPU)")
     if args.json:
-        record = {"device": str(device), "device_name": name, "args": {k: str(v) for k, v in vars(args).items()},
-                  "images_per_s": results, **checks}  # fmt: skip
+        record = {
+            "device": str(device),
+            "device_name": name,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "images_per_s": results,
+            **checks,
+        }
         args.json.write_text(json.dumps(record, indent=2) + "\n")
     return 0
 

@@ -4,17 +4,26 @@ The names below are imported from their submodules on first use (PEP 562), so th
 cache, dataset names) load without torch: the `negmargin` parser and `negmargin data prepare` need only those.
 No exported name is also a submodule name (a test checks), so an imported submodule never shadows an export.
 """
+
 import importlib
 
 _EXPORTS = {
-    "TrainAugment": "data.augment", "eval_resize_size": "data.augment", "eval_transform": "data.augment",
-    "CachedSplit": "data.cache", "default_cache_dir": "data.cache", "load_split": "data.cache",
-    "prepare_split": "data.cache", "stored_size": "data.cache",
-    "build_dataset": "data.datasets", "list_datasets": "data.datasets",
+    "TrainAugment": "data.augment",
+    "eval_resize_size": "data.augment",
+    "eval_transform": "data.augment",
+    "CachedSplit": "data.cache",
+    "default_cache_dir": "data.cache",
+    "load_split": "data.cache",
+    "prepare_split": "data.cache",
+    "stored_size": "data.cache",
+    "build_dataset": "data.datasets",
+    "list_datasets": "data.datasets",
     "EpisodeSet": "data.episodes",
     "DataError": "data.errors",
-    "ArrayImageDataset": "data.readers.base", "FileImageDataset": "data.readers.base",
-    "ImageDataset": "data.readers.base", "LazyArrayDataset": "data.readers.base",
+    "ArrayImageDataset": "data.readers.base",
+    "FileImageDataset": "data.readers.base",
+    "ImageDataset": "data.readers.base",
+    "LazyArrayDataset": "data.readers.base",
 }
 __all__ = sorted(_EXPORTS)
 

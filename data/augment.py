@@ -15,6 +15,7 @@ Random draws: one `torch.rand(B, 26, generator=g)` on g's device per call: colum
 tries, 20-21 the box position, 22-24 the three jitter factors, 25 the flip. The generator may live on the CPU or on
 the training device; a generator in a given state gives the same batch for the same input on the same device.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,9 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def sample_crop_boxes(u_tries: torch.Tensor, u_position: torch.Tensor, height: int, width: int,
-                      scale: tuple[float, float] = CROP_SCALE) -> torch.Tensor:
+def sample_crop_boxes(
+    u_tries: torch.Tensor, u_position: torch.Tensor, height: int, width: int, scale: tuple[float, float] = CROP_SCALE
+) -> torch.Tensor:
     """torchvision's RandomResizedCrop.get_params for a batch -> boxes float [B, 4] (top, left, h, w) in pixels.
 
     u_tries [B, CROP_TRIES, 2] uniforms for (scale, log-ratio); u_position [B, 2] uniforms for (top, left);
@@ -100,8 +102,10 @@ def crop_resize(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: 
     columns = torch.where(flip[:, None], 1 - steps, steps)
     px = (left + columns * w).clamp(min=left + 0.5).minimum(left + w - 0.5)  # source pixel coordinates
     py = (top + steps * h).clamp(min=top + 0.5).minimum(top + h - 0.5)
-    grid = torch.stack([(2 * px / width - 1)[:, None, :].expand(-1, size, -1),
-                        (2 * py / height - 1)[:, :, None].expand(-1, -1, size)], dim=-1)
+    grid = torch.stack(
+        [(2 * px / width - 1)[:, None, :].expand(-1, size, -1), (2 * py / height - 1)[:, :, None].expand(-1, -1, size)],
+        dim=-1,
+    )
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -131,8 +135,13 @@ def check_crop_scale(crop_scale: tuple[float, float]) -> tuple[float, float]:
 class TrainAugment:
     """Training augmentation of a whole batch on `device`: uint8 [B, S, S, 3] -> float32 [B, 3, size, size]."""
 
-    def __init__(self, image_size: int, device: torch.device | str = "cpu",
-                 crop_scale: tuple[float, float] = CROP_SCALE, hflip: bool = True) -> None:
+    def __init__(
+        self,
+        image_size: int,
+        device: torch.device | str = "cpu",
+        crop_scale: tuple[float, float] = CROP_SCALE,
+        hflip: bool = True,
+    ) -> None:
         self.image_size = image_size
         self.device = torch.device(device)
         self.crop_scale = check_crop_scale(crop_scale)
@@ -143,8 +152,13 @@ class TrainAugment:
         images = as_image_tensor(images)
         batch, height, width = images.shape[:3]
         u = torch.rand(batch, _DRAWS, generator=generator, device=generator.device).to(self.device)
-        boxes = sample_crop_boxes(u[:, :2 * CROP_TRIES].reshape(batch, CROP_TRIES, 2),
-                                  u[:, 2 * CROP_TRIES:2 * CROP_TRIES + 2], height, width, self.crop_scale)
+        boxes = sample_crop_boxes(
+            u[:, : 2 * CROP_TRIES].reshape(batch, CROP_TRIES, 2),
+            u[:, 2 * CROP_TRIES : 2 * CROP_TRIES + 2],
+            height,
+            width,
+            self.crop_scale,
+        )
         factors = 1 + JITTER * (2 * u[:, -4:-1] - 1)
         flip = (u[:, -1] < 0.5) & self.hflip
         x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
@@ -160,5 +174,5 @@ def eval_transform(images: torch.Tensor | np.ndarray, image_size: int) -> torch.
     if tuple(x.shape[-2:]) != (resized, resized):
         x = F.interpolate(x, size=(resized, resized), mode="bilinear", antialias=True, align_corners=False)
     top = int(round((resized - image_size) / 2.0))  # torchvision CenterCrop's offset
-    x = x[..., top:top + image_size, top:top + image_size]
+    x = x[..., top : top + image_size, top : top + image_size]
     return normalize(x.mul(1 / 255).contiguous())

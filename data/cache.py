@@ -6,6 +6,7 @@ so an interrupted build never leaves a cache that loads and concurrent trials on
 Resizing squashes the whole image to S×S (no crop): RandomResizedCrop then samples from the full picture, and
 eval's resize-then-centre-crop sees what CloserLook's Resize([s, s]) + CenterCrop sees.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,10 +14,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -65,8 +66,17 @@ def stored_size(image_size: int) -> int:
     return -(-image_size * 115 // 100)
 
 
-def load_split(name: str, root: str | Path | None, split: str, image_size: int, cache_dir: str | Path | None = None,
-               *, allow_test: bool = False, progress: bool = True, workers: int | None = None) -> CachedSplit:
+def load_split(
+    name: str,
+    root: str | Path | None,
+    split: str,
+    image_size: int,
+    cache_dir: str | Path | None = None,
+    *,
+    allow_test: bool = False,
+    progress: bool = True,
+    workers: int | None = None,
+) -> CachedSplit:
     """Cached split of dataset `name` for model input `image_size`, building the cache on first use.
 
     The test split ("novel", and "all" which contains it) raises DataError unless allow_test=True (promotion only).
@@ -82,15 +92,29 @@ def load_split(name: str, root: str | Path | None, split: str, image_size: int, 
     return CachedSplit(images, labels, class_names, image_size, split, name, folder)
 
 
-def prepare_split(name: str, root: str | Path | None, split: str, image_size: int,
-                  cache_dir: str | Path | None = None, *, progress: bool = True, workers: int | None = None) -> Path:
+def prepare_split(
+    name: str,
+    root: str | Path | None,
+    split: str,
+    image_size: int,
+    cache_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    workers: int | None = None,
+) -> Path:
     """Build (decode only, nothing is returned) the cache of any split, the test split included -> its folder."""
     dataset = build_dataset(name, root, split)
     return ensure_cache(dataset, stored_size(image_size), cache_dir, progress=progress, workers=workers)
 
 
-def ensure_cache(dataset: ImageDataset, size: int, cache_dir: str | Path | None = None, *, progress: bool = True,
-                 workers: int | None = None) -> Path:
+def ensure_cache(
+    dataset: ImageDataset,
+    size: int,
+    cache_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    workers: int | None = None,
+) -> Path:
     """Folder of the valid S×S cache of `dataset`, built atomically if missing or invalid."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = f"{dataset.fingerprint()[:32]}-s{size}-v{CACHE_FORMAT}"
@@ -125,8 +149,7 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
 def _build(dataset: ImageDataset, size: int, folder: Path, *, progress: bool, workers: int | None) -> None:
     """Decode + resize every image into folder/images.npy in parallel; then labels.npy; meta.json last."""
     count = len(dataset)
-    images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8,
-                                       shape=(count, size, size, 3))
+    images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8, shape=(count, size, size, 3))
 
     def fill(start: int) -> int:
         stop = min(start + _CHUNK, count)
@@ -134,11 +157,14 @@ def _build(dataset: ImageDataset, size: int, folder: Path, *, progress: bool, wo
             images[i] = resize_square(dataset.read(i), size)
         return stop - start
 
-    workers = workers or min(32, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
-                             os.cpu_count() or 1)
+    workers = workers or min(
+        32, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     desc = f"decode {dataset.name} {dataset.split} at {size}px"
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=count, desc=desc, unit="img",
-                                                               disable=not progress) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        tqdm(total=count, desc=desc, unit="img", disable=not progress) as bar,
+    ):
         futures = [pool.submit(fill, start) for start in range(0, count, _CHUNK)]
         try:
             for future in as_completed(futures):
@@ -148,11 +174,16 @@ def _build(dataset: ImageDataset, size: int, folder: Path, *, progress: bool, wo
                 future.cancel()
             raise
     images.flush()
-    del images
     np.save(folder / "labels.npy", np.asarray(dataset.labels, dtype=np.int64))
-    meta = {"format": CACHE_FORMAT, "dataset": dataset.name, "split": dataset.split,
-            "fingerprint": dataset.fingerprint(), "stored_size": size, "count": count,
-            "class_names": list(dataset.class_names)}
+    meta = {
+        "format": CACHE_FORMAT,
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "fingerprint": dataset.fingerprint(),
+        "stored_size": size,
+        "count": count,
+        "class_names": list(dataset.class_names),
+    }
     with open(folder / "meta.json", "w") as handle:
         json.dump(meta, handle, indent=1)
         handle.flush()
@@ -171,8 +202,13 @@ def _open(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[str]] |
     except (OSError, ValueError):  # missing files, truncated .npy (mmap longer than file), bad JSON
         return None
     count, class_names = meta.get("count"), meta.get("class_names")
-    if (images.dtype != np.uint8 or images.shape != (count, size, size, 3) or labels.shape != (count,)
-            or not isinstance(class_names, list) or (count and int(labels.max()) >= len(class_names))):
+    if (
+        images.dtype != np.uint8
+        or images.shape != (count, size, size, 3)
+        or labels.shape != (count,)
+        or not isinstance(class_names, list)
+        or (count and int(labels.max()) >= len(class_names))
+    ):
         return None
     return images, labels.astype(np.int64, copy=False), [str(c) for c in class_names]
 

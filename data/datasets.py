@@ -8,10 +8,11 @@ Roots:
 - "imagefolder": root/{base,val,novel}/<class>/<image>.
 - "glyphs": delegated to data.glyphs.build_glyph_dataset(split, root); root may be None.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from data.errors import DataError
 from data.readers import cub, imagefolder, minimagenet

@@ -1,11 +1,12 @@
 """Fixed episode sets: seeded (classes, support, query) indices made once and reused by every trial."""
+
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,8 +25,9 @@ def labels_digest(labels: torch.Tensor | np.ndarray) -> str:
 class EpisodeSet:
     """`indices` LongTensor [E, way, shot + query] into the split (first `n_shot` along the last axis are support)."""
 
-    def __init__(self, indices: torch.Tensor, n_way: int, n_shot: int, n_query: int, seed: int,
-                 labels_sha: str = "") -> None:
+    def __init__(
+        self, indices: torch.Tensor, n_way: int, n_shot: int, n_query: int, seed: int, labels_sha: str = ""
+    ) -> None:
         self.indices, self.n_way, self.n_shot, self.n_query, self.seed = indices, n_way, n_shot, n_query, seed
         self.labels_sha = labels_sha
 
@@ -33,22 +35,32 @@ class EpisodeSet:
         return self.indices.shape[0]
 
     def __repr__(self) -> str:
-        return (f"EpisodeSet({len(self)} episodes, {self.n_way}-way {self.n_shot}-shot {self.n_query}-query, "
-                f"seed={self.seed})")
+        return (
+            f"EpisodeSet({len(self)} episodes, {self.n_way}-way {self.n_shot}-shot {self.n_query}-query, "
+            f"seed={self.seed})"
+        )
 
     @property
     def support(self) -> torch.Tensor:
         """Support indices [E, way, shot]."""
-        return self.indices[..., :self.n_shot]
+        return self.indices[..., : self.n_shot]
 
     @property
     def query(self) -> torch.Tensor:
         """Query indices [E, way, query]."""
-        return self.indices[..., self.n_shot:]
+        return self.indices[..., self.n_shot :]
 
     @classmethod
-    def sample(cls, labels: torch.Tensor | np.ndarray | Sequence[int], n_way: int, n_shot: int, n_query: int,
-               n_episodes: int, seed: int, class_names: Sequence[str] | None = None) -> "EpisodeSet":
+    def sample(
+        cls,
+        labels: torch.Tensor | np.ndarray | Sequence[int],
+        n_way: int,
+        n_shot: int,
+        n_query: int,
+        n_episodes: int,
+        seed: int,
+        class_names: Sequence[str] | None = None,
+    ) -> EpisodeSet:
         """Draw `n_episodes` episodes from labels [N] with a private CPU torch.Generator(seed).
 
         Per episode: randperm over the classes (first `n_way` taken), then per chosen class a randperm over its
@@ -57,8 +69,10 @@ class EpisodeSet:
         labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64).cpu()
         per_episode = n_shot + n_query
         if min(n_way, n_shot, n_episodes) < 1 or n_query < 0:
-            raise DataError(f"episodes need n_way, n_shot, n_episodes >= 1 and n_query >= 0 "
-                            f"(got way={n_way}, shot={n_shot}, query={n_query}, episodes={n_episodes})")
+            raise DataError(
+                f"episodes need n_way, n_shot, n_episodes >= 1 and n_query >= 0 "
+                f"(got way={n_way}, shot={n_shot}, query={n_query}, episodes={n_episodes})"
+            )
         classes = torch.unique(labels_t)
         if n_way > len(classes):
             raise DataError(f"{n_way}-way episodes need {n_way} classes; the split has {len(classes)}")
@@ -66,8 +80,10 @@ class EpisodeSet:
         for c, idx in zip(classes.tolist(), members):
             if len(idx) < per_episode:
                 name = class_names[c] if class_names is not None else f"label {c}"
-                raise DataError(f"class {name} has {len(idx)} images; episodes need {per_episode} "
-                                f"({n_shot} support + {n_query} query)")
+                raise DataError(
+                    f"class {name} has {len(idx)} images; episodes need {per_episode} "
+                    f"({n_shot} support + {n_query} query)"
+                )
         generator = torch.Generator(device="cpu").manual_seed(seed)
         indices = torch.empty(n_episodes, n_way, per_episode, dtype=torch.int64)
         for e in range(n_episodes):
@@ -86,8 +102,15 @@ class EpisodeSet:
         """Write atomically with torch.save (dict of tensors, ints and a string)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"format": EPISODES_FORMAT, "indices": self.indices, "n_way": self.n_way, "n_shot": self.n_shot,
-                 "n_query": self.n_query, "seed": self.seed, "labels_sha": self.labels_sha}
+        state = {
+            "format": EPISODES_FORMAT,
+            "indices": self.indices,
+            "n_way": self.n_way,
+            "n_shot": self.n_shot,
+            "n_query": self.n_query,
+            "seed": self.seed,
+            "labels_sha": self.labels_sha,
+        }
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
         try:
             with os.fdopen(handle, "wb") as stream:
@@ -98,7 +121,7 @@ class EpisodeSet:
                 os.unlink(temporary)
 
     @classmethod
-    def load(cls, path: str | Path) -> "EpisodeSet":
+    def load(cls, path: str | Path) -> EpisodeSet:
         """Read a saved set (torch.load weights_only=True); a missing or malformed file raises DataError."""
         try:
             state = torch.load(path, weights_only=True, map_location="cpu")
@@ -113,5 +136,11 @@ class EpisodeSet:
         expected = (state["n_way"], state["n_shot"] + state["n_query"])
         if not isinstance(indices, torch.Tensor) or indices.ndim != 3 or tuple(indices.shape[1:]) != expected:
             raise DataError(f"{path}: indices do not have shape [E, {expected[0]}, {expected[1]}]")
-        return cls(indices.long(), int(state["n_way"]), int(state["n_shot"]), int(state["n_query"]),
-                   int(state["seed"]), str(state.get("labels_sha", "")))
+        return cls(
+            indices.long(),
+            int(state["n_way"]),
+            int(state["n_shot"]),
+            int(state["n_query"]),
+            int(state["seed"]),
+            str(state.get("labels_sha", "")),
+        )

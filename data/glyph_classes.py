@@ -26,8 +26,12 @@ FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT_FAMILIES: dict[str, tuple[str, ...]] = {
     "dejavu-sans": ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf"),
     "dejavu-serif": ("DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf"),
-    "dejavu-mono": ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf",
-                    "DejaVuSansMono-BoldOblique.ttf"),
+    "dejavu-mono": (
+        "DejaVuSansMono.ttf",
+        "DejaVuSansMono-Bold.ttf",
+        "DejaVuSansMono-Oblique.ttf",
+        "DejaVuSansMono-BoldOblique.ttf",
+    ),
     "stix": ("STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf"),
 }
 ALL_FAMILIES = ("dejavu-sans", "dejavu-serif", "dejavu-mono", "stix")
@@ -58,8 +62,12 @@ SCRIPTS: tuple[Script, ...] = (
     # Georgian's two alphabets are separate alphabets in Omniglot too: the old capitals (Asomtavruli) and Mkhedruli.
     Script("asomtavruli", "val", ((0x10A0, 0x10C5),), ("dejavu-sans", "dejavu-serif")),
     Script("mkhedruli", "novel", ((0x10D0, 0x10FA),), ("dejavu-sans", "dejavu-serif")),
-    Script("symbols", "base", ((0x2190, 0x21FF), (0x2200, 0x22FF), (0x25A0, 0x25FF)),
-           ("dejavu-sans", "dejavu-serif", "dejavu-mono")),
+    Script(
+        "symbols",
+        "base",
+        ((0x2190, 0x21FF), (0x2200, 0x22FF), (0x25A0, 0x25FF)),
+        ("dejavu-sans", "dejavu-serif", "dejavu-mono"),
+    ),
 )
 
 KEPT_CATEGORIES = ("Lu", "Ll", "Lt", "Lo", "Nd", "Sm", "So")  # letters, digits, symbols: no marks, spaces, controls
@@ -95,7 +103,7 @@ def script_font_paths(script: Script) -> tuple[str, ...]:
     return tuple(font_path(name) for family in script.families for name in FONT_FAMILIES[family])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mapped_code_points(path: str) -> frozenset[int]:
     """Code points that the font's best Unicode cmap maps to a glyph."""
     with TTFont(path, lazy=True) as font:

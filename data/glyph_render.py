@@ -51,7 +51,7 @@ NOISE_SIGMA_MAX = 0.12  # Gaussian pixel noise, sigma in [0, 0.12]
 Matrix2 = tuple[float, float, float, float]  # a 2x2 linear map, row-major [[a, b], [c, d]]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_font(font_path: str, size: int) -> ImageFont.FreeTypeFont:
     """A FreeType font object (cached per process)."""
     return ImageFont.truetype(font_path, size)
@@ -116,10 +116,10 @@ def rank_filter(ink: np.ndarray, radius: int) -> np.ndarray:
     padded = np.pad(ink, reach)
     rows = padded[:, 0:width]
     for offset in range(1, 2 * reach + 1):
-        rows = reduce(rows, padded[:, offset:offset + width])
+        rows = reduce(rows, padded[:, offset : offset + width])
     out = rows[0:height]
     for offset in range(1, 2 * reach + 1):
-        out = reduce(out, rows[offset:offset + height])
+        out = reduce(out, rows[offset : offset + height])
     return out
 
 
@@ -182,8 +182,9 @@ def paint(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def render_samples(char: str, font_paths: tuple[str, ...], rng: np.random.Generator, count: int, image_size: int
-                   ) -> np.ndarray:
+def render_samples(
+    char: str, font_paths: tuple[str, ...], rng: np.random.Generator, count: int, image_size: int
+) -> np.ndarray:
     """`count` distorted renderings of `char`: uint8 [count, image_size, image_size, 3]."""
     masks = np.stack([ink_coverage(char, font_paths, rng, image_size) for _ in range(count)])
     return paint(masks, rng)

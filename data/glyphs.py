@@ -19,9 +19,9 @@ import multiprocessing
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import PIL
@@ -97,7 +97,7 @@ def _render_class_job(job: tuple[GlyphClass, GlyphSetParams]) -> np.ndarray:
 
 
 def pool_start_method() -> str:
-    """"fork" where available (workers need no re-import of the package), else "spawn"."""
+    """ "fork" where available (workers need no re-import of the package), else "spawn"."""
     return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
@@ -126,8 +126,13 @@ def save_atomically(path: Path, glyph_set: GlyphSet) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, images=glyph_set.images, class_index=glyph_set.class_index,
-                     class_names=np.array(glyph_set.class_names), class_splits=np.array(glyph_set.class_splits))
+            np.savez(
+                stream,
+                images=glyph_set.images,
+                class_index=glyph_set.class_index,
+                class_names=np.array(glyph_set.class_names),
+                class_splits=np.array(glyph_set.class_splits),
+            )
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, CACHE_FILE_MODE)  # mkstemp creates 0600; the cache may be shared
@@ -141,8 +146,12 @@ def load_glyph_set(path: Path) -> GlyphSet:
     """Read a cached set; a damaged file raises DataError naming it."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            return GlyphSet(arrays["images"], arrays["class_index"].astype(np.int64),
-                            [str(n) for n in arrays["class_names"]], [str(s) for s in arrays["class_splits"]])
+            return GlyphSet(
+                arrays["images"],
+                arrays["class_index"].astype(np.int64),
+                [str(n) for n in arrays["class_names"]],
+                [str(s) for s in arrays["class_splits"]],
+            )
     except (OSError, ValueError, KeyError) as error:
         raise DataError(f"cannot read the glyph cache {path} ({error}); delete it to rebuild") from None
 

@@ -1,4 +1,5 @@
 """Load dataset pickles without executing code: only numpy arrays/dtypes and plain containers may be rebuilt."""
+
 from __future__ import annotations
 
 import pickle
@@ -9,27 +10,48 @@ from data.errors import DataError
 
 try:
     import numpy._core.multiarray  # noqa: F401  (numpy >= 2)
+
     _HAS_NUMPY_CORE_RENAMED = True
 except ImportError:
     _HAS_NUMPY_CORE_RENAMED = False
 
 # (module, name) pairs a dataset pickle may name. Each rebuilds data only; nothing here can run code or touch files.
-ALLOWED_GLOBALS = frozenset({
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),  # arrays pickled with protocol 5
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("collections", "OrderedDict"),
-    # Protocol-2 pickles written by Python 3 store bytes as _codecs.encode(str, "latin1").
-    ("_codecs", "encode"),
-    *(("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray",
-                                      "int", "float", "bool", "complex")),
-    *(("__builtin__", name) for name in ("dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "bool")),
-})
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),  # arrays pickled with protocol 5
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+        # Protocol-2 pickles written by Python 3 store bytes as _codecs.encode(str, "latin1").
+        ("_codecs", "encode"),
+        *(
+            ("builtins", name)
+            for name in (
+                "dict",
+                "list",
+                "tuple",
+                "set",
+                "frozenset",
+                "str",
+                "bytes",
+                "bytearray",
+                "int",
+                "float",
+                "bool",
+                "complex",
+            )
+        ),
+        *(
+            ("__builtin__", name)
+            for name in ("dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "bool")
+        ),
+    }
+)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -42,10 +64,12 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         """Resolve an allowed global; anything else raises DataError before it is imported."""
         if (module, name) not in ALLOWED_GLOBALS:
-            raise DataError(f"{self.source}: refused to unpickle global {module}.{name} "
-                            "(only numpy arrays, dicts, lists and strings are allowed)")
+            raise DataError(
+                f"{self.source}: refused to unpickle global {module}.{name} "
+                "(only numpy arrays, dicts, lists and strings are allowed)"
+            )
         if module.startswith("numpy.core.") and _HAS_NUMPY_CORE_RENAMED:
-            module = "numpy._core." + module[len("numpy.core."):]  # numpy 1.x pickles; skips numpy 2's shim
+            module = "numpy._core." + module[len("numpy.core.") :]  # numpy 1.x pickles; skips numpy 2's shim
         return super().find_class(module, name)
 
 

@@ -38,8 +38,9 @@ def _read_model_spec(checkpoint: object, path: Path) -> dict:
         raise EvaluationError(f"checkpoint {path}: 'model_spec' must be a dict")
     for key, kind in _SPEC_KEYS.items():
         if not isinstance(spec.get(key), kind):
-            raise EvaluationError(f"checkpoint {path}: model_spec[{key!r}] must be a {kind.__name__}, "
-                                  f"got {spec.get(key)!r}")
+            raise EvaluationError(
+                f"checkpoint {path}: model_spec[{key!r}] must be a {kind.__name__}, got {spec.get(key)!r}"
+            )
     if spec["image_size"] < 1:
         raise EvaluationError(f"checkpoint {path}: model_spec['image_size'] must be >= 1, got {spec['image_size']}")
     return spec
@@ -70,6 +71,7 @@ def load_backbone_from_checkpoint(path: str | Path, device: torch.device | str) 
     try:
         backbone.load_state_dict(checkpoint["backbone_state"])
     except (RuntimeError, TypeError, AttributeError) as error:
-        raise EvaluationError(f"checkpoint {path}: backbone_state does not fit backbone {spec['backbone']!r}: "
-                              f"{_first_line(error)}") from None
+        raise EvaluationError(
+            f"checkpoint {path}: backbone_state does not fit backbone {spec['backbone']!r}: {_first_line(error)}"
+        ) from None
     return backbone.to(device).eval(), head, spec["image_size"]

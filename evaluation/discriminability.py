@@ -12,8 +12,9 @@ def discriminability(features: torch.Tensor | np.ndarray, labels: torch.Tensor |
     feats = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
     labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
     if feats.dim() != 2 or labels.shape != feats.shape[:1]:
-        raise EvaluationError(f"discriminability needs features [N, D] and labels [N]; got {tuple(feats.shape)} and "
-                              f"{tuple(labels.shape)}")
+        raise EvaluationError(
+            f"discriminability needs features [N, D] and labels [N]; got {tuple(feats.shape)} and {tuple(labels.shape)}"
+        )
     classes, inverse = torch.unique(labels.cpu(), return_inverse=True)
     n_classes = classes.numel()
     if n_classes < 2:

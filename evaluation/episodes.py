@@ -31,8 +31,10 @@ def check_episode_labels(indices: torch.Tensor, labels: torch.Tensor) -> None:
     if mixed.any():
         e, k = (int(i) for i in mixed.nonzero()[0])
         found = sorted(set(classes[e, k].tolist()))
-        raise EvaluationError(f"episode {e}, way {k}: its images have labels {found}; each row of the episode "
-                              "set must be one class (episode set made for other labels?)")
+        raise EvaluationError(
+            f"episode {e}, way {k}: its images have labels {found}; each row of the episode "
+            "set must be one class (episode set made for other labels?)"
+        )
     row_classes = classes[..., 0].sort(dim=1).values  # [E, way]
     repeated = (row_classes[:, 1:] == row_classes[:, :-1]).any(dim=1)
     if repeated.any():
@@ -45,15 +47,20 @@ def _check_episode_set(episode_set: EpisodeIndex, n_samples: int) -> torch.Tenso
     indices = _as_tensor(episode_set.indices, torch.long)
     expected = (episode_set.n_way, episode_set.n_shot + episode_set.n_query)
     if indices.dim() != 3 or tuple(indices.shape[1:]) != expected:
-        raise EvaluationError(f"episode set indices have shape {tuple(indices.shape)}, expected [E, {expected[0]}, "
-                              f"{expected[1]}] for {episode_set.n_way}-way {episode_set.n_shot}-shot "
-                              f"{episode_set.n_query}-query")
+        raise EvaluationError(
+            f"episode set indices have shape {tuple(indices.shape)}, expected [E, {expected[0]}, "
+            f"{expected[1]}] for {episode_set.n_way}-way {episode_set.n_shot}-shot "
+            f"{episode_set.n_query}-query"
+        )
     if episode_set.n_shot < 1 or episode_set.n_query < 1:
-        raise EvaluationError(f"episode set has n_shot={episode_set.n_shot}, n_query={episode_set.n_query}; "
-                              "need at least 1 of each")
+        raise EvaluationError(
+            f"episode set has n_shot={episode_set.n_shot}, n_query={episode_set.n_query}; need at least 1 of each"
+        )
     if indices.numel() and (indices.min() < 0 or indices.max() >= n_samples):
-        raise EvaluationError(f"episode set indices range over [{int(indices.min())}, {int(indices.max())}] but "
-                              f"there are {n_samples} features (episode set made for another split?)")
+        raise EvaluationError(
+            f"episode set indices range over [{int(indices.min())}, {int(indices.max())}] but "
+            f"there are {n_samples} features (episode set made for another split?)"
+        )
     return indices
 
 
@@ -91,6 +98,9 @@ def evaluate(
         query = features[chunk[:, :, n_shot:]].reshape(size, -1, features.shape[1])
         support_labels = positions.repeat_interleave(n_shot).expand(size, -1)
         query_labels = positions.repeat_interleave(episode_set.n_query).expand(size, -1)
-        accs.append(finetune_seeded(support, support_labels, query, query_labels, seeds[start : start + size],
-                                    settings, chunk_size, device))
+        accs.append(
+            finetune_seeded(
+                support, support_labels, query, query_labels, seeds[start : start + size], settings, chunk_size, device
+            )
+        )
     return torch.cat(accs) if accs else torch.zeros(0, dtype=torch.float64)

@@ -44,8 +44,7 @@ def extract_features(
         raise EvaluationError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device)
     image_size = image_size or _image_size_of(int(images.shape[1]))
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     chunks = []
     with _eval_mode(backbone), torch.no_grad(), autocast:
         for start in range(0, images.shape[0], batch_size):

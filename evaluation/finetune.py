@@ -73,8 +73,9 @@ class FinetuneSettings:
         if self.epochs < 1 or self.batch_size < 1:
             raise EvaluationError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
         if self.lr <= 0 or self.momentum < 0 or self.weight_decay < 0:
-            raise EvaluationError(f"need lr > 0, momentum >= 0, weight_decay >= 0; got {self.lr}, {self.momentum}, "
-                                  f"{self.weight_decay}")
+            raise EvaluationError(
+                f"need lr > 0, momentum >= 0, weight_decay >= 0; got {self.lr}, {self.momentum}, {self.weight_decay}"
+            )
 
 
 def finetune_head(loss: str) -> dict:
@@ -189,8 +190,14 @@ def _finetune_chunk(
     return weights, bias, correct.to(_WORK_DTYPE).mean(dim=-1)
 
 
-def _run_steps(coef: torch.Tensor, bias: torch.Tensor | None, gram: torch.Tensor, onehot: torch.Tensor,
-               perms: torch.Tensor, settings: FinetuneSettings) -> None:
+def _run_steps(
+    coef: torch.Tensor,
+    bias: torch.Tensor | None,
+    gram: torch.Tensor,
+    onehot: torch.Tensor,
+    perms: torch.Tensor,
+    settings: FinetuneSettings,
+) -> None:
     """All SGD steps, in place on coef [E, way, m] and bias [E, way] | None (Gram [E, m, m], onehot [E, way, m])."""
     n_episodes, n_way, _ = coef.shape
     n_support = perms.shape[-1]
@@ -226,8 +233,9 @@ def _run_steps(coef: torch.Tensor, bias: torch.Tensor | None, gram: torch.Tensor
                 bias_sgd.step(bias, dlogits.sum(-1))
 
 
-def _predict(query: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None, settings: FinetuneSettings
-             ) -> torch.Tensor:
+def _predict(
+    query: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None, settings: FinetuneSettings
+) -> torch.Tensor:
     """Predicted class [E, q] of queries [E, q, D] (in their dtype) under heads W [E, way, D], b [E, way] | None."""
     weights = weights.to(query.dtype)
     if settings.similarity == "cosine":  # cos = q·Ŵ / |q|: normalises [E, way, D], not the larger query tensor
@@ -246,12 +254,16 @@ def _check_episode_tensors(
 ) -> int:
     """Validate the shapes of a batch of episodes and return the number of classes (way)."""
     if support.dim() != 3 or query.dim() != 3 or support.shape[::2] != query.shape[::2]:
-        raise EvaluationError(f"support must be [E, n, D] and query [E, q, D] with the same E and D; got "
-                              f"{tuple(support.shape)} and {tuple(query.shape)}")
+        raise EvaluationError(
+            f"support must be [E, n, D] and query [E, q, D] with the same E and D; got "
+            f"{tuple(support.shape)} and {tuple(query.shape)}"
+        )
     if support_labels.shape != support.shape[:2] or query_labels.shape != query.shape[:2]:
-        raise EvaluationError(f"labels must be [E, n] and [E, q]; got {tuple(support_labels.shape)} and "
-                              f"{tuple(query_labels.shape)} for support {tuple(support.shape)}, "
-                              f"query {tuple(query.shape)}")
+        raise EvaluationError(
+            f"labels must be [E, n] and [E, q]; got {tuple(support_labels.shape)} and "
+            f"{tuple(query_labels.shape)} for support {tuple(support.shape)}, "
+            f"query {tuple(query.shape)}"
+        )
     if support.shape[1] == 0 or support_labels.min() < 0:
         raise EvaluationError("episodes need at least one support sample and labels >= 0")
     n_way = int(support_labels.max()) + 1
@@ -281,8 +293,9 @@ def finetune_seeded(
     accs = []
     for start in range(0, support.shape[0], chunk_size):
         part = slice(start, start + chunk_size)
-        _, _, acc = _finetune_chunk(support[part], support_labels[part], query[part], query_labels[part],
-                                    seeds[part], settings, n_way, device)
+        _, _, acc = _finetune_chunk(
+            support[part], support_labels[part], query[part], query_labels[part], seeds[part], settings, n_way, device
+        )
         accs.append(acc.cpu())
     return torch.cat(accs) if accs else torch.zeros(0, dtype=_WORK_DTYPE)
 
@@ -308,8 +321,9 @@ def finetune_episodes(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Per-episode query accuracy [E] in [0, 1] after fine-tuning a fresh head on support [E, way·shot, D]."""
-    settings = FinetuneSettings(similarity, scale, margin, bias, epochs, batch_size, lr, momentum, dampening,
-                                weight_decay)
+    settings = FinetuneSettings(
+        similarity, scale, margin, bias, epochs, batch_size, lr, momentum, dampening, weight_decay
+    )
     seeds = episode_seeds(support.shape[0], generator)
     return finetune_seeded(support, support_labels, query, query_labels, seeds, settings, chunk_size, device)
 
@@ -350,8 +364,13 @@ def reference_finetune(
     n_support, dim = support.shape
     w0, b0, perms = draw_episode_randomness(seed, n_way, dim, n_support, settings.epochs, settings.bias)
     head = _ReferenceHead(w0.to(dtype), b0.to(dtype) if b0 is not None else None, settings).to(support.device)
-    optimizer = torch.optim.SGD(head.parameters(), lr=settings.lr, momentum=settings.momentum,
-                                dampening=settings.dampening, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.SGD(
+        head.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        dampening=settings.dampening,
+        weight_decay=settings.weight_decay,
+    )
     support, query = support.to(dtype), query.to(dtype)
     for epoch in range(settings.epochs):
         perm = perms[epoch].to(support.device)

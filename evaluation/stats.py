@@ -41,5 +41,10 @@ def paired_comparison(
             warnings.simplefilter("ignore", RuntimeWarning)
             t_pvalue = float(stats.ttest_rel(a, b).pvalue)
             wilcoxon_pvalue = float(stats.wilcoxon(a, b).pvalue)
-    return {"mean_diff": mean_diff, "ci95": ci95, "t_pvalue": t_pvalue, "wilcoxon_pvalue": wilcoxon_pvalue,
-            "n": int(a.size)}
+    return {
+        "mean_diff": mean_diff,
+        "ci95": ci95,
+        "t_pvalue": t_pvalue,
+        "wilcoxon_pvalue": wilcoxon_pvalue,
+        "n": int(a.size),
+    }

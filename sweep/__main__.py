@@ -1,4 +1,5 @@
 """`python -m sweep` is the `negmargin` command."""
+
 import sys
 
 from sweep.cli import main

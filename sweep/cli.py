@@ -1,4 +1,5 @@
 """The `negmargin` command (also `python -m sweep`): one parser, subcommands contributed by each package."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,12 @@ USAGE_ERROR = 2
 
 
 USER_ERRORS = (
-    ("clusters.errors", "ClusterError"), ("data.errors", "DataError"), ("evaluation.errors", "EvaluationError"),
-    ("models.errors", "ModelConfigError"), ("sweep.errors", "SpecError"), ("sweep.errors", "TrialConfigError"),
+    ("clusters.errors", "ClusterError"),
+    ("data.errors", "DataError"),
+    ("evaluation.errors", "EvaluationError"),
+    ("models.errors", "ModelConfigError"),
+    ("sweep.errors", "SpecError"),
+    ("sweep.errors", "TrialConfigError"),
     ("sweep.errors", "ExperimentError"),
 )
 

@@ -1,4 +1,5 @@
 """`negmargin cluster up/down` (a local multi-node cluster) and `negmargin sweep submit/status/logs/stop` (Jobs API)."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ def _register_cluster(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--worker-cpus", type=float, default=1, help="logical CPUs of each worker (default 1)")
     up.add_argument("--port", type=int, default=6379, help="GCS port of the head (default 6379; 0: any free port)")
     up.add_argument("--dashboard-port", type=int, default=8265, help="dashboard / Jobs API port (default 8265)")
-    up.add_argument("--state-dir", help="where the state file and node logs go (default ~/.cache/negmargin/local-cluster)")
+    up.add_argument(
+        "--state-dir", help="where the state file and node logs go (default ~/.cache/negmargin/local-cluster)"
+    )
     up.set_defaults(func=cluster_up_command)
     down = actions.add_parser("down", help="stop the local cluster started by `cluster up --local`")
     down.add_argument("--state-dir", help="the --state-dir given to `cluster up`")
@@ -36,8 +39,11 @@ def _register_jobs(sweep_subparsers: argparse._SubParsersAction) -> None:
     submit = sweep_subparsers.add_parser("submit", help="run a sweep on a Ray cluster through its Jobs API")
     submit.add_argument("spec", help="spec file or preset name")
     _add_jobs_address(submit)
-    submit.add_argument("--storage", help="absolute path every node reaches (shared filesystem); default: the spec's "
-                                          "storage_path, which must then be absolute")
+    submit.add_argument(
+        "--storage",
+        help="absolute path every node reaches (shared filesystem); default: the spec's "
+        "storage_path, which must then be absolute",
+    )
     submit.add_argument("--name", help="experiment name prefix; default: the spec's name")
     submit.add_argument("--no-promote", action="store_true", help="stop after the trials")
     submit.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
@@ -54,15 +60,20 @@ def _register_jobs(sweep_subparsers: argparse._SubParsersAction) -> None:
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
     logs.set_defaults(func=logs_command)
 
-    stop = sweep_subparsers.add_parser("stop", help="stop a submitted sweep (its trials end; resume it with `sweep resume`)")
+    stop = sweep_subparsers.add_parser(
+        "stop", help="stop a submitted sweep (its trials end; resume it with `sweep resume`)"
+    )
     stop.add_argument("job")
     _add_jobs_address(stop)
     stop.set_defaults(func=stop_command)
 
 
 def _add_jobs_address(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", help=f"the cluster's dashboard / Jobs API; default $RAY_ADDRESS, else {jobs.DEFAULT_ADDRESS} "
-                                          "(a remote cluster: through a tunnel, see README.md, Clusters)")
+    parser.add_argument(
+        "--address",
+        help=f"the cluster's dashboard / Jobs API; default $RAY_ADDRESS, else {jobs.DEFAULT_ADDRESS} "
+        "(a remote cluster: through a tunnel, see README.md, Clusters)",
+    )
 
 
 def _non_negative(text: str) -> int:
@@ -77,11 +88,17 @@ def cluster_up_command(args: argparse.Namespace) -> int:
     from clusters.local import cluster as local
 
     started = local.up(
-        args.workers, head_cpus=args.head_cpus, worker_cpus=args.worker_cpus, port=args.port,
-        dashboard_port=args.dashboard_port, state_dir=args.state_dir,
+        args.workers,
+        head_cpus=args.head_cpus,
+        worker_cpus=args.worker_cpus,
+        port=args.port,
+        dashboard_port=args.dashboard_port,
+        state_dir=args.state_dir,
     )
     for node in started.nodes:
-        print(f"{node.role:<7} {node.name:<10} {node.num_cpus:g} CPU  resource {next(iter(node.resources))}  log {node.log}")
+        print(
+            f"{node.role:<7} {node.name:<10} {node.num_cpus:g} CPU  resource {next(iter(node.resources))}  log {node.log}"
+        )
     print(f"GCS:       {started.gcs_address}      (negmargin sweep run --address {started.gcs_address})")
     print(f"Jobs API:  {started.dashboard_url}  (negmargin sweep submit SPEC --address {started.dashboard_url})")
     print(f"State:     {started.state_path}")
@@ -94,7 +111,11 @@ def cluster_down_command(args: argparse.Namespace) -> int:
     from clusters.local import cluster as local
 
     stopped = local.down(args.state_dir)
-    print(f"stopped {', '.join(stopped)}" if stopped else f"no local cluster recorded in {args.state_dir or local.default_state_dir()}")
+    print(
+        f"stopped {', '.join(stopped)}"
+        if stopped
+        else f"no local cluster recorded in {args.state_dir or local.default_state_dir()}"
+    )
     return 0
 
 
@@ -128,7 +149,11 @@ def logs_command(args: argparse.Namespace) -> int:
 def stop_command(args: argparse.Namespace) -> int:
     """Ask the cluster to stop the job."""
     stopped = jobs.stop(args.job, args.address)
-    print(f"stop requested for {args.job}" if stopped else f"{args.job} had already ended ({jobs.status(args.job, args.address)})")
+    print(
+        f"stop requested for {args.job}"
+        if stopped
+        else f"{args.job} had already ended ({jobs.status(args.job, args.address)})"
+    )
     return 0
 
 
@@ -137,8 +162,10 @@ def _follow(job_id: str, address: str) -> int:
     try:
         final = jobs.follow(job_id, address)
     except KeyboardInterrupt:
-        print(f"\nthe job keeps running on the cluster; stop it with `negmargin sweep stop {job_id} --address {address}`",
-              file=sys.stderr)
+        print(
+            f"\nthe job keeps running on the cluster; stop it with `negmargin sweep stop {job_id} --address {address}`",
+            file=sys.stderr,
+        )
         raise
     return _report_end(job_id, final, address)
 

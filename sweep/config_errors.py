@@ -4,6 +4,7 @@ The line names the first offending key as a dotted path, then the reason: `budge
 max_epochs 6`, `colour: unknown key`, `budget: required key is missing`, with `(and N more)` when there are others.
 A model-level validator names its key itself by starting its message with `key: ` (`margin: neg-cosine needs m <= 0`).
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """`negmargin data prepare`: decode a dataset's splits into the image cache ahead of a sweep."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,17 +15,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data_parser = subparsers.add_parser("data", help="dataset tools")
     data_commands = data_parser.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
     prepare = data_commands.add_parser(
-        "prepare", help="decode and resize a dataset's splits into the uint8 cache",
+        "prepare",
+        help="decode and resize a dataset's splits into the uint8 cache",
         description="Decode every image of each split once, resized to ceil(1.15 * image size), into the cache. "
-                    "The test split (novel) is prepared too: decoding it is not reading it; only promotion loads it.")
+        "The test split (novel) is prepared too: decoding it is not reading it; only promotion loads it.",
+    )
     prepare.add_argument("name", choices=list_datasets(), help="dataset name")
     prepare.add_argument("--root", default=None, help="dataset root directory (optional for glyphs)")
-    prepare.add_argument("--size", "--image-size", dest="image_size", type=int, default=84,
-                         help="model input size; images are stored at ceil(1.15 * size) (default 84 -> 97)")
-    prepare.add_argument("--cache", default=None, help=f"cache directory (default $NEGMARGIN_CACHE or "
-                                                       f"{default_cache_dir()})")
-    prepare.add_argument("--splits", default=",".join(DEFAULT_SPLITS),
-                         help="comma-separated splits to prepare (default base,val,novel)")
+    prepare.add_argument(
+        "--size",
+        "--image-size",
+        dest="image_size",
+        type=int,
+        default=84,
+        help="model input size; images are stored at ceil(1.15 * size) (default 84 -> 97)",
+    )
+    prepare.add_argument(
+        "--cache", default=None, help=f"cache directory (default $NEGMARGIN_CACHE or {default_cache_dir()})"
+    )
+    prepare.add_argument(
+        "--splits", default=",".join(DEFAULT_SPLITS), help="comma-separated splits to prepare (default base,val,novel)"
+    )
     prepare.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count)")
     prepare.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     prepare.set_defaults(func=prepare_command)
@@ -34,7 +45,8 @@ def prepare_command(args: argparse.Namespace) -> int:
     """Build the cache of each requested split and print where it is; returns the exit status."""
     size = stored_size(args.image_size)
     for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
-        folder = prepare_split(args.name, args.root, split, args.image_size, args.cache, progress=args.progress,
-                               workers=args.workers)
+        folder = prepare_split(
+            args.name, args.root, split, args.image_size, args.cache, progress=args.progress, workers=args.workers
+        )
         print(f"{args.name} {split}: {size}x{size} cache at {folder}")
     return 0

@@ -49,27 +49,47 @@ def handler(args: argparse.Namespace) -> int:
     device = _device(args.device)
     backbone, head, image_size = load_backbone_from_checkpoint(args.checkpoint, device)
     image_size = args.image_size or image_size
-    split = data.load_split(args.dataset, args.root, args.split, image_size, args.cache,
-                            allow_test=args.split == "novel")  # novel only when the user asks for it explicitly
+    split = data.load_split(
+        args.dataset, args.root, args.split, image_size, args.cache, allow_test=args.split == "novel"
+    )  # novel only when the user asks for it explicitly
     started = time.perf_counter()
     features = extract_features(backbone, split.images, args.batch_size, device, image_size)
-    print(f"features: {tuple(features.shape)} of {args.dataset} {args.split} in "
-          f"{time.perf_counter() - started:.1f} s on {device}")
+    print(
+        f"features: {tuple(features.shape)} of {args.dataset} {args.split} in "
+        f"{time.perf_counter() - started:.1f} s on {device}"
+    )
     rows = []
     for shot in args.shots:
-        episodes = data.EpisodeSet.sample(split.labels, args.way, shot, args.queries, args.episodes, args.seed,
-                                          class_names=split.class_names)
+        episodes = data.EpisodeSet.sample(
+            split.labels, args.way, shot, args.queries, args.episodes, args.seed, class_names=split.class_names
+        )
         started = time.perf_counter()
         accuracy = evaluate(features, split.labels, episodes, seed=args.seed, device=device, **head)
         seconds = time.perf_counter() - started
         mean, half_width = mean_ci95(accuracy * 100.0)
-        rows.append({"shot": shot, "accuracy_pct": mean, "ci95_pct": half_width, "episodes": len(accuracy),
-                     "seconds": seconds, "episode_accuracy": accuracy.tolist()})
+        rows.append(
+            {
+                "shot": shot,
+                "accuracy_pct": mean,
+                "ci95_pct": half_width,
+                "episodes": len(accuracy),
+                "seconds": seconds,
+                "episode_accuracy": accuracy.tolist(),
+            }
+        )
     print(_table(rows))
     if args.json:
-        report = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split,
-                  "image_size": image_size, "way": args.way, "queries": args.queries, "seed": args.seed,
-                  "head": head, "results": rows}
+        report = {
+            "checkpoint": str(args.checkpoint),
+            "dataset": args.dataset,
+            "split": args.split,
+            "image_size": image_size,
+            "way": args.way,
+            "queries": args.queries,
+            "seed": args.seed,
+            "head": head,
+            "results": rows,
+        }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.json}")
@@ -79,15 +99,19 @@ def handler(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate` subcommand."""
     parser = subparsers.add_parser(
-        "evaluate", help="few-shot accuracy of a checkpoint on fixed episodes (mean ± 95%% CI)",
+        "evaluate",
+        help="few-shot accuracy of a checkpoint on fixed episodes (mean ± 95%% CI)",
         description="Extract the split's features once, fine-tune a fresh head on every episode (the published "
-                    "protocol, batched), and print accuracy ± 1.96·std/√E per shot.")
-    parser.add_argument("checkpoint", type=Path, help="trial checkpoint (torch.save'd dict with model_spec, "
-                                                      "backbone_state)")
+        "protocol, batched), and print accuracy ± 1.96·std/√E per shot.",
+    )
+    parser.add_argument(
+        "checkpoint", type=Path, help="trial checkpoint (torch.save'd dict with model_spec, backbone_state)"
+    )
     parser.add_argument("--dataset", required=True, help="dataset name (see `negmargin data`)")
     parser.add_argument("--root", default=None, help="dataset root directory (not needed for glyphs)")
-    parser.add_argument("--split", choices=("val", "novel"), default="val",
-                        help="val, or novel: the test split (final evaluation only)")
+    parser.add_argument(
+        "--split", choices=("val", "novel"), default="val", help="val, or novel: the test split (final evaluation only)"
+    )
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="support images per class")
     parser.add_argument("--episodes", type=int, default=600, help="episodes per shot")
     parser.add_argument("--way", type=int, default=5, help="classes per episode")

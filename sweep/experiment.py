@@ -1,14 +1,15 @@
 """The experiment directory: one per sweep, holding everything it made, never shared between sweeps.
 
-    <storage>/<name>-<YYYYmmdd-HHMMSS>-<suffix>/
-        spec.yaml          the validated spec, as run
-        episodes/          fixed episode sets: val_<k>shot.pt (made before trials), test_<k>shot.pt (by promotion)
-        tune/              Ray Tune results and checkpoints (RunConfig(storage_path=<exp>, name="tune"))
-        optuna.db          the Optuna study (SQLite)
-        promotion.json     test accuracies of the promoted trials, paired comparisons
-        report.md          the last report
-        tensorboard/       per-trial curves, HParams, accuracy-versus-margin figure
+<storage>/<name>-<YYYYmmdd-HHMMSS>-<suffix>/
+    spec.yaml          the validated spec, as run
+    episodes/          fixed episode sets: val_<k>shot.pt (made before trials), test_<k>shot.pt (by promotion)
+    tune/              Ray Tune results and checkpoints (RunConfig(storage_path=<exp>, name="tune"))
+    optuna.db          the Optuna study (SQLite)
+    promotion.json     test accuracies of the promoted trials, paired comparisons
+    report.md          the last report
+    tensorboard/       per-trial curves, HParams, accuracy-versus-margin figure
 """
+
 from __future__ import annotations
 
 import secrets

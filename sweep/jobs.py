@@ -8,6 +8,7 @@ __init__.py), without .venv, .git, runs, experiments, caches: a dataset kept und
 Every request carries Ray's authentication token (token auth stays on): RAY_AUTH_TOKEN, else the file
 RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -94,7 +95,9 @@ def stage_working_dir(spec_path: Path | None, destination: Path) -> Path:
 def _not_shipped(directory: str, names: list[str]) -> set[str]:
     """copytree's filter: EXCLUDES, and every directory that is not a Python package (datasets under data/, docs/)."""
     skipped = set(shutil.ignore_patterns(*EXCLUDES)(directory, names))
-    return skipped | {name for name in names if Path(directory, name).is_dir() and not Path(directory, name, "__init__.py").is_file()}
+    return skipped | {
+        name for name in names if Path(directory, name).is_dir() and not Path(directory, name, "__init__.py").is_file()
+    }
 
 
 def runtime_env(working_dir: Path) -> dict:
@@ -128,14 +131,19 @@ def submit(
     with tempfile.TemporaryDirectory(prefix="negmargin-submit-") as staging:
         working_dir = stage_working_dir(spec_path, Path(staging) / "project")
         try:
-            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env(working_dir), submission_id=submission_id)
+            return client.submit_job(
+                entrypoint=entrypoint, runtime_env=runtime_env(working_dir), submission_id=submission_id
+            )
         except RuntimeError as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ClusterError(f"{client.get_address()}: the cluster refused the job ({reason})") from None
 
 
 def submit_sweep(
-    spec_argument: str, address: str | None = None, storage: str | None = None, name: str | None = None,
+    spec_argument: str,
+    address: str | None = None,
+    storage: str | None = None,
+    name: str | None = None,
     promote: bool = True,
 ) -> str:
     """Validate a spec here, then submit `sweep run` of it to the cluster; return the job id."""

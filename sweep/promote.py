@@ -4,6 +4,7 @@ This module is the only place that reads the test ("novel") split: `data.load_sp
 Every promoted configuration is scored on the same saved test episodes with the same fine-tuning seed, so the
 paired comparisons between them are exact.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,7 +33,12 @@ def test_episode_set(spec: SweepSpec, experiment: Experiment, labels: Any, class
         return data.EpisodeSet.load(path)
     promotion = spec.promotion
     episodes = data.EpisodeSet.sample(
-        labels, promotion.way, shot, promotion.queries, promotion.test_episodes, spec.seed + TEST_EPISODE_SEED_OFFSET,
+        labels,
+        promotion.way,
+        shot,
+        promotion.queries,
+        promotion.test_episodes,
+        spec.seed + TEST_EPISODE_SEED_OFFSET,
         class_names=class_names,
     )
     episodes.save(path)
@@ -45,7 +51,9 @@ def _device(spec: SweepSpec) -> torch.device:
     return torch.device(spec.device)
 
 
-def score_checkpoint(checkpoint_file: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device) -> dict[int, torch.Tensor]:
+def score_checkpoint(
+    checkpoint_file: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device
+) -> dict[int, torch.Tensor]:
     """Per-episode test accuracies [E] of one checkpoint, for each shot (features extracted once, reused by every episode)."""
     import evaluation
 
@@ -53,7 +61,9 @@ def score_checkpoint(checkpoint_file: Path, novel: Any, episode_sets: dict[int, 
     features = evaluation.extract_features(backbone, novel.images, batch_size=256, device=device, image_size=image_size)
     labels = torch.as_tensor(novel.labels)
     return {
-        shot: evaluation.evaluate(features, labels, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, **head)
+        shot: evaluation.evaluate(
+            features, labels, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, **head
+        )
         for shot, episodes in episode_sets.items()
     }
 
@@ -65,7 +75,9 @@ def _summary(accuracies: torch.Tensor) -> dict[str, float]:
     return {"mean": float(mean), "ci95": float(half_width), "episodes": int(accuracies.numel())}
 
 
-def _paired(results: list[dict[str, Any]], accuracies: dict[str, dict[int, torch.Tensor]], shots: list[int]) -> list[dict[str, Any]]:
+def _paired(
+    results: list[dict[str, Any]], accuracies: dict[str, dict[int, torch.Tensor]], shots: list[int]
+) -> list[dict[str, Any]]:
     import evaluation
 
     comparisons = []
@@ -73,7 +85,14 @@ def _paired(results: list[dict[str, Any]], accuracies: dict[str, dict[int, torch
         for first, second in itertools.combinations(results, 2):
             a, b = accuracies[first["trial_id"]][shot], accuracies[second["trial_id"]][shot]
             stats = evaluation.paired_comparison(a.double() * 100, b.double() * 100)
-            comparisons.append({"shot": shot, "a": first["trial_id"], "b": second["trial_id"], **{k: _plain(v) for k, v in stats.items()}})
+            comparisons.append(
+                {
+                    "shot": shot,
+                    "a": first["trial_id"],
+                    "b": second["trial_id"],
+                    **{k: _plain(v) for k, v in stats.items()},
+                }
+            )
     return comparisons
 
 
@@ -87,10 +106,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run(experiment: Experiment, top_k: int | None = None, selections_path: Path | None = None, address: str | None = None) -> dict[str, Any]:
+def run(
+    experiment: Experiment, top_k: int | None = None, selections_path: Path | None = None, address: str | None = None
+) -> dict[str, Any]:
     """Score the top-k trials on the test episodes; write promotion.json, merge the selections file; return the result."""
     import data
-
     from sweep import seeds, selections
 
     spec = experiment.spec()
@@ -100,26 +120,38 @@ def run(experiment: Experiment, top_k: int | None = None, selections_path: Path 
     promoted = candidates[: top_k or spec.promotion.top_k]
 
     started = time.perf_counter()
-    novel = data.load_split(spec.dataset.name, spec.dataset.root, "novel", spec.dataset.image_size, spec.dataset.cache, allow_test=True)
-    episode_sets = {shot: test_episode_set(spec, experiment, novel.labels, novel.class_names, shot) for shot in spec.promotion.shots}
+    novel = data.load_split(
+        spec.dataset.name, spec.dataset.root, "novel", spec.dataset.image_size, spec.dataset.cache, allow_test=True
+    )
+    episode_sets = {
+        shot: test_episode_set(spec, experiment, novel.labels, novel.class_names, shot) for shot in spec.promotion.shots
+    }
     device = _device(spec)
 
     experiment.promotion_dir.mkdir(exist_ok=True)
     accuracies: dict[str, dict[int, torch.Tensor]] = {}
     results = []
     for rank, record in enumerate(promoted, start=1):
-        accuracies[record.trial_id] = score_checkpoint(record.best_checkpoint / CHECKPOINT_FILE, novel, episode_sets, spec, device)
-        torch.save({shot: acc for shot, acc in accuracies[record.trial_id].items()}, experiment.promotion_dir / f"{record.trial_id}_accuracies.pt")
-        results.append({
-            "rank": rank,
-            "trial_id": record.trial_id,
-            "params": record.params,
-            "val": {key: value for key, value in record.best.items() if str(key).startswith("val_")},
-            "epoch": int(record.best.get("epoch", 0)),
-            "checkpoint": str(record.best_checkpoint),
-            "test": {str(shot): _summary(acc) for shot, acc in accuracies[record.trial_id].items()},
-        })
+        accuracies[record.trial_id] = score_checkpoint(
+            record.best_checkpoint / CHECKPOINT_FILE, novel, episode_sets, spec, device
+        )
+        torch.save(
+            {shot: acc for shot, acc in accuracies[record.trial_id].items()},
+            experiment.promotion_dir / f"{record.trial_id}_accuracies.pt",
+        )
+        results.append(
+            {
+                "rank": rank,
+                "trial_id": record.trial_id,
+                "params": record.params,
+                "val": {key: value for key, value in record.best.items() if str(key).startswith("val_")},
+                "epoch": int(record.best.get("epoch", 0)),
+                "checkpoint": str(record.best_checkpoint),
+                "test": {str(shot): _summary(acc) for shot, acc in accuracies[record.trial_id].items()},
+            }
+        )
     if spec.promotion.extra_seeds:
+
         def test_means(checkpoint_file: Path) -> dict[int, float]:
             scored = score_checkpoint(checkpoint_file, novel, episode_sets, spec, device)
             return {shot: _summary(acc)["mean"] for shot, acc in scored.items()}
@@ -135,7 +167,9 @@ def run(experiment: Experiment, top_k: int | None = None, selections_path: Path 
         "seconds": round(time.perf_counter() - started, 1),
     }
     _write_json(experiment.promotion_file, promotion)
-    selections.merge(selections_path or selections.default_path(experiment), selections.entries_from_promotion(spec, promotion))
+    selections.merge(
+        selections_path or selections.default_path(experiment), selections.entries_from_promotion(spec, promotion)
+    )
     return promotion
 
 

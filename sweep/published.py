@@ -1,4 +1,5 @@
 """The published hyperparameters (PROTOCOL.md, "Published hyperparameters"), used as the first points a sweep tries."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -16,22 +17,82 @@ class Setting(NamedTuple):
 # (dataset, backbone, loss, shot) -> parameters; β of Neg-Cosine is the code's default 30, of Neg-Softmax as listed.
 _NEG_COSINE_SCALE = 30.0
 PUBLISHED: dict[Setting, dict[str, float]] = {
-    Setting("mini-imagenet", "resnet18", "neg-cosine", 1): {"margin": -0.05, "weight_decay": 5e-5, "scale": _NEG_COSINE_SCALE, "drop_rate": 0.2, "dropblock_size": 3},
-    Setting("mini-imagenet", "resnet18", "neg-cosine", 5): {"margin": -0.02, "weight_decay": 1e-4, "scale": _NEG_COSINE_SCALE, "drop_rate": 0.2, "dropblock_size": 3},
+    Setting("mini-imagenet", "resnet18", "neg-cosine", 1): {
+        "margin": -0.05,
+        "weight_decay": 5e-5,
+        "scale": _NEG_COSINE_SCALE,
+        "drop_rate": 0.2,
+        "dropblock_size": 3,
+    },
+    Setting("mini-imagenet", "resnet18", "neg-cosine", 5): {
+        "margin": -0.02,
+        "weight_decay": 1e-4,
+        "scale": _NEG_COSINE_SCALE,
+        "drop_rate": 0.2,
+        "dropblock_size": 3,
+    },
     Setting("mini-imagenet", "resnet18", "neg-softmax", 1): {"margin": -0.3, "weight_decay": 1e-4, "scale": 5.0},
     Setting("mini-imagenet", "resnet18", "neg-softmax", 5): {"margin": -0.3, "weight_decay": 5e-5, "scale": 5.0},
-    Setting("cub", "resnet18", "neg-cosine", 1): {"margin": -0.01, "weight_decay": 5e-4, "scale": _NEG_COSINE_SCALE, "drop_rate": 0.1, "dropblock_size": 5},
-    Setting("cub", "resnet18", "neg-cosine", 5): {"margin": -0.01, "weight_decay": 1e-3, "scale": _NEG_COSINE_SCALE, "drop_rate": 0.1, "dropblock_size": 5},
+    Setting("cub", "resnet18", "neg-cosine", 1): {
+        "margin": -0.01,
+        "weight_decay": 5e-4,
+        "scale": _NEG_COSINE_SCALE,
+        "drop_rate": 0.1,
+        "dropblock_size": 5,
+    },
+    Setting("cub", "resnet18", "neg-cosine", 5): {
+        "margin": -0.01,
+        "weight_decay": 1e-3,
+        "scale": _NEG_COSINE_SCALE,
+        "drop_rate": 0.1,
+        "dropblock_size": 5,
+    },
     Setting("cub", "resnet18", "neg-softmax", 1): {"margin": -0.05, "weight_decay": 5e-3, "scale": 5.0},
     Setting("cub", "resnet18", "neg-softmax", 5): {"margin": -0.005, "weight_decay": 3e-3, "scale": 5.0},
-    Setting("mini-imagenet->cub", "resnet18", "neg-cosine", 5): {"margin": -0.05, "weight_decay": 5e-5, "scale": _NEG_COSINE_SCALE},
+    Setting("mini-imagenet->cub", "resnet18", "neg-cosine", 5): {
+        "margin": -0.05,
+        "weight_decay": 5e-5,
+        "scale": _NEG_COSINE_SCALE,
+    },
     Setting("mini-imagenet->cub", "resnet18", "neg-softmax", 5): {"margin": -0.005, "weight_decay": 1e-6, "scale": 5.0},
-    Setting("mini-imagenet", "resnet12", "neg-cosine", 1): {"margin": -0.02, "weight_decay": 1e-4, "scale": _NEG_COSINE_SCALE, "drop_rate": 0.1, "dropblock_size": 5},
-    Setting("mini-imagenet", "resnet12", "neg-cosine", 5): {"margin": -0.01, "weight_decay": 1e-4, "scale": _NEG_COSINE_SCALE, "drop_rate": 0.1, "dropblock_size": 5},
-    Setting("mini-imagenet", "resnet12", "neg-softmax", 1): {"margin": -0.01, "weight_decay": 3e-4, "scale": 10.0, "drop_rate": 0.1, "dropblock_size": 5},
-    Setting("mini-imagenet", "resnet12", "neg-softmax", 5): {"margin": -0.1, "weight_decay": 1e-5, "scale": 10.0, "drop_rate": 0.1, "dropblock_size": 5},
-    Setting("mini-imagenet", "wrn28_10", "neg-cosine", 1): {"margin": -0.2, "weight_decay": 0.0, "scale": _NEG_COSINE_SCALE},
-    Setting("mini-imagenet", "wrn28_10", "neg-cosine", 5): {"margin": -0.2, "weight_decay": 0.0, "scale": _NEG_COSINE_SCALE},
+    Setting("mini-imagenet", "resnet12", "neg-cosine", 1): {
+        "margin": -0.02,
+        "weight_decay": 1e-4,
+        "scale": _NEG_COSINE_SCALE,
+        "drop_rate": 0.1,
+        "dropblock_size": 5,
+    },
+    Setting("mini-imagenet", "resnet12", "neg-cosine", 5): {
+        "margin": -0.01,
+        "weight_decay": 1e-4,
+        "scale": _NEG_COSINE_SCALE,
+        "drop_rate": 0.1,
+        "dropblock_size": 5,
+    },
+    Setting("mini-imagenet", "resnet12", "neg-softmax", 1): {
+        "margin": -0.01,
+        "weight_decay": 3e-4,
+        "scale": 10.0,
+        "drop_rate": 0.1,
+        "dropblock_size": 5,
+    },
+    Setting("mini-imagenet", "resnet12", "neg-softmax", 5): {
+        "margin": -0.1,
+        "weight_decay": 1e-5,
+        "scale": 10.0,
+        "drop_rate": 0.1,
+        "dropblock_size": 5,
+    },
+    Setting("mini-imagenet", "wrn28_10", "neg-cosine", 1): {
+        "margin": -0.2,
+        "weight_decay": 0.0,
+        "scale": _NEG_COSINE_SCALE,
+    },
+    Setting("mini-imagenet", "wrn28_10", "neg-cosine", 5): {
+        "margin": -0.2,
+        "weight_decay": 0.0,
+        "scale": _NEG_COSINE_SCALE,
+    },
 }
 
 

@@ -3,6 +3,7 @@
 `build(experiment)` returns the tables; `render(tables, fmt)` prints them as table | md | csv | json;
 `write_tensorboard(experiment)` writes per-trial curves, the HParams dashboard and the accuracy-versus-margin figure.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,18 +83,28 @@ def _format_cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e-2 and value != 0 else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
+        return (
+            f"{value:.4g}"
+            if abs(value) < 1e-2 and value != 0
+            else f"{value:.2f}"
+            if abs(value) >= 1
+            else f"{value:.3f}"
+        )
     return str(value)
 
 
 def render(report: Report, fmt: str = "table") -> str:
     """The report as text: a terminal table, Markdown, CSV or JSON."""
     if fmt == "json":
-        return json.dumps({
-            "experiment": str(report.experiment.root),
-            "trials": report.trials.to_dict("records"),
-            "promoted": report.promoted.to_dict("records"),
-        }, indent=2, default=str)
+        return json.dumps(
+            {
+                "experiment": str(report.experiment.root),
+                "trials": report.trials.to_dict("records"),
+                "promoted": report.promoted.to_dict("records"),
+            },
+            indent=2,
+            default=str,
+        )
     if fmt == "csv":
         trials = report.trials.assign(table="trials")
         promoted = report.promoted.assign(table="promoted")
@@ -102,7 +113,11 @@ def render(report: Report, fmt: str = "table") -> str:
     if fmt == "md":
         return f"# {title}\n\nExperiment: `{report.experiment.root}`\n\n## Trials\n\n{_markdown(report.trials)}\n## Promoted (test, mean ± 95% CI)\n\n{_markdown(report.promoted)}"
     trials = report.trials.map(_format_cell).to_string(index=False) if not report.trials.empty else "(no trials)"
-    promoted = report.promoted.map(_format_cell).to_string(index=False) if not report.promoted.empty else "(not promoted yet: negmargin sweep promote EXP)"
+    promoted = (
+        report.promoted.map(_format_cell).to_string(index=False)
+        if not report.promoted.empty
+        else "(not promoted yet: negmargin sweep promote EXP)"
+    )
     return f"{title}\n{report.experiment.root}\n\nTrials\n{trials}\n\nPromoted (test accuracy %, mean and 95% CI half-width)\n{promoted}\n"
 
 
@@ -128,8 +143,14 @@ def _margin_figure(report: Report) -> Any:
     for shot in report.spec.promotion.shots:
         column = f"test_{shot}shot"
         if column in report.promoted:
-            axes.errorbar(report.promoted["margin"], report.promoted[column], yerr=report.promoted[f"ci95_{shot}shot"],
-                          fmt="D", capsize=3, label=f"test {shot}-shot (promoted)")
+            axes.errorbar(
+                report.promoted["margin"],
+                report.promoted[column],
+                yerr=report.promoted[f"ci95_{shot}shot"],
+                fmt="D",
+                capsize=3,
+                label=f"test {shot}-shot (promoted)",
+            )
     axes.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
     axes.set_xlabel("margin m")
     axes.set_ylabel("5-way accuracy (%)")
@@ -156,7 +177,9 @@ def write_tensorboard(experiment: Experiment, report: Report | None = None) -> P
                 for name in _curve_names(numeric.columns):
                     if pd.notna(row[name]):
                         writer.add_scalar(f"trial/{name}", float(row[name]), step)
-            final = {f"hparam/{k}": float(v) for k, v in record.best.items() if str(k).startswith("val_acc") and pd.notna(v)}
+            final = {
+                f"hparam/{k}": float(v) for k, v in record.best.items() if str(k).startswith("val_acc") and pd.notna(v)
+            }
             final["hparam/epochs"] = float(record.epochs_run)
             for key, value in promoted.get(trial_id, {}).items():
                 if str(key).startswith(("test_", "ci95_")) and pd.notna(value):
@@ -169,8 +192,18 @@ def write_tensorboard(experiment: Experiment, report: Report | None = None) -> P
     return root
 
 
-_BOOKKEEPING = {"epoch", "training_iteration", "timestamp", "time_this_iter_s", "time_total_s", "time_since_restore",
-                "iterations_since_restore", "pid", "done", "checkpoint_dir_name"}
+_BOOKKEEPING = {
+    "epoch",
+    "training_iteration",
+    "timestamp",
+    "time_this_iter_s",
+    "time_total_s",
+    "time_since_restore",
+    "iterations_since_restore",
+    "pid",
+    "done",
+    "checkpoint_dir_name",
+}
 
 
 def _curve_names(columns: Any) -> list[str]:

@@ -1,4 +1,5 @@
 """What a sweep's trials did, read back from the Ray Tune experiment directory (no cluster needed)."""
+
 from __future__ import annotations
 
 import math
@@ -55,12 +56,16 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
     try:
         analysis = ExperimentAnalysis(str(experiment.tune_dir), default_metric=spec.objective, default_mode="max")
     except ValueError as error:
-        raise ExperimentError(f"{experiment.tune_dir}: no readable Ray Tune state ({str(error).splitlines()[0]})") from None
+        raise ExperimentError(
+            f"{experiment.tune_dir}: no readable Ray Tune state ({str(error).splitlines()[0]})"
+        ) from None
     records = []
     for trial in analysis.trials:
         history = analysis.trial_dataframes.get(trial.trial_id, pd.DataFrame())
         if not history.empty:
-            history = history.assign(**{spec.objective: [space.objective_value(row, spec.objective) for row in history.to_dict("records")]})
+            history = history.assign(
+                **{spec.objective: [space.objective_value(row, spec.objective) for row in history.to_dict("records")]}
+            )
         epochs_run = int(history["epoch"].max()) if "epoch" in history else 0
         scored = history[history[spec.objective].map(_finite)] if spec.objective in history else history.iloc[0:0]
         best = scored.loc[scored[spec.objective].idxmax()].to_dict() if not scored.empty else {}
@@ -69,7 +74,10 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
         records.append(
             TrialRecord(
                 trial_id=trial.trial_id,
-                params={**spec.fixed(), **{key: trial.config[key] for key in SEARCHED_PARAMETERS if key in trial.config}},
+                params={
+                    **spec.fixed(),
+                    **{key: trial.config[key] for key in SEARCHED_PARAMETERS if key in trial.config},
+                },
                 status=trial.status,
                 stop_reason=_stop_reason(trial.status, epochs_run, spec.budget.max_epochs, trial_dir),
                 epochs_run=epochs_run,

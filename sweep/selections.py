@@ -9,6 +9,7 @@
 A promotion replaces the entry of each key it covers (the newest sweep of a setting is the one the user ran last);
 entries of other settings are kept untouched.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,25 +57,28 @@ def entries_from_promotion(spec: SweepSpec, promotion: dict[str, Any]) -> list[d
 
         chosen = max(promotion["trials"], key=validation_score)
         test = chosen["test"][str(shot)]
-        entries.append({
-            "dataset": spec.dataset.name,
-            "backbone": spec.backbone,
-            "loss": spec.loss,
-            "shot": int(shot),
-            "params": chosen["params"],
-            "val_acc": round(float(validation_score(chosen)), 3),
-            "test_acc": round(test["mean"], 3),
-            "test_ci95": round(test["ci95"], 3),
-            "test_episodes": test["episodes"],
-            "experiment": promotion["experiment"],
-            "trial_id": chosen["trial_id"],
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        })
+        entries.append(
+            {
+                "dataset": spec.dataset.name,
+                "backbone": spec.backbone,
+                "loss": spec.loss,
+                "shot": int(shot),
+                "params": chosen["params"],
+                "val_acc": round(float(validation_score(chosen)), 3),
+                "test_acc": round(test["mean"], 3),
+                "test_ci95": round(test["ci95"], 3),
+                "test_episodes": test["episodes"],
+                "experiment": promotion["experiment"],
+                "trial_id": chosen["trial_id"],
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
     return entries
 
 
 def merge(path: Path, new_entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge entries into the file (replacing those with the same key), atomically; return the whole table."""
+
     def key(entry: dict[str, Any]) -> tuple:
         return tuple(entry[field] for field in KEY_FIELDS)
 
@@ -91,6 +95,7 @@ def merge(path: Path, new_entries: list[dict[str, Any]]) -> list[dict[str, Any]]
 def select(path: Path, **criteria: Any) -> list[dict[str, Any]]:
     """Entries matching every given criterion (dataset=…, backbone=…, loss=…, shot=…; None matches all)."""
     return [
-        entry for entry in read(path)
+        entry
+        for entry in read(path)
         if all(value is None or entry.get(field) == value for field, value in criteria.items())
     ]

@@ -3,6 +3,7 @@
 `optuna_space(spec)` gives the distributions OptunaSearch samples; `trial_config(spec, params, experiment)` turns
 one sampled point into the `sweep.trial.TrialConfig` dictionary of that trial.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,7 +53,9 @@ def head_loss(loss: str, margin: float) -> str:
     return loss
 
 
-def trial_config(spec: SweepSpec, params: dict[str, Any], experiment: Experiment, seed: int | None = None) -> dict[str, Any]:
+def trial_config(
+    spec: SweepSpec, params: dict[str, Any], experiment: Experiment, seed: int | None = None
+) -> dict[str, Any]:
     """The TrialConfig dictionary of one sampled point (`params` holds the searched values)."""
     values = {**spec.fixed(), **params}
     missing = [name for name in SEARCHED_PARAMETERS if name not in values]

@@ -3,6 +3,7 @@
 Every section rejects unknown keys; a validation problem becomes one `SpecError` line that names the key
 (`search.margin.uniform: lower bound -0.1 is above upper bound -0.5`).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,10 @@ class ParameterSpace(_Strict):
     choice: list[float | _Integer] | None = None
 
     @model_validator(mode="after")
-    def _exactly_one_kind(self) -> "ParameterSpace":
-        given = [name for name in ("fixed", "uniform", "loguniform", "int", "choice") if getattr(self, name) is not None]
+    def _exactly_one_kind(self) -> ParameterSpace:
+        given = [
+            name for name in ("fixed", "uniform", "loguniform", "int", "choice") if getattr(self, name) is not None
+        ]
         if len(given) != 1:
             raise ValueError(f"give exactly one of fixed, uniform, loguniform, int, choice (got {given or 'none'})")
         for name in ("uniform", "loguniform", "int"):
@@ -56,7 +59,9 @@ class ParameterSpace(_Strict):
     @property
     def kind(self) -> str:
         """The kind of space: fixed, uniform, loguniform, int or choice."""
-        return next(name for name in ("fixed", "uniform", "loguniform", "int", "choice") if getattr(self, name) is not None)
+        return next(
+            name for name in ("fixed", "uniform", "loguniform", "int", "choice") if getattr(self, name) is not None
+        )
 
     def bounds(self) -> tuple[float, float]:
         """The smallest and largest value this space can produce."""
@@ -85,7 +90,7 @@ class SearchSpace(_Strict):
     dropblock_size: ParameterSpace = ParameterSpace(fixed=5)
 
     @model_validator(mode="after")
-    def _ranges_make_sense(self) -> "SearchSpace":
+    def _ranges_make_sense(self) -> SearchSpace:
         if self.scale.bounds()[0] <= 0:
             raise ValueError("scale: β must be positive")
         if self.weight_decay.bounds()[0] < 0:
@@ -137,7 +142,7 @@ class Budget(_Strict):
     dropblock_ramp_iters: int = Field(40_000, ge=1)
 
     @model_validator(mode="after")
-    def _grace_within_budget(self) -> "Budget":
+    def _grace_within_budget(self) -> Budget:
         if self.grace_period > self.max_epochs:
             raise ValueError(f"grace_period: {self.grace_period} exceeds max_epochs {self.max_epochs}")
         if self.warmup_epochs >= self.max_epochs and self.max_epochs > 1:
@@ -225,7 +230,7 @@ class SweepSpec(_Strict):
         return sorted(set(shots))
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SweepSpec":
+    def _consistent(self) -> SweepSpec:
         objective_shots = {"val_acc_1shot": [1], "val_acc_5shot": [5], "val_acc_mean": [1, 5]}[self.objective]
         missing = [shot for shot in objective_shots if shot not in self.shots]
         if missing:
@@ -251,7 +256,9 @@ class SweepSpec(_Strict):
 
     def fixed(self) -> dict[str, float]:
         """The parameters that do not vary, with their values."""
-        return {name: space.fixed for name in SEARCHED_PARAMETERS if (space := getattr(self.search, name)).kind == "fixed"}
+        return {
+            name: space.fixed for name in SEARCHED_PARAMETERS if (space := getattr(self.search, name)).kind == "fixed"
+        }
 
     def to_yaml(self) -> str:
         """The spec as YAML, round-trippable through `parse`."""
@@ -300,7 +307,9 @@ def with_absolute_paths(spec: SweepSpec, base: Path | None = None) -> SweepSpec:
             return path
         return str((base / Path(path).expanduser()).resolve())
 
-    dataset = spec.dataset.model_copy(update={"root": absolute(spec.dataset.root), "cache": absolute(spec.dataset.cache)})
+    dataset = spec.dataset.model_copy(
+        update={"root": absolute(spec.dataset.root), "cache": absolute(spec.dataset.cache)}
+    )
     return spec.model_copy(update={"dataset": dataset, "storage_path": absolute(spec.storage_path)})
 
 

@@ -15,6 +15,7 @@ the path must be reachable from every node:
   address this machine owns (a socket binds to it; an address of another machine or container cannot be bound here).
 The check runs in the driver (on the head node for a submitted job), after ray.init, with ray.nodes().
 """
+
 from __future__ import annotations
 
 import re

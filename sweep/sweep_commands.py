@@ -1,4 +1,5 @@
 """`negmargin sweep run | resume | promote | report | select | list`: the sweep's command-line face."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,11 @@ from sweep.storage_check import check_storage_path
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", help="Ray cluster to join (HOST:6379, ray://HOST:10001 or auto); default $RAY_ADDRESS, "
-                                          "else a local Ray on 127.0.0.1")
+    parser.add_argument(
+        "--address",
+        help="Ray cluster to join (HOST:6379, ray://HOST:10001 or auto); default $RAY_ADDRESS, "
+        "else a local Ray on 127.0.0.1",
+    )
 
 
 def register(sweep_subparsers: argparse._SubParsersAction) -> None:
@@ -19,10 +23,16 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     run = sweep_subparsers.add_parser("run", help="run a sweep (default: the embedded glyph preset), promote, report")
     run.add_argument("spec", nargs="?", help="spec file or preset name (see `negmargin sweep list`); default: default")
     _add_address(run)
-    run.add_argument("--storage", help="directory (or shared path) that holds experiments; default: the spec's storage_path")
+    run.add_argument(
+        "--storage", help="directory (or shared path) that holds experiments; default: the spec's storage_path"
+    )
     run.add_argument("--name", help="experiment name prefix; default: the spec's name")
-    run.add_argument("--no-promote", action="store_true", help="stop after the trials (promote later with `sweep promote`)")
-    run.add_argument("--selections", type=Path, help="selections file to merge into (default: <storage>/selections.yaml)")
+    run.add_argument(
+        "--no-promote", action="store_true", help="stop after the trials (promote later with `sweep promote`)"
+    )
+    run.add_argument(
+        "--selections", type=Path, help="selections file to merge into (default: <storage>/selections.yaml)"
+    )
     run.set_defaults(func=run_command)
 
     resume = sweep_subparsers.add_parser("resume", help="finish an interrupted sweep, then promote and report")
@@ -46,7 +56,9 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--format", choices=("table", "md", "csv", "json"), default="table")
     report.set_defaults(func=report_command)
 
-    select = sweep_subparsers.add_parser("select", help="print the selected hyperparameters per dataset/backbone/loss/shot")
+    select = sweep_subparsers.add_parser(
+        "select", help="print the selected hyperparameters per dataset/backbone/loss/shot"
+    )
     select.add_argument("--dataset")
     select.add_argument("--backbone")
     select.add_argument("--loss")
@@ -115,7 +127,9 @@ def report_command(args: argparse.Namespace) -> int:
 
     if args.experiment is None and not args.latest:
         raise ExperimentError("give an experiment directory or --latest")
-    experiment = experiments.latest(args.storage) if args.experiment is None else experiments.open_existing(args.experiment)
+    experiment = (
+        experiments.latest(args.storage) if args.experiment is None else experiments.open_existing(args.experiment)
+    )
     print(report.render(report.build(experiment), args.format), end="")
     return 0
 
@@ -130,10 +144,15 @@ def select_command(args: argparse.Namespace) -> int:
         print(f"no selection in {path} matches")
         return 1
     for entry in entries:
-        params = ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in entry["params"].items())
-        print(f"{entry['dataset']} / {entry['backbone']} / {entry['loss']} / {entry['shot']}-shot: {params}  "
-              f"test {entry['test_acc']:.2f} ± {entry['test_ci95']:.2f} ({entry['test_episodes']} episodes)  "
-              f"from {entry['experiment']}")
+        params = ", ".join(
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in entry["params"].items()
+        )
+        print(
+            f"{entry['dataset']} / {entry['backbone']} / {entry['loss']} / {entry['shot']}-shot: {params}  "
+            f"test {entry['test_acc']:.2f} ± {entry['test_ci95']:.2f} ({entry['test_episodes']} episodes)  "
+            f"from {entry['experiment']}"
+        )
     return 0
 
 
@@ -143,8 +162,16 @@ def list_command(args: argparse.Namespace) -> int:
     for name in spec_module.list_presets():
         print(f"  {name}")
     found = experiments.find_all(args.storage)
-    print(f"Experiments in {Path(args.storage).expanduser().resolve()}:" if found else f"No experiments in {args.storage}")
+    print(
+        f"Experiments in {Path(args.storage).expanduser().resolve()}:" if found else f"No experiments in {args.storage}"
+    )
     for experiment in found:
-        state = "promoted" if experiment.promotion_file.exists() else "trials only" if experiment.tune_dir.exists() else "not started"
+        state = (
+            "promoted"
+            if experiment.promotion_file.exists()
+            else "trials only"
+            if experiment.tune_dir.exists()
+            else "not started"
+        )
         print(f"  {experiment.root.name}  ({state})")
     return 0

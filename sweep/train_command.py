@@ -28,9 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("config", help="TrialConfig YAML file")
     parser.add_argument(
-        "--out", type=Path, default=None,
+        "--out",
+        type=Path,
+        default=None,
         help="run directory (default: runs/<timestamp>-<backbone>-<loss>-<suffix>); must be new or empty",
-    )  # fmt: skip
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=handle_train)

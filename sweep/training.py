@@ -42,7 +42,7 @@ class Precision:
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda if available else cpu; "cuda[:N]" without a GPU -> TrialConfigError."""
+    """ "auto" -> cuda if available else cpu; "cuda[:N]" without a GPU -> TrialConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -54,7 +54,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
-    """"auto" -> bf16 autocast + channels-last on CUDA, fp32 elsewhere; "bf16" / "fp32" as named."""
+    """ "auto" -> bf16 autocast + channels-last on CUDA, fp32 elsewhere; "bf16" / "fp32" as named."""
     if name == "auto":
         name = "bf16" if device.type == "cuda" else "fp32"
     if name == "bf16":
@@ -121,9 +121,7 @@ class BatchSource:
         """Number of batches per epoch (the last one may be smaller)."""
         return math.ceil(len(self) / batch_size)
 
-    def batches(
-        self, generator: torch.Generator, batch_size: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of (images uint8 [B, S, S, 3], labels [B]) on the device, in a permutation from `generator`."""
         order = torch.randperm(len(self), generator=generator)
         device_order = order.to(self.device)  # one copy per epoch: no host-device sync per batch

@@ -20,7 +20,6 @@ import data
 import evaluation
 import models
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.trial_config import TrialConfig
 from sweep.training import (
     BatchSource,
     EpochResult,
@@ -31,6 +30,7 @@ from sweep.training import (
     resolve_precision,
     train_epoch,
 )
+from sweep.trial_config import TrialConfig
 
 __all__ = ["Reporter", "TrialConfig", "metric_names", "run"]
 
@@ -97,9 +97,19 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
     while epoch < config.epochs:
         epoch += 1
         result = train_epoch(
-            backbone, head, optimizer, scheduler, source, augment, generators.shuffle, generators.augment,
-            precision, config.batch_size, epoch=epoch, iteration=iteration,
-        )  # fmt: skip
+            backbone,
+            head,
+            optimizer,
+            scheduler,
+            source,
+            augment,
+            generators.shuffle,
+            generators.augment,
+            precision,
+            config.batch_size,
+            epoch=epoch,
+            iteration=iteration,
+        )
         iteration = result.iteration
         train_metrics = _train_metrics(epoch, result)
         epoch_end = getattr(reporter, "epoch_end", None)
@@ -195,9 +205,14 @@ def validate(
     metrics: dict[str, float] = {}
     for shot, episodes in episode_sets.items():
         accuracy = evaluation.evaluate(
-            features, labels, episodes, **head, seed=config.validation.seed,
-            epochs=config.validation.finetune_epochs, device=device,
-        )  # fmt: skip
+            features,
+            labels,
+            episodes,
+            **head,
+            seed=config.validation.seed,
+            epochs=config.validation.finetune_epochs,
+            device=device,
+        )
         mean, half_width = evaluation.mean_ci95(accuracy.double() * 100.0)
         metrics[f"val_acc_{shot}shot"] = float(mean)
         metrics[f"val_ci_{shot}shot"] = float(half_width)

@@ -32,8 +32,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data.augment import check_crop_scale
 import models
+from data.augment import check_crop_scale
 from sweep.config_errors import describe_validation_error
 from sweep.errors import TrialConfigError
 
@@ -192,4 +192,3 @@ def merge_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
         else:
             node[leaf] = copy.deepcopy(value)
     return merged
-

@@ -4,6 +4,7 @@ Each trial is `sweep.trial.run` with a reporter that calls `ray.tune.report(metr
 sampler (seeded, stored in `<experiment>/optuna.db`) proposes the points, starting from the published configuration;
 ASHA (time_attr = epoch) stops weak trials early; a trial that fails is retried from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,10 @@ def validate_address(address: str) -> None:
     """Reject an address that cannot name a Ray cluster, before anything starts."""
     if address in ("auto", "local") or address.startswith(("ray://", "http://", "https://")):
         if address.startswith(("http://", "https://")):
-            raise SpecError(f"--address {address}: that is a dashboard/Jobs address; use `negmargin sweep submit` for it, "
-                            "or give the GCS address HOST:6379 here")
+            raise SpecError(
+                f"--address {address}: that is a dashboard/Jobs address; use `negmargin sweep submit` for it, "
+                "or give the GCS address HOST:6379 here"
+            )
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -101,7 +104,9 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         try:
             ray.init(address=address, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise SpecError(f"--address {address}: cannot connect to a Ray cluster there ({str(error).splitlines()[0]})") from None
+            raise SpecError(
+                f"--address {address}: cannot connect to a Ray cluster there ({str(error).splitlines()[0]})"
+            ) from None
     else:
         ray.init(address="local", _node_ip_address=LOCALHOST, dashboard_host=LOCALHOST, include_dashboard=False)
     try:
@@ -125,7 +130,9 @@ def _check_storage(experiment: Experiment) -> None:
 def _trainable(spec: SweepSpec, experiment: Experiment) -> Any:
     from ray import tune
 
-    trainable = tune.with_parameters(train_trial, spec_data=spec.model_dump(mode="json"), experiment_root=str(experiment.root))
+    trainable = tune.with_parameters(
+        train_trial, spec_data=spec.model_dump(mode="json"), experiment_root=str(experiment.root)
+    )
     resources = {"cpu": spec.resources.cpu}
     if spec.resources.gpu:
         resources["gpu"] = spec.resources.gpu
@@ -195,7 +202,9 @@ def check_dataset(spec: SweepSpec) -> None:
     for split in ("base", "val"):
         dataset = data.build_dataset(spec.dataset.name, spec.dataset.root, split)
         if split == "val" and len(dataset.class_names) < spec.budget.val_way:
-            raise SpecError(f"budget.val_way: {spec.budget.val_way} exceeds the {len(dataset.class_names)} classes of the val split")
+            raise SpecError(
+                f"budget.val_way: {spec.budget.val_way} exceeds the {len(dataset.class_names)} classes of the val split"
+            )
 
 
 def prepare_validation_episodes(spec: SweepSpec, experiment: Experiment) -> None:
@@ -211,7 +220,12 @@ def prepare_validation_episodes(spec: SweepSpec, experiment: Experiment) -> None
             dataset = data.build_dataset(spec.dataset.name, spec.dataset.root, "val")
             labels, class_names = dataset.labels, dataset.class_names
         episodes = data.EpisodeSet.sample(
-            labels, spec.budget.val_way, shot, spec.budget.val_queries, spec.budget.val_episodes, spec.seed,
+            labels,
+            spec.budget.val_way,
+            shot,
+            spec.budget.val_queries,
+            spec.budget.val_episodes,
+            spec.seed,
             class_names=class_names,
         )
         episodes.save(path)
@@ -238,7 +252,10 @@ def resume(experiment: Experiment, address: str | None = None) -> Experiment:
             raise ExperimentError(f"{experiment.tune_dir}: Ray Tune cannot restore this experiment")
         _check_storage(experiment)
         tuner = tune.Tuner.restore(
-            str(experiment.tune_dir), trainable=_trainable(spec, experiment), resume_unfinished=True, resume_errored=True
+            str(experiment.tune_dir),
+            trainable=_trainable(spec, experiment),
+            resume_unfinished=True,
+            resume_errored=True,
         )
         tuner.fit()
     return experiment

@@ -15,6 +15,7 @@ RAY_AUTH_MODE=token and the token Ray reads (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH
 if missing). The dashboard and Jobs API listen on 127.0.0.1 only. What was started is recorded in
 `<state_dir>/cluster.json`.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,7 +74,9 @@ class LocalCluster:
         for node in self.nodes:
             if node.name == name:
                 return node
-        raise ClusterError(f"{self.state_path}: no node named {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
+        raise ClusterError(
+            f"{self.state_path}: no node named {name!r} (nodes: {', '.join(n.name for n in self.nodes)})"
+        )
 
     @property
     def state_path(self) -> Path:
@@ -114,7 +117,9 @@ def up(
     if (state_dir / STATE_FILE).is_file():
         previous = load(state_dir)
         if any(_alive(node.pid) for node in previous.nodes):
-            raise ClusterError(f"{previous.state_path}: a local cluster is already running; stop it with `negmargin cluster down`")
+            raise ClusterError(
+                f"{previous.state_path}: a local cluster is already running; stop it with `negmargin cluster down`"
+            )
         down(state_dir)  # a stale record: its nodes are gone; clear what is left of them
     port = _claim_port(port, "--port")
     dashboard_port = _claim_port(dashboard_port, "--dashboard-port")
@@ -128,13 +133,19 @@ def up(
     )
     cluster.save()
     head_options = [
-        "--head", f"--port={port}", f"--dashboard-host={HOST}", f"--dashboard-port={dashboard_port}",
-        "--include-dashboard=true", f"--ray-client-server-port={_free_port()}",
+        "--head",
+        f"--port={port}",
+        f"--dashboard-host={HOST}",
+        f"--dashboard-port={dashboard_port}",
+        "--include-dashboard=true",
+        f"--ray-client-server-port={_free_port()}",
     ]
     try:
         _start_node(cluster, "head", "head", head_cpus, head_options, object_store_mb, timeout)
         for index in range(1, workers + 1):
-            start_worker(cluster, f"worker-{index}", num_cpus=worker_cpus, object_store_mb=object_store_mb, timeout=timeout)
+            start_worker(
+                cluster, f"worker-{index}", num_cpus=worker_cpus, object_store_mb=object_store_mb, timeout=timeout
+            )
     except BaseException:
         down(state_dir)
         raise
@@ -147,7 +158,9 @@ def start_worker(
     """Start one more worker node that joins `cluster` and record it."""
     if any(node.name == name for node in cluster.nodes):
         raise ClusterError(f"{cluster.state_path}: a node named {name!r} exists already")
-    return _start_node(cluster, name, "worker", num_cpus, [f"--address={cluster.gcs_address}"], object_store_mb, timeout)
+    return _start_node(
+        cluster, name, "worker", num_cpus, [f"--address={cluster.gcs_address}"], object_store_mb, timeout
+    )
 
 
 def stop_node(cluster: LocalCluster, name: str, timeout: float = 30.0) -> None:
@@ -210,7 +223,13 @@ def _ensure_auth_token(env: dict[str, str]) -> None:
 
 
 def _start_node(
-    cluster: LocalCluster, name: str, role: str, num_cpus: float, options: list[str], object_store_mb: int, timeout: float
+    cluster: LocalCluster,
+    name: str,
+    role: str,
+    num_cpus: float,
+    options: list[str],
+    object_store_mb: int,
+    timeout: float,
 ) -> Node:
     """Start one node and wait until it has started; one more try if the first does not start in time."""
     for attempt in range(1, START_ATTEMPTS + 1):
@@ -235,14 +254,27 @@ def _launch_node(
     log = Path(cluster.state_dir) / f"{name}.log"
     resources = {f"node-{name}": 1.0}
     command = [
-        ray_command(), "start", "--block", *options,
-        f"--node-ip-address={HOST}", f"--node-name={name}", f"--num-cpus={num_cpus:g}", "--num-gpus=0",
-        f"--resources={json.dumps(resources)}", f"--labels={NODE_LABEL}={name}",
-        f"--temp-dir={cluster.temp_dir}/{name}", f"--object-store-memory={object_store_mb * 2**20}",
-        f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
-        f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-        f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-        "--min-worker-port=0", "--max-worker-port=0", "--disable-usage-stats",
+        ray_command(),
+        "start",
+        "--block",
+        *options,
+        f"--node-ip-address={HOST}",
+        f"--node-name={name}",
+        f"--num-cpus={num_cpus:g}",
+        "--num-gpus=0",
+        f"--resources={json.dumps(resources)}",
+        f"--labels={NODE_LABEL}={name}",
+        f"--temp-dir={cluster.temp_dir}/{name}",
+        f"--object-store-memory={object_store_mb * 2**20}",
+        f"--node-manager-port={_free_port()}",
+        f"--object-manager-port={_free_port()}",
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}",
+        f"--metrics-export-port={_free_port()}",
+        "--min-worker-port=0",
+        "--max-worker-port=0",
+        "--disable-usage-stats",
     ]
     with open(log, "w") as out:
         process = subprocess.Popen(
@@ -273,7 +305,9 @@ def _claim_port(port: int, option: str) -> int:
         try:
             probe.bind((HOST, port))
         except OSError:
-            raise ClusterError(f"{option} {port}: port in use on {HOST} (another Ray cluster?); choose another") from None
+            raise ClusterError(
+                f"{option} {port}: port in use on {HOST} (another Ray cluster?); choose another"
+            ) from None
     return port
 
 

@@ -1,11 +1,12 @@
 """ImageDataset: one split of a dataset as (image source, label) pairs; file-list and in-memory implementations."""
+
 from __future__ import annotations
 
 import hashlib
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -84,8 +85,9 @@ def check_labelling(source: str, n_images: int, labels: np.ndarray, class_names:
 class FileImageDataset(ImageDataset):
     """A split read from image files under `root`; the fingerprint hashes relative paths, sizes, mtimes, labels."""
 
-    def __init__(self, name: str, split: str, root: Path, paths: Sequence[Path], labels: np.ndarray,
-                 class_names: Sequence[str]) -> None:
+    def __init__(
+        self, name: str, split: str, root: Path, paths: Sequence[Path], labels: np.ndarray, class_names: Sequence[str]
+    ) -> None:
         check_labelling(f"{name} {split} split under {root}", len(paths), labels, class_names)
         self.name, self.split, self.root = name, split, Path(root)
         self.paths = [Path(p) for p in paths]
@@ -107,8 +109,9 @@ class FileImageDataset(ImageDataset):
                 except FileNotFoundError:
                     raise DataError(f"image file not found: {path}") from None
                 listing.append(f"{_relative(path, self.root)}\t{stat.st_size}\t{stat.st_mtime_ns}")
-            self._fingerprint = _digest(b"files", "\n".join(listing).encode(),
-                                        *label_digest_parts(self.labels, self.class_names))
+            self._fingerprint = _digest(
+                b"files", "\n".join(listing).encode(), *label_digest_parts(self.labels, self.class_names)
+            )
         return self._fingerprint
 
 
@@ -122,8 +125,15 @@ def _relative(path: Path, root: Path) -> str:
 class ArrayImageDataset(ImageDataset):
     """A split held in memory: images uint8 [N, H, W, 3]; fingerprint from `source_id` or, if None, the pixels."""
 
-    def __init__(self, name: str, split: str, images: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
-                 source_id: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        split: str,
+        images: np.ndarray,
+        labels: np.ndarray,
+        class_names: Sequence[str],
+        source_id: str | None = None,
+    ) -> None:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise DataError(f"{name} {split}: images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
         check_labelling(f"{name} {split} split", len(images), labels, class_names)
@@ -140,16 +150,22 @@ class ArrayImageDataset(ImageDataset):
     def fingerprint(self) -> str:
         """Hash of the source id (or the pixel bytes), labels and class names."""
         if self._fingerprint is None:
-            source = (self.source_id.encode() if self.source_id is not None
-                      else hashlib.sha256(np.ascontiguousarray(self.images).data).hexdigest().encode())
+            source = (
+                self.source_id.encode()
+                if self.source_id is not None
+                else hashlib.sha256(np.ascontiguousarray(self.images).data).hexdigest().encode()
+            )
             self._fingerprint = _digest(b"array", source, *label_digest_parts(self.labels, self.class_names))
         return self._fingerprint
 
 
 def list_images(folder: Path) -> list[Path]:
     """Image files directly in `folder` (by extension, hidden files skipped), sorted by name."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -179,8 +195,9 @@ class LazyArrayDataset(ImageDataset):
     never loads the data.
     """
 
-    def __init__(self, name: str, split: str, loader: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]],
-                 source_id: str) -> None:
+    def __init__(
+        self, name: str, split: str, loader: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]], source_id: str
+    ) -> None:
         self.name, self.split, self.source_id = name, split, source_id
         self._loader = loader
         self._loaded: ArrayImageDataset | None = None

@@ -1,5 +1,6 @@
 """CUB-200-2011 with the CloserLook class split (classes sorted by folder name; index i: base if i % 2 == 0,
 val if i % 4 == 1, novel if i % 4 == 3). `root` is CUB_200_2011 itself or the folder that contains it."""
+
 from __future__ import annotations
 
 from pathlib import Path

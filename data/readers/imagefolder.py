@@ -1,4 +1,5 @@
 """A generic dataset laid out as root/{base,val,novel}/<class>/<image>; classes sorted by folder name."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -10,12 +10,13 @@ Layouts, tried in this order (the first whose files are present wins):
 Splits: base = train, val = val, novel = test, all = the three concatenated. Within a split classes are sorted by
 name; in `all` the base classes come first, then val, then novel (CloserLook's global label order).
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -42,8 +43,10 @@ def build(root: Path, split: str, name: str = NAME) -> ImageDataset:
         return _file_dataset(name, split, root, [_read_json(root, part) for part in parts])
     if any((root / f).is_file() for f in PICKLE_FILES.values()):
         return _pickle_dataset(name, split, root, parts)
-    raise DataError(f"no mini-ImageNet layout in {root}: expected train.csv/val.csv/test.csv with images/, "
-                    "base.json/val.json/novel.json, or mini-imagenet-cache-{train,val,test}.pkl")
+    raise DataError(
+        f"no mini-ImageNet layout in {root}: expected train.csv/val.csv/test.csv with images/, "
+        "base.json/val.json/novel.json, or mini-imagenet-cache-{train,val,test}.pkl"
+    )
 
 
 def _parts(split: str) -> tuple[str, ...]:
@@ -96,8 +99,9 @@ def _read_json(root: Path, part: str) -> Listing:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
     except (KeyError, TypeError, IndexError, ValueError) as error:
-        raise DataError(f"{path}: expected label_names, image_names, image_labels ({type(error).__name__}: "
-                        f"{error})") from None
+        raise DataError(
+            f"{path}: expected label_names, image_names, image_labels ({type(error).__name__}: {error})"
+        ) from None
     if len(image_names) != len(classes):
         raise DataError(f"{path}: {len(image_names)} image_names but {len(classes)} image_labels")
     return [_resolve(root, str(image), path) for image in image_names], classes
@@ -134,6 +138,7 @@ def _pickle_loader(files: list[Path]) -> Callable[[], tuple[np.ndarray, np.ndarr
             labels.append(part_labels + len(class_names))
             class_names += part_names
         return np.concatenate(images), np.concatenate(labels), class_names
+
     return load
 
 

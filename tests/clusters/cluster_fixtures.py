@@ -1,5 +1,6 @@
 """Helpers of the multi-node tests: a local cluster started through the CLI, its nodes as the dashboard sees them,
 polling, and a tiny image-folder dataset so that a sweep's epochs take seconds on one logical CPU."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,10 +28,29 @@ def cli(argv: list[str]) -> tuple[int, argparse.Namespace]:
     return args.func(args), args
 
 
-def start_cluster(state_dir: Path, workers: int = 2, head_cpus: float = 0, worker_cpus: float = 1) -> local.LocalCluster:
+def start_cluster(
+    state_dir: Path, workers: int = 2, head_cpus: float = 0, worker_cpus: float = 1
+) -> local.LocalCluster:
     """`negmargin cluster up --local` on free ports with its state in `state_dir`."""
-    code, _ = cli(["cluster", "up", "--local", "--workers", str(workers), "--head-cpus", str(head_cpus),
-                   "--worker-cpus", str(worker_cpus), "--port", "0", "--dashboard-port", "0", "--state-dir", str(state_dir)])
+    code, _ = cli(
+        [
+            "cluster",
+            "up",
+            "--local",
+            "--workers",
+            str(workers),
+            "--head-cpus",
+            str(head_cpus),
+            "--worker-cpus",
+            str(worker_cpus),
+            "--port",
+            "0",
+            "--dashboard-port",
+            "0",
+            "--state-dir",
+            str(state_dir),
+        ]
+    )
     assert code == 0
     return local.load(state_dir)
 
@@ -60,7 +80,9 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
-def write_tiny_imagefolder(root: Path, base_images: int, val_images: int = 12, classes: int = 5, size: int = 20) -> Path:
+def write_tiny_imagefolder(
+    root: Path, base_images: int, val_images: int = 12, classes: int = 5, size: int = 20
+) -> Path:
     """root/{base,val}/<class>/<i>.png: `classes` classes told apart by colour, seeded noise on top."""
     generator = np.random.default_rng(0)
     for split, count in (("base", base_images), ("val", val_images)):

@@ -1,4 +1,5 @@
 """Every cluster definition under clusters/ parses and holds the keys its tool (ray up, KubeRay) requires."""
+
 import re
 from pathlib import Path
 
@@ -10,8 +11,16 @@ from sweep import spec as spec_module
 CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
 LAUNCHER_CONFIGS = ["aws.yaml", "gcp.yaml"]
 LAUNCHER_KEYS = {
-    "cluster_name", "max_workers", "provider", "auth", "available_node_types", "head_node_type", "file_mounts",
-    "setup_commands", "head_start_ray_commands", "worker_start_ray_commands",
+    "cluster_name",
+    "max_workers",
+    "provider",
+    "auth",
+    "available_node_types",
+    "head_node_type",
+    "file_mounts",
+    "setup_commands",
+    "head_start_ray_commands",
+    "worker_start_ray_commands",
 }
 
 
@@ -63,7 +72,9 @@ def test_a_launcher_gpu_node_fits_a_published_preset_trial():
     preset = spec_module.load(spec_module.preset_path("resnet12-mini-neg-cosine-1shot"))
     for name in LAUNCHER_CONFIGS:
         (config,) = _documents(name)
-        gpu_types = [node["resources"] for node in config["available_node_types"].values() if node["resources"].get("GPU")]
+        gpu_types = [
+            node["resources"] for node in config["available_node_types"].values() if node["resources"].get("GPU")
+        ]
         assert all(r["CPU"] >= preset.resources.cpu and r["GPU"] >= preset.resources.gpu for r in gpu_types), name
 
 
@@ -79,7 +90,11 @@ def _pod_spec_checks(cluster_spec: dict) -> None:
     container = group["template"]["spec"]["containers"][0]
     assert int(container["resources"]["limits"]["nvidia.com/gpu"]) >= 1
     assert "/shared" in {mount["mountPath"] for mount in container["volumeMounts"]}
-    claims = {v["persistentVolumeClaim"]["claimName"] for v in group["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v}
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in group["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     assert claims == {"negmargin-shared"}
 
 

@@ -1,4 +1,5 @@
 """The Jobs API wrapper without a cluster: addresses, the auth token, the staged working_dir, storage, the CLI."""
+
 import argparse
 import shlex
 import socket
@@ -48,8 +49,19 @@ def test_a_missing_token_path_is_a_clear_error(clean_env, tmp_path):
 
 def test_staged_working_dir_holds_the_packages_and_spec_but_not_the_excluded_paths(tmp_path, monkeypatch):
     project = tmp_path / "project"
-    for folder in ("sweep/presets", "models", "data/mini-imagenet/n01", "evaluation", "sweep/__pycache__", ".venv/bin",
-                   ".git", "runs", "experiments/old", "negmargin.egg-info", "docs"):
+    for folder in (
+        "sweep/presets",
+        "models",
+        "data/mini-imagenet/n01",
+        "evaluation",
+        "sweep/__pycache__",
+        ".venv/bin",
+        ".git",
+        "runs",
+        "experiments/old",
+        "negmargin.egg-info",
+        "docs",
+    ):
         (project / folder).mkdir(parents=True)
     for package in ("sweep", "sweep/presets", "models", "data", "evaluation"):
         (project / package / "__init__.py").write_text("")
@@ -64,11 +76,28 @@ def test_staged_working_dir_holds_the_packages_and_spec_but_not_the_excluded_pat
     spec.write_text("name: x\n")
     staged = jobs.stage_working_dir(spec, tmp_path / "staged")
     names = {path.relative_to(staged).as_posix() for path in staged.rglob("*")}
-    assert {"sweep/__init__.py", "models/__init__.py", "data/__init__.py", "evaluation/__init__.py",
-            "sweep/presets/default.yaml", "setup.cfg"} <= names
+    assert {
+        "sweep/__init__.py",
+        "models/__init__.py",
+        "data/__init__.py",
+        "evaluation/__init__.py",
+        "sweep/presets/default.yaml",
+        "setup.cfg",
+    } <= names
     assert (staged / jobs.SPEC_NAME).read_text() == "name: x\n"
-    assert not {".venv", ".git", "runs", "experiments", "sweep/__pycache__", "negmargin.egg-info", "docs",
-                "data/mini-imagenet"} & names
+    assert (
+        not {
+            ".venv",
+            ".git",
+            "runs",
+            "experiments",
+            "sweep/__pycache__",
+            "negmargin.egg-info",
+            "docs",
+            "data/mini-imagenet",
+        }
+        & names
+    )
     env = jobs.runtime_env(staged)
     assert env["working_dir"] == str(staged) and {".venv", ".git", "runs", "experiments"} <= set(env["excludes"])
 
@@ -80,8 +109,19 @@ def test_the_real_project_root_holds_the_four_packages():
 
 def test_entrypoint_runs_sweep_run_on_the_shipped_spec():
     words = shlex.split(jobs.sweep_entrypoint("/shared/my experiments", name="n1", promote=False))
-    assert words == ["python", "-m", "sweep", "sweep", "run", "submitted_spec.yaml", "--storage", "/shared/my experiments",
-                     "--name", "n1", "--no-promote"]
+    assert words == [
+        "python",
+        "-m",
+        "sweep",
+        "sweep",
+        "run",
+        "submitted_spec.yaml",
+        "--storage",
+        "/shared/my experiments",
+        "--name",
+        "n1",
+        "--no-promote",
+    ]
 
 
 def test_absolute_storage_can_be_submitted():
@@ -126,10 +166,16 @@ def test_cli_parses_cluster_and_job_commands():
     up = parser.parse_args(["cluster", "up", "--local", "--workers", "3", "--worker-cpus", "2"])
     assert (up.workers, up.worker_cpus, up.head_cpus, up.port, up.dashboard_port) == (3, 2.0, 1.0, 6379, 8265)
     assert up.func is cluster_commands.cluster_up_command
-    submit = parser.parse_args(["sweep", "submit", "spec.yaml", "--address", "http://h:8265", "--no-wait",
-                                "--storage", "/shared/e"])
+    submit = parser.parse_args(
+        ["sweep", "submit", "spec.yaml", "--address", "http://h:8265", "--no-wait", "--storage", "/shared/e"]
+    )
     assert (submit.spec, submit.address, submit.no_wait, submit.storage, submit.no_promote) == (
-        "spec.yaml", "http://h:8265", True, "/shared/e", False)
+        "spec.yaml",
+        "http://h:8265",
+        True,
+        "/shared/e",
+        False,
+    )
     for command in ("status", "logs", "stop"):
         args = parser.parse_args(["sweep", command, "job-1"])
         assert args.job == "job-1" and args.address is None
@@ -137,7 +183,9 @@ def test_cli_parses_cluster_and_job_commands():
     assert parser.parse_args(["cluster", "down"]).func is cluster_commands.cluster_down_command
 
 
-@pytest.mark.parametrize("argv", [["cluster", "up"], ["cluster", "up", "--local", "--workers", "-1"], ["sweep", "submit"]])
+@pytest.mark.parametrize(
+    "argv", [["cluster", "up"], ["cluster", "up", "--local", "--workers", "-1"], ["sweep", "submit"]]
+)
 def test_cli_rejects_incomplete_commands(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _parser().parse_args(argv)

@@ -1,4 +1,5 @@
 """The local multi-node cluster (a head and two worker `ray start` nodes on 127.0.0.1) and the Jobs API client on it."""
+
 import socket
 import urllib.error
 from pathlib import Path
@@ -82,7 +83,9 @@ def test_cli_reports_a_failed_job_and_exits_non_zero(cluster, capsys):
 
 
 def test_cli_stops_a_running_job(cluster, capsys):
-    job_id = jobs.submit("python -c \"import time; print('started', flush=True); time.sleep(300)\"", cluster.dashboard_url)
+    job_id = jobs.submit(
+        "python -c \"import time; print('started', flush=True); time.sleep(300)\"", cluster.dashboard_url
+    )
     wait_for(lambda: "started" in jobs.logs(job_id, cluster.dashboard_url), 180, "the job to start")
     assert cli(["sweep", "stop", job_id, "--address", cluster.dashboard_url])[0] == 0
     assert f"stop requested for {job_id}" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """What `cluster up/down --local` refuses or does before starting any process (no cluster needed)."""
+
 import socket
 
 import pytest

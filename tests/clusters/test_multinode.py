@@ -5,6 +5,7 @@ The head has no CPUs, so every trial (resources {cpu: 1}) runs on worker-1 or wo
 the experiment lives in this machine's temp dir, which every node of this one-machine cluster shares
 (sweep.storage_check accepts it for that reason).
 """
+
 import os
 import signal
 import subprocess
@@ -43,16 +44,35 @@ def write_spec(workspace: Path, name: str, num_samples: int, max_epochs: int) ->
     storage = workspace / name / "experiments"
     spec = {
         "name": name,
-        "dataset": {"name": "imagefolder", "root": str(workspace / "folder"), "cache": str(workspace / "cache"),
-                    "image_size": 16},
+        "dataset": {
+            "name": "imagefolder",
+            "root": str(workspace / "folder"),
+            "cache": str(workspace / "cache"),
+            "image_size": 16,
+        },
         "backbone": "conv4",
         "loss": "neg-cosine",
         "shots": [1],
-        "search": {"margin": {"uniform": [-0.3, 0.0]}, "scale": {"fixed": 10.0}, "weight_decay": {"fixed": 5.0e-4},
-                   "drop_rate": {"fixed": 0.0}, "dropblock_size": {"fixed": 1}},
-        "budget": {"max_epochs": max_epochs, "val_every": 1, "warmup_epochs": 0, "batch_size": 64, "lr": 3.0e-3,
-                   "grace_period": max_epochs, "reduction_factor": 2, "val_episodes": 5, "val_queries": 5,
-                   "val_finetune_epochs": 5, "dropblock_ramp_iters": 10},
+        "search": {
+            "margin": {"uniform": [-0.3, 0.0]},
+            "scale": {"fixed": 10.0},
+            "weight_decay": {"fixed": 5.0e-4},
+            "drop_rate": {"fixed": 0.0},
+            "dropblock_size": {"fixed": 1},
+        },
+        "budget": {
+            "max_epochs": max_epochs,
+            "val_every": 1,
+            "warmup_epochs": 0,
+            "batch_size": 64,
+            "lr": 3.0e-3,
+            "grace_period": max_epochs,
+            "reduction_factor": 2,
+            "val_episodes": 5,
+            "val_queries": 5,
+            "val_finetune_epochs": 5,
+            "dropblock_ramp_iters": 10,
+        },
         "num_samples": num_samples,
         "max_concurrent": 2,
         "resources": {"cpu": 1, "gpu": 0},
@@ -124,9 +144,22 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(cluster, w
 
     # A driver on this machine joining by address: Ray wants RAY_AUTH_MODE=token set (it never infers it then).
     resume = subprocess.run(
-        [sys.executable, "-m", "sweep", "sweep", "resume", str(experiment_root), "--address", cluster.gcs_address,
-         "--no-promote"],
-        cwd=jobs.project_root(), capture_output=True, text=True, timeout=600, env=dict(os.environ, RAY_AUTH_MODE="token"),
+        [
+            sys.executable,
+            "-m",
+            "sweep",
+            "sweep",
+            "resume",
+            str(experiment_root),
+            "--address",
+            cluster.gcs_address,
+            "--no-promote",
+        ],
+        cwd=jobs.project_root(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, RAY_AUTH_MODE="token"),
     )
     assert resume.returncode == 0, resume.stderr[-3000:]
     # The interrupted trial may repeat the epochs after the experiment's last saved state; finished ones are untouched.
@@ -140,8 +173,11 @@ def test_trials_of_a_killed_worker_resume_from_their_checkpoint_on_the_surviving
     spec_file, storage = write_spec(workspace, "nodeloss", num_samples=2, max_epochs=max_epochs)
     job_id = jobs.submit_sweep(str(spec_file), cluster.dashboard_url, promote=False)
     at_kill = wait_for(
-        lambda: (epochs := _last_epochs(storage)) and len(epochs) == 2 and all(e >= 2 for e in epochs.values()) and epochs,
-        420, "both trials to report two checkpointed epochs",
+        lambda: (
+            (epochs := _last_epochs(storage)) and len(epochs) == 2 and all(e >= 2 for e in epochs.values()) and epochs
+        ),
+        420,
+        "both trials to report two checkpointed epochs",
     )
     assert all(epoch < max_epochs for epoch in at_kill.values()), f"trials finished before the kill: {at_kill}"
     local.kill_raylet(cluster, "worker-1")  # one of the two running trials is on it (one CPU per worker)
@@ -152,9 +188,11 @@ def test_trials_of_a_killed_worker_resume_from_their_checkpoint_on_the_surviving
     rows = _assert_complete(_experiment_root(storage), count=2, max_epochs=max_epochs)
     # A trial (re)starts where iterations_since_restore is 1: once for both, and again, past epoch 1, for the one
     # that lost its node: it continued from its last checkpoint, not from epoch 0.
-    starts = {trial: [row["epoch"] for row in trial_rows_ if row["iterations_since_restore"] == 1]
-              for trial, trial_rows_ in rows.items()}
+    starts = {
+        trial: [row["epoch"] for row in trial_rows_ if row["iterations_since_restore"] == 1]
+        for trial, trial_rows_ in rows.items()
+    }
     restarted = {trial: epochs for trial, epochs in starts.items() if len(epochs) > 1}
     assert len(restarted) == 1, starts
-    (trial, epochs), = restarted.items()
+    ((trial, epochs),) = restarted.items()
     assert epochs[0] == 1 and len(epochs) == 2 and epochs[1] >= 3

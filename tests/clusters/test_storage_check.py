@@ -1,5 +1,6 @@
 """A sweep refuses URIs as storage, and a multi-node sweep storage only one node can reach; network filesystems and
 one-host clusters pass."""
+
 import socket
 
 import pytest
@@ -45,11 +46,15 @@ def test_filesystem_type_takes_the_longest_mount_prefix_of_the_nearest_existing_
     assert filesystem_type(root / "home/user/experiments") == "ext4"
 
 
-@pytest.mark.parametrize("path", ["s3://bucket/experiments", "gs://bucket/x", "abfs://container@account/x", "file:///x"])
+@pytest.mark.parametrize(
+    "path", ["s3://bucket/experiments", "gs://bucket/x", "abfs://container@account/x", "file:///x"]
+)
 def test_uris_are_refused_as_experiment_storage(path):
     with pytest.raises(SpecError) as error:
         check_storage_path(path)
-    assert str(error.value).startswith(f"storage_path: {path!r} is a URI, but") and "filesystem path" in str(error.value)
+    assert str(error.value).startswith(f"storage_path: {path!r} is a URI, but") and "filesystem path" in str(
+        error.value
+    )
 
 
 @pytest.mark.parametrize("path", ["shared/experiments", "gcs/experiments", "smb share/e"])

@@ -1,4 +1,5 @@
 """Tiny datasets written by the tests in each supported layout (helpers and fixtures; conftest.py exposes them)."""
+
 from __future__ import annotations
 
 import csv
@@ -57,8 +58,10 @@ MINI_FILES = {"base": "train", "val": "val", "novel": "test"}
 
 def mini_listing() -> dict[str, list[tuple[str, str]]]:
     """(file name, wnid) per split, 3 images per class, listed in a shuffled-looking order."""
-    return {part: [(f"{wnid}{i:08d}.png", wnid) for i in (2, 0, 1) for wnid in reversed(names)]
-            for part, names in MINI_CLASSES.items()}
+    return {
+        part: [(f"{wnid}{i:08d}.png", wnid) for i in (2, 0, 1) for wnid in reversed(names)]
+        for part, names in MINI_CLASSES.items()
+    }
 
 
 def write_mini_images(root: Path) -> None:
@@ -89,9 +92,11 @@ def mini_json_root(tmp_path: Path) -> Path:
     write_mini_images(root)
     all_names = [w for names in MINI_CLASSES.values() for w in names]
     for part, rows in mini_listing().items():
-        meta = {"label_names": all_names,
-                "image_names": [f"/elsewhere/ILSVRC/train/{wnid}/{name}" for name, wnid in rows],
-                "image_labels": [all_names.index(wnid) for _, wnid in rows]}
+        meta = {
+            "label_names": all_names,
+            "image_names": [f"/elsewhere/ILSVRC/train/{wnid}/{name}" for name, wnid in rows],
+            "image_labels": [all_names.index(wnid) for _, wnid in rows],
+        }
         (root / f"{part}.json").write_text(json.dumps(meta))
     return root
 

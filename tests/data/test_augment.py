@@ -1,4 +1,5 @@
 """Batched augmentation: shapes, ranges, seeding, crop/flip/jitter correctness, eval transform vs torchvision."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,9 @@ STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def _images(batch: int = 16, size: int = 97, seed: int = 0) -> torch.Tensor:
-    return torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def _unnormalize(x: torch.Tensor) -> torch.Tensor:
@@ -66,8 +68,7 @@ def test_crop_of_box_and_flip_are_exact() -> None:
     assert torch.allclose(crop_resize(x, full, no, 9), x, atol=1e-4)
     assert torch.allclose(crop_resize(x, full, yes, 9), x.flip(-1), atol=1e-4)
     box = torch.tensor([[2, 3, 4, 5]] * 2, dtype=torch.float32)  # top 2, left 3, 4 high, 5 wide
-    assert torch.allclose(crop_resize(x, box, no, 5), _resize_rows(x[:, :, 2:6, 3:8], 5),
-                          atol=1e-4)
+    assert torch.allclose(crop_resize(x, box, no, 5), _resize_rows(x[:, :, 2:6, 3:8], 5), atol=1e-4)
     assert torch.allclose(crop_resize(x, box, yes, 5), _resize_rows(x[:, :, 2:6, 3:8], 5).flip(-1), atol=1e-4)
 
 
@@ -86,8 +87,10 @@ def test_crop_boxes_valid_and_distributed_like_torchvision() -> None:
     area = h * w / (height * width)
     assert area.min() >= 0.08 - 0.02 and area.max() <= 1
     torch.manual_seed(0)  # torchvision's get_params uses global RNG; only this reference does
-    ref = torch.tensor([RandomResizedCrop.get_params(torch.empty(3, height, width), [0.08, 1.0], [3 / 4, 4 / 3])
-                        for _ in range(n)], dtype=torch.float32)
+    ref = torch.tensor(
+        [RandomResizedCrop.get_params(torch.empty(3, height, width), [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(n)],
+        dtype=torch.float32,
+    )
     ref_area = ref[:, 2] * ref[:, 3] / (height * width)
     assert abs(area.mean() - ref_area.mean()) < 0.01
     assert abs((w / h).log().std() - (ref[:, 3] / ref[:, 2]).log().std()) < 0.01

@@ -1,4 +1,5 @@
 """Fixed episode sets: seeded reproducibility, episode structure, persistence, and refusals."""
+
 from __future__ import annotations
 
 from pathlib import Path

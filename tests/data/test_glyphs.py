@@ -139,7 +139,8 @@ def test_generated_bytes_match_the_pinned_hash(cache_dir: Path) -> None:
     images = load_glyph_set(cache_file(cache_dir, GlyphSetParams())).images
     digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
     assert digest == PINNED_IMAGES_SHA256, (
-        f"glyph bytes changed (renderer {renderer}, pinned for {PINNED_RENDERER}): inspect and update the pin")
+        f"glyph bytes changed (renderer {renderer}, pinned for {PINNED_RENDERER}): inspect and update the pin"
+    )
 
 
 def test_cache_is_one_file_and_is_reused(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

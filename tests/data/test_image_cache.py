@@ -1,4 +1,5 @@
 """Decode-once cache: round trip, memory mapping, reuse, the test-split guard, atomic builds, `data prepare`."""
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,7 @@ def test_test_split_only_with_allow_test(imagefolder_root: Path, tmp_path: Path)
         load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path, progress=False)
     with pytest.raises(DataError, match="the test split is read only by promotion"):
         load_split("mini-imagenet", tmp_path, "all", 8, tmp_path, progress=False)
-    assert len(load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path, allow_test=True,
-                          progress=False)) == 8
+    assert len(load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path, allow_test=True, progress=False)) == 8
 
 
 def test_corrupt_image_leaves_no_cache(imagefolder_root: Path, tmp_path: Path) -> None:
@@ -74,8 +74,9 @@ def test_corrupt_image_leaves_no_cache(imagefolder_root: Path, tmp_path: Path) -
     assert len(load_split("imagefolder", imagefolder_root, "base", 8, cache_dir, progress=False)) == 12
 
 
-def test_interrupted_build_leaves_nothing_loadable(imagefolder_root: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_leaves_nothing_loadable(
+    imagefolder_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real, calls = cache.resize_square, []
 
     def dies_midway(image: np.ndarray, size: int) -> np.ndarray:
@@ -121,8 +122,22 @@ def test_pickle_layout_through_cache(mini_pickle_root: Path, tmp_path: Path) -> 
 def test_prepare_command(imagefolder_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     parser = argparse.ArgumentParser(prog="negmargin")
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["data", "prepare", "imagefolder", "--root", str(imagefolder_root), "--size", "8",
-                              "--cache", str(tmp_path / "c"), "--no-progress", "--workers", "2"])
+    args = parser.parse_args(
+        [
+            "data",
+            "prepare",
+            "imagefolder",
+            "--root",
+            str(imagefolder_root),
+            "--size",
+            "8",
+            "--cache",
+            str(tmp_path / "c"),
+            "--no-progress",
+            "--workers",
+            "2",
+        ]
+    )
     assert args.func(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["imagefolder base", "imagefolder val", "imagefolder novel"]

@@ -1,4 +1,5 @@
 """Dataset readers: each layout, label remapping, class splits, fingerprints and the glyph hook."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,11 @@ def _check_mini(root: Path) -> None:
     novel = build_dataset("mini-imagenet", root, "novel")
     assert novel.class_names == ["n06", "n07"] and set(novel.labels.tolist()) == {0, 1}
     # "all" labels are the split labels offset by the earlier splits' class counts
-    assert everything.labels.tolist() == (base.labels.tolist() + (build_dataset("mini-imagenet", root, "val").labels
-                                          + 3).tolist() + (novel.labels + 5).tolist())
+    assert everything.labels.tolist() == (
+        base.labels.tolist()
+        + (build_dataset("mini-imagenet", root, "val").labels + 3).tolist()
+        + (novel.labels + 5).tolist()
+    )
 
 
 def test_mini_imagenet_csv(mini_csv_root: Path) -> None:
@@ -129,6 +133,7 @@ def test_array_dataset_validates_and_fingerprints_pixels() -> None:
 
 # ---- bad input: one DataError naming the file, folder or name ----
 
+
 def test_unknown_dataset_and_missing_root(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unknown dataset 'tiered'"):
         build_dataset("tiered", tmp_path, "base")
@@ -191,6 +196,7 @@ def test_empty_class_folder(imagefolder_root: Path) -> None:
 
 def test_pickle_with_wrong_structure(mini_pickle_root: Path) -> None:
     import pickle
+
     path = mini_pickle_root / "mini-imagenet-cache-val.pkl"
     path.write_bytes(pickle.dumps({"images": [1, 2]}))
     with pytest.raises(DataError, match="mini-imagenet-cache-val.pkl: expected a dict with keys image_data"):

@@ -1,4 +1,5 @@
 """The restricted unpickler rebuilds numpy arrays and containers and refuses everything else without running it."""
+
 from __future__ import annotations
 
 import builtins
@@ -15,8 +16,11 @@ from data.safe_pickle import load_pickle
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_loads_arrays_dicts_lists_strings(tmp_path: Path, protocol: int) -> None:
-    content = {"image_data": np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3),
-               "class_dict": {"n01": [0], "n02": [1]}, "meta": ("a", 1.5, {3}, b"x", np.int64(7))}
+    content = {
+        "image_data": np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3),
+        "class_dict": {"n01": [0], "n02": [1]},
+        "meta": ("a", 1.5, {3}, b"x", np.int64(7)),
+    }
     path = tmp_path / "ok.pkl"
     path.write_bytes(pickle.dumps(content, protocol=protocol))
     loaded = load_pickle(path)
@@ -72,8 +76,9 @@ def test_truncated_and_missing(tmp_path: Path) -> None:
 
 def test_loads_numpy1_pickles(tmp_path: Path) -> None:
     array = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
-    payload = pickle.dumps({"image_data": array}, protocol=2).replace(b"numpy._core.multiarray",
-                                                                       b"numpy.core.multiarray")
+    payload = pickle.dumps({"image_data": array}, protocol=2).replace(
+        b"numpy._core.multiarray", b"numpy.core.multiarray"
+    )
     assert b"numpy.core.multiarray" in payload
     path = tmp_path / "old.pkl"
     path.write_bytes(payload)

@@ -15,8 +15,9 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
-def episode_batch(n_episodes: int, n_way: int, n_shot: int, n_query: int, dim: int, seed: int = 0,
-                  dtype: torch.dtype = torch.float32):
+def episode_batch(
+    n_episodes: int, n_way: int, n_shot: int, n_query: int, dim: int, seed: int = 0, dtype: torch.dtype = torch.float32
+):
     """Random episodes: support [E, way·shot, D], labels [E, way·shot], query [E, way·query, D], labels."""
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(n_episodes, n_way, 1, dim, generator=g) * 0.7
@@ -37,8 +38,9 @@ class FakeEpisodeSet:
     n_query: int
 
 
-def sample_episode_set(labels: torch.Tensor, n_way: int, n_shot: int, n_query: int, n_episodes: int,
-                       seed: int = 0) -> FakeEpisodeSet:
+def sample_episode_set(
+    labels: torch.Tensor, n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int = 0
+) -> FakeEpisodeSet:
     """Episodes over labels [N]: per episode `n_way` random classes, `n_shot + n_query` random images of each."""
     g = torch.Generator().manual_seed(seed)
     classes = torch.unique(labels)

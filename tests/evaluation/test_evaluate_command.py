@@ -59,14 +59,31 @@ def test_a_checkpoint_directory_is_read_through_its_checkpoint_file(tmp_path: Pa
     "content, message",
     [
         ({"backbone": {}}, "has no key 'model_spec'"),
-        ({"model_spec": {"backbone": "conv4", "backbone_kwargs": {}, "loss": "neg-cosine"}, "backbone_state": {}},
-         r"model_spec\['image_size'\] must be a int"),
-        ({"model_spec": {"backbone": "conv4", "backbone_kwargs": {}, "loss": "arcface", "image_size": 84},
-          "backbone_state": {}}, "arcface"),
-        ({"model_spec": {"backbone": "vgg", "backbone_kwargs": {}, "loss": "cosine", "image_size": 84},
-          "backbone_state": {}}, "unknown backbone 'vgg'"),
-        ({"model_spec": {"backbone": "conv4", "backbone_kwargs": {}, "loss": "cosine", "image_size": 84},
-          "backbone_state": {}}, "backbone_state does not fit backbone 'conv4'"),
+        (
+            {"model_spec": {"backbone": "conv4", "backbone_kwargs": {}, "loss": "neg-cosine"}, "backbone_state": {}},
+            r"model_spec\['image_size'\] must be a int",
+        ),
+        (
+            {
+                "model_spec": {"backbone": "conv4", "backbone_kwargs": {}, "loss": "arcface", "image_size": 84},
+                "backbone_state": {},
+            },
+            "arcface",
+        ),
+        (
+            {
+                "model_spec": {"backbone": "vgg", "backbone_kwargs": {}, "loss": "cosine", "image_size": 84},
+                "backbone_state": {},
+            },
+            "unknown backbone 'vgg'",
+        ),
+        (
+            {
+                "model_spec": {"backbone": "conv4", "backbone_kwargs": {}, "loss": "cosine", "image_size": 84},
+                "backbone_state": {},
+            },
+            "backbone_state does not fit backbone 'conv4'",
+        ),
     ],
 )
 def test_malformed_checkpoints_name_the_file_and_the_problem(tmp_path: Path, content: dict, message: str) -> None:
@@ -105,9 +122,29 @@ def test_evaluate_command_prints_the_table_and_writes_json(tmp_path: Path, monke
     monkeypatch.setattr(data, "load_split", fake_load_split)
     checkpoint, output = tmp_path / "ckpt.pt", tmp_path / "out" / "result.json"
     _write_checkpoint(checkpoint, loss="neg-cosine")
-    args = _parser().parse_args(["evaluate", str(checkpoint), "--dataset", "fake", "--split", "novel",
-                                 "--shots", "1", "2", "--episodes", "6", "--queries", "2", "--seed", "1",
-                                 "--json", str(output), "--device", "cpu"])
+    args = _parser().parse_args(
+        [
+            "evaluate",
+            str(checkpoint),
+            "--dataset",
+            "fake",
+            "--split",
+            "novel",
+            "--shots",
+            "1",
+            "2",
+            "--episodes",
+            "6",
+            "--queries",
+            "2",
+            "--seed",
+            "1",
+            "--json",
+            str(output),
+            "--device",
+            "cpu",
+        ]
+    )
     assert args.func(args) == 0
     assert calls == [("fake", "novel", 84, True)]  # novel only because it was asked for explicitly
     printed = capsys.readouterr().out

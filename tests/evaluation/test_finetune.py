@@ -20,15 +20,17 @@ from evaluation.finetune import _finetune_chunk
 WAY, QUERY, DIM = 5, 4, 16
 
 
-def _compare_with_loop(settings: FinetuneSettings, n_shot: int, n_episodes: int, dtype: torch.dtype,
-                       atol: float) -> None:
+def _compare_with_loop(
+    settings: FinetuneSettings, n_shot: int, n_episodes: int, dtype: torch.dtype, atol: float
+) -> None:
     support, support_labels, query, query_labels = episode_batch(n_episodes, WAY, n_shot, QUERY, DIM, dtype=dtype)
     seeds = episode_seeds(n_episodes, torch.Generator().manual_seed(7))
     weights, bias, acc = _finetune_chunk(support, support_labels, query, query_labels, seeds, settings, WAY)
     assert weights.shape == (n_episodes, WAY, DIM) and acc.shape == (n_episodes,)
     for e in range(n_episodes):
-        w_loop, b_loop, acc_loop = reference_finetune(support[e], support_labels[e], query[e], query_labels[e],
-                                                      int(seeds[e]), settings, WAY, dtype=dtype)
+        w_loop, b_loop, acc_loop = reference_finetune(
+            support[e], support_labels[e], query[e], query_labels[e], int(seeds[e]), settings, WAY, dtype=dtype
+        )
         w0, _, _ = draw_episode_randomness(int(seeds[e]), WAY, DIM, WAY * n_shot, settings.epochs, settings.bias)
         assert (w_loop.double() - w0.double()).abs().max() > 1e-3  # the head did move
         torch.testing.assert_close(weights[e], w_loop.double(), atol=atol, rtol=0)
@@ -65,8 +67,9 @@ def test_batched_equals_loop_default_protocol_100_epochs(similarity: str) -> Non
 
 def test_batched_matches_float32_loop_to_float_tolerance() -> None:
     """The published loop runs in float32; the batched float64 run agrees with it to float32 rounding."""
-    _compare_with_loop(FinetuneSettings(similarity="cosine", epochs=20), n_shot=5, n_episodes=2,
-                       dtype=torch.float32, atol=1e-5)
+    _compare_with_loop(
+        FinetuneSettings(similarity="cosine", epochs=20), n_shot=5, n_episodes=2, dtype=torch.float32, atol=1e-5
+    )
 
 
 def test_sgd_first_step_has_no_dampening() -> None:
@@ -85,11 +88,25 @@ def test_sgd_first_step_has_no_dampening() -> None:
 def test_chunking_gives_identical_results() -> None:
     support, support_labels, query, query_labels = episode_batch(7, WAY, 2, QUERY, DIM)
     kwargs = dict(similarity="cosine", epochs=3)
-    whole = finetune_episodes(support, support_labels, query, query_labels, **kwargs,
-                              generator=torch.Generator().manual_seed(1), chunk_size=1024)
+    whole = finetune_episodes(
+        support,
+        support_labels,
+        query,
+        query_labels,
+        **kwargs,
+        generator=torch.Generator().manual_seed(1),
+        chunk_size=1024,
+    )
     for chunk_size in (1, 3):
-        chunked = finetune_episodes(support, support_labels, query, query_labels, **kwargs,
-                                    generator=torch.Generator().manual_seed(1), chunk_size=chunk_size)
+        chunked = finetune_episodes(
+            support,
+            support_labels,
+            query,
+            query_labels,
+            **kwargs,
+            generator=torch.Generator().manual_seed(1),
+            chunk_size=chunk_size,
+        )
         assert torch.equal(whole, chunked)
     assert whole.shape == (7,) and ((whole >= 0) & (whole <= 1)).all()
 

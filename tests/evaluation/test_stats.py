@@ -33,7 +33,12 @@ def test_paired_comparison_matches_scipy() -> None:
 
 def test_identical_scores_give_p_one_and_mismatched_lengths_raise() -> None:
     a = np.linspace(0.2, 0.9, 50)
-    assert paired_comparison(a, a.copy()) == {"mean_diff": 0.0, "ci95": 0.0, "t_pvalue": 1.0,
-                                              "wilcoxon_pvalue": 1.0, "n": 50}
+    assert paired_comparison(a, a.copy()) == {
+        "mean_diff": 0.0,
+        "ci95": 0.0,
+        "t_pvalue": 1.0,
+        "wilcoxon_pvalue": 1.0,
+        "n": 50,
+    }
     with pytest.raises(EvaluationError, match="50 values, acc_b 49"):
         paired_comparison(a, a[:-1])

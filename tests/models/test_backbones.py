@@ -99,7 +99,11 @@ def test_conv4_is_the_published_network_at_rate_0_and_drops_blocks_3_4_otherwise
     dropping.load_state_dict(plain.state_dict())
     dropping(x)  # first forward uses the rate before the ramp starts
     assert not torch.equal(dropping(x), dropping(x))
-    counters = [m.num_batches_tracked.item() for m in dropping.modules() if hasattr(m, "num_batches_tracked") and m.__class__.__name__ == "DropBlock2d"]
+    counters = [
+        m.num_batches_tracked.item()
+        for m in dropping.modules()
+        if hasattr(m, "num_batches_tracked") and m.__class__.__name__ == "DropBlock2d"
+    ]
     assert counters == [5, 5]  # 2 forwards of `plain` (loaded with its state) + 3 here
 
 

@@ -40,7 +40,7 @@ def test_published_gamma():
 def test_mask_equals_metaoptnet_construction(block):
     shape = torch.Size((2, 3, 12, 12))
     gamma = dropblock_gamma(0.3, block, 12, 12)
-    seeds = (torch.rand(2, 3, 12 - block + 1, 12 - block + 1, generator=torch.Generator().manual_seed(5)) < gamma)
+    seeds = torch.rand(2, 3, 12 - block + 1, 12 - block + 1, generator=torch.Generator().manual_seed(5)) < gamma
     mask = drop_block_mask(shape, 0.3, block, torch.device("cpu"), torch.Generator().manual_seed(5))
     assert seeds.any()
     torch.testing.assert_close(mask, metaoptnet_block_mask(seeds.float(), block), rtol=0, atol=0)

@@ -1,4 +1,5 @@
 """The `negmargin` command starts light: its parser, `sweep list` and a spec mistake load neither torch nor Ray."""
+
 import subprocess
 import sys
 

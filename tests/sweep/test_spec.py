@@ -1,4 +1,5 @@
 """Sweep spec validation: every preset parses, and each mistake is one line naming the key."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +9,9 @@ import yaml
 
 from sweep import spec as spec_module
 from sweep.errors import SpecError
+from sweep.experiment import Experiment
 from sweep.published import PUBLISHED
 from sweep.space import first_points, head_loss, optuna_space, trial_config
-from sweep.experiment import Experiment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,8 +28,12 @@ def test_every_preset_parses_and_published_presets_try_the_published_point_first
         spec = spec_module.load(spec_module.preset_path(name))
         if name == "default":
             continue
-        setting = next(s for s in PUBLISHED if (s.backbone, s.loss, s.shot) == (spec.backbone, spec.loss, spec.shots[0])
-                       and s.dataset == spec.dataset.name)
+        setting = next(
+            s
+            for s in PUBLISHED
+            if (s.backbone, s.loss, s.shot) == (spec.backbone, spec.loss, spec.shots[0])
+            and s.dataset == spec.dataset.name
+        )
         published = PUBLISHED[setting]
         first = first_points(spec)[0]
         for key, value in first.items():
@@ -60,7 +65,10 @@ def test_default_preset_is_the_cpu_glyph_sweep():
         (lambda d: d["resources"].update(gpu=1.5), "resources.gpu"),
         (lambda d: d.update(loss="neg-softmax"), "search.margin: neg-softmax takes m <= 0"),
         (lambda d: d.update(points_to_evaluate=[{"margin": 0.9}]), "points_to_evaluate[0].margin"),
-        (lambda d: d.update(storage_path="gs://bucket/experiments"), "storage_path: 'gs://bucket/experiments' is a URI"),
+        (
+            lambda d: d.update(storage_path="gs://bucket/experiments"),
+            "storage_path: 'gs://bucket/experiments' is a URI",
+        ),
     ],
 )
 def test_spec_errors_name_the_key(edit, key_in_message):
@@ -101,7 +109,10 @@ def test_cli_bad_spec_exits_2_with_one_line_and_starts_nothing(tmp_path):
     storage = tmp_path / "storage"
     result = subprocess.run(
         [sys.executable, "-m", "sweep", "sweep", "run", str(bad), "--storage", str(storage)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -110,14 +121,29 @@ def test_cli_bad_spec_exits_2_with_one_line_and_starts_nothing(tmp_path):
 
 
 def test_cli_missing_spec_file_and_bad_address_exit_2(tmp_path):
-    missing = subprocess.run([sys.executable, "-m", "sweep", "sweep", "run", str(tmp_path / "none.yaml")],
-                             capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "sweep", "sweep", "run", str(tmp_path / "none.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 2 and "no such spec file" in missing.stderr
-    address = subprocess.run([sys.executable, "-m", "sweep", "sweep", "run", "--address", "nonsense", "--storage", str(tmp_path / "s")],
-                             capture_output=True, text=True, timeout=120)
+    address = subprocess.run(
+        [sys.executable, "-m", "sweep", "sweep", "run", "--address", "nonsense", "--storage", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert address.returncode == 2 and "--address" in address.stderr
     assert not (tmp_path / "s").exists()
-    uri = subprocess.run([sys.executable, "-m", "sweep", "sweep", "run", "--storage", "s3://bucket/experiments"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert uri.returncode == 2 and uri.stderr.startswith("negmargin: error: --storage: 's3://bucket/experiments' is a URI, but")
+    uri = subprocess.run(
+        [sys.executable, "-m", "sweep", "sweep", "run", "--storage", "s3://bucket/experiments"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert uri.returncode == 2 and uri.stderr.startswith(
+        "negmargin: error: --storage: 's3://bucket/experiments' is a URI, but"
+    )
     assert len(uri.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
 """A tiny sweep on a real local Ray cluster (CPU): trials, ASHA, Optuna storage, promotion, report, TensorBoard, resume."""
+
 import json
 import os
 import signal
@@ -31,9 +32,19 @@ TINY_SPEC = {
         "drop_rate": {"fixed": 0.0},
         "dropblock_size": {"fixed": 1},
     },
-    "budget": {"max_epochs": 3, "val_every": 1, "warmup_epochs": 0, "batch_size": 256, "lr": 3.0e-3,
-               "grace_period": 1, "reduction_factor": 2, "val_episodes": 10, "val_queries": 5,
-               "val_finetune_epochs": 5, "dropblock_ramp_iters": 10},
+    "budget": {
+        "max_epochs": 3,
+        "val_every": 1,
+        "warmup_epochs": 0,
+        "batch_size": 256,
+        "lr": 3.0e-3,
+        "grace_period": 1,
+        "reduction_factor": 2,
+        "val_episodes": 10,
+        "val_queries": 5,
+        "val_finetune_epochs": 5,
+        "dropblock_ramp_iters": 10,
+    },
     "num_samples": 6,
     "max_concurrent": 2,
     "resources": {"cpu": 1, "gpu": 0},
@@ -86,7 +97,9 @@ def test_all_trials_finish_and_asha_stops_some_early(finished):
     assert any(record.stop_reason == "completed" and record.epochs_run == 3 for record in records)
     for record in records:
         assert 0 <= record.best["val_acc_1shot"] <= 100 and 0 <= record.best["val_acc_5shot"] <= 100
-        assert record.best["val_acc_mean"] == pytest.approx((record.best["val_acc_1shot"] + record.best["val_acc_5shot"]) / 2)
+        assert record.best["val_acc_mean"] == pytest.approx(
+            (record.best["val_acc_1shot"] + record.best["val_acc_5shot"]) / 2
+        )
 
 
 def test_optuna_study_holds_every_trial_and_tried_the_given_point_first(finished):
@@ -143,7 +156,10 @@ def test_report_and_selections(finished, capsys):
     assert all(entry["dataset"] == "glyphs" and entry["backbone"] == "conv4" for entry in entries)
     promoted_ids = {row["trial"] for row in report["promoted"]}
     assert all(entry["trial_id"] in promoted_ids for entry in entries)
-    assert main(["sweep", "select", "--dataset", "glyphs", "--backbone", "conv4", "--selections", str(selections_file)]) == 0
+    assert (
+        main(["sweep", "select", "--dataset", "glyphs", "--backbone", "conv4", "--selections", str(selections_file)])
+        == 0
+    )
     assert "1-shot" in capsys.readouterr().out
 
 
@@ -170,7 +186,10 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning_finished_trials(works
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     driver = subprocess.Popen(
         [sys.executable, "-m", "sweep", "sweep", "run", str(spec_file), "--storage", str(storage), "--no-promote"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 400

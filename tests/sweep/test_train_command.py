@@ -62,8 +62,17 @@ def test_tensorboard_events_have_scalars_per_epoch_and_hparams(finished_run):
     events = EventAccumulator(str(out))
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    expected = {"train/train_loss", "train/train_acc", "train/lr", "train/images_per_s",
-                "val/acc_1shot", "val/ci_1shot", "val/acc_5shot", "val/ci_5shot", "final/val_acc_1shot"}  # fmt: skip
+    expected = {
+        "train/train_loss",
+        "train/train_acc",
+        "train/lr",
+        "train/images_per_s",
+        "val/acc_1shot",
+        "val/ci_1shot",
+        "val/acc_5shot",
+        "val/ci_5shot",
+        "final/val_acc_1shot",
+    }
     assert expected <= scalars
     assert [e.step for e in events.Scalars("train/train_loss")] == [1, 2]
     assert [e.step for e in events.Scalars("val/acc_1shot")] == [1, 2]

@@ -12,8 +12,8 @@ from PIL import Image
 
 from sweep import trial
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.trial_config import TrialConfig
 from sweep.training import WARMUP_START_FACTOR, WarmupCosine
+from sweep.trial_config import TrialConfig
 
 BASE_CLASSES, BASE_PER_CLASS = 6, 16  # 96 images: 3 iterations of batch 32 per epoch
 VAL_CLASSES, VAL_PER_CLASS = 6, 10  # 5-shot + 5 queries
@@ -22,8 +22,11 @@ VAL_CLASSES, VAL_PER_CLASS = 6, 10  # 5-shot + 5 queries
 def write_tiny_imagefolder(root: Path) -> Path:
     """root/{base,val,novel}/<class>/*.png: 40x40 pictures, one colour and stripe pattern per class."""
     rng = np.random.default_rng(0)
-    for split, classes, per_class in (("base", BASE_CLASSES, BASE_PER_CLASS), ("val", VAL_CLASSES, VAL_PER_CLASS),
-                                      ("novel", VAL_CLASSES, VAL_PER_CLASS)):  # fmt: skip
+    for split, classes, per_class in (
+        ("base", BASE_CLASSES, BASE_PER_CLASS),
+        ("val", VAL_CLASSES, VAL_PER_CLASS),
+        ("novel", VAL_CLASSES, VAL_PER_CLASS),
+    ):
         for c in range(classes):
             colour = rng.integers(0, 256, size=3)
             period = 2 + (c % 4)
@@ -97,8 +100,17 @@ def two_epoch_run(dataset_root, tmp_path_factory):
 
 def test_two_epoch_run_reports_every_metric_at_each_validation_epoch(two_epoch_run):
     config, reporter, final = two_epoch_run
-    expected_keys = {"epoch", "train_loss", "train_acc", "lr", "images_per_s",
-                     "val_acc_1shot", "val_ci_1shot", "val_acc_5shot", "val_ci_5shot"}  # fmt: skip
+    expected_keys = {
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "lr",
+        "images_per_s",
+        "val_acc_1shot",
+        "val_ci_1shot",
+        "val_acc_5shot",
+        "val_ci_5shot",
+    }
     assert set(trial.metric_names(config)) == expected_keys
     assert [m["epoch"] for m in reporter.metrics] == [1, 2]
     assert [m["epoch"] for m in reporter.epochs] == [1, 2]
@@ -127,13 +139,27 @@ def test_checkpoint_format_loads_with_weights_only(two_epoch_run, tmp_path):
     path = tmp_path / "checkpoint.pt"
     torch.save(checkpoint, path)
     loaded = torch.load(path, weights_only=True)
-    assert set(loaded) == {"model_spec", "backbone_state", "head_state", "optimizer_state", "scheduler_state",
-                           "epoch", "iteration", "rng_state", "metrics", "config"}  # fmt: skip
+    assert set(loaded) == {
+        "model_spec",
+        "backbone_state",
+        "head_state",
+        "optimizer_state",
+        "scheduler_state",
+        "epoch",
+        "iteration",
+        "rng_state",
+        "metrics",
+        "config",
+    }
     assert loaded["model_spec"] == {
         "backbone": "conv4",
         "backbone_kwargs": {"drop_rate": 0.2, "dropblock_size": 2, "dropblock_ramp_iters": 2},
-        "loss": "neg-cosine", "image_size": 32, "num_classes": BASE_CLASSES, "scale": 10.0, "margin": -0.1,
-    }  # fmt: skip
+        "loss": "neg-cosine",
+        "image_size": 32,
+        "num_classes": BASE_CLASSES,
+        "scale": 10.0,
+        "margin": -0.1,
+    }
     assert loaded["epoch"] == 2 and loaded["iteration"] == 6
     assert loaded["metrics"] == reporter.metrics[-1]
     assert TrialConfig.model_validate(loaded["config"]) == config
