@@ -41,7 +41,7 @@ def time_batched(
     """(seconds, accuracy [E]) of finetune_seeded on all episodes, inputs already on `device`."""
     _synchronize(device)
     started = time.perf_counter()
-    acc = finetune_seeded(*episodes, seeds, settings, device=device)
+    acc = finetune_seeded(*episodes, seeds, settings=settings, device=device)
     _synchronize(device)
     return time.perf_counter() - started, acc
 

@@ -1,8 +1,8 @@
 """Training images/s of a trial's step versus (a) the raw backbone and (b) a reference PIL DataLoader pipeline.
 
-All three run the same optimisation step (sweep.training.train_step: forward, margin loss, backward, Adam step):
+All three run the same optimisation step (sweep.trial.training.train_step: forward, margin loss, backward, Adam step):
 - raw:       synthetic float batches already on the device, no augmentation (the ceiling);
-- trial:     sweep.training.train_epoch, exactly as a trial runs it: uint8 cache -> device batches -> batched
+- trial:     sweep.trial.training.train_epoch, exactly as a trial runs it: uint8 cache -> device batches -> batched
              augmentation (data.TrainAugment) on the device -> step;
 - reference: the published pipeline: JPEG files, a torchvision DataLoader with PIL transforms (RandomResizedCrop,
              ColorJitter(0.4, 0.4, 0.4), flip) in worker processes, then the step.
@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import data  # noqa: E402
 import models  # noqa: E402
 from data.augment import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from data.cache import stored_size  # noqa: E402
-from sweep import training  # noqa: E402
+from data.geometry import stored_size  # noqa: E402
+from sweep.trial import training  # noqa: E402
 
 TARGET_VS_RAW = 0.85
 TARGET_VS_REFERENCE = 5.0
@@ -86,9 +86,16 @@ class Model:
         self.precision = precision
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, augment, generator) -> torch.Tensor:
-        """One sweep.training.train_step; returns the loss tensor."""
+        """One sweep.trial.training.train_step; returns the loss tensor."""
         loss, _ = training.train_step(
-            self.backbone, self.head, self.optimizer, images, labels, augment, generator, self.precision
+            self.backbone,
+            self.head,
+            self.optimizer,
+            images,
+            labels,
+            augment=augment,
+            generator=generator,
+            precision=self.precision,
         )
         return loss
 
@@ -120,7 +127,7 @@ def measure_raw(model: Model, args: argparse.Namespace, device: torch.device) ->
 
 
 def measure_trial(model: Model, args: argparse.Namespace, device: torch.device, images: np.ndarray) -> float:
-    """images/s of sweep.training.train_epoch: cache -> device batches -> TrainAugment -> step."""
+    """images/s of sweep.trial.training.train_epoch: cache -> device batches -> TrainAugment -> step."""
     labels = np.arange(len(images)) % args.num_classes
     source = training.BatchSource(images, labels, device)
     augment = data.TrainAugment(args.image_size, device)
@@ -136,11 +143,11 @@ def measure_trial(model: Model, args: argparse.Namespace, device: torch.device, 
                 model.optimizer,
                 model.scheduler,
                 source,
-                augment,
-                shuffle,
-                aug_gen,
-                model.precision,
-                args.batch_size,
+                augment=augment,
+                shuffle_generator=shuffle,
+                augment_generator=aug_gen,
+                precision=model.precision,
+                batch_size=args.batch_size,
                 epoch=1,
                 iteration=iteration,
                 max_steps=steps - done,

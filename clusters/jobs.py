@@ -1,10 +1,10 @@
-"""Submit a sweep to a Ray cluster through the Ray Jobs API, and follow, query or stop it.
+"""The Ray Jobs API client: submit a job with the project as its working_dir, and follow, query or stop it.
 
-A submitted job runs `python -m sweep sweep run submitted_spec.yaml --storage S` on the head node. Its runtime_env
-`working_dir` is a staging copy of the project root with the spec copied in as `submitted_spec.yaml`, so `sweep`,
-`models`, `data`, `evaluation` import on every node as they are, and the spec travels with the code wherever it lives
-on the submitting machine. The copy holds the top-level files and the Python packages (directories with an
-__init__.py), without .venv, .git, runs, experiments, caches: a dataset kept under data/ (no __init__.py) stays home.
+What a sweep job runs is sweep.submission's business; here a job is an entrypoint plus the staged project. Its
+runtime_env `working_dir` is a staging copy of the project root, with extra files (a sweep's spec) copied in, so
+`sweep`, `models`, `data`, `evaluation` import on every node as they are, and the spec travels with the code
+wherever it lives on the submitting machine. The copy holds the top-level files and the Python packages (directories
+with an __init__.py), without .venv, .git, runs, experiments, caches: a dataset kept under data/ (no __init__.py) stays home.
 Every request carries Ray's authentication token (token auth stays on): RAY_AUTH_TOKEN, else the file
 RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
 """
@@ -12,10 +12,7 @@ RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import os
-import secrets
-import shlex
 import shutil
 import sys
 import tempfile
@@ -24,12 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from clusters.errors import ClusterError
-from sweep.errors import SpecError
-from sweep.storage_check import check_storage_path
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 EXCLUDES = [".venv", ".git", "runs", "experiments", "__pycache__", "*.egg-info", ".pytest_cache", "build"]
-SPEC_NAME = "submitted_spec.yaml"
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "STOPPED")
 
 if TYPE_CHECKING:
@@ -43,7 +37,7 @@ def resolve_address(address: str | None) -> str:
 
 
 def auth_token() -> str | None:
-    """Ray's authentication token in Ray's own order: RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
+    """Ray's authentication token, in Ray's order: RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
     if os.environ.get("RAY_AUTH_TOKEN"):
         return os.environ["RAY_AUTH_TOKEN"].strip()
     configured = os.environ.get("RAY_AUTH_TOKEN_PATH")
@@ -84,11 +78,12 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def stage_working_dir(spec_path: Path | None, destination: Path) -> Path:
-    """Copy the project root's packages and top-level files to `destination`, the spec as SPEC_NAME; return it."""
+def stage_working_dir(destination: Path, extra_files: dict[str, Path] | None = None) -> Path:
+    """Copy the project root's packages and top-level files to `destination`, and each extra file under its name
+    there; return `destination`."""
     shutil.copytree(project_root(), destination, ignore=_not_shipped)
-    if spec_path is not None:
-        shutil.copyfile(spec_path, destination / SPEC_NAME)
+    for name, source in (extra_files or {}).items():
+        shutil.copyfile(source, destination / name)
     return destination
 
 
@@ -105,31 +100,17 @@ def runtime_env(working_dir: Path) -> dict:
     return {"working_dir": str(working_dir), "excludes": EXCLUDES, "env_vars": {"PYTHONUNBUFFERED": "1"}}
 
 
-def check_submitted_storage(storage: str) -> None:
-    """A submitted sweep's storage must be an absolute filesystem path: it runs in a temporary directory on the head."""
-    check_storage_path(storage)
-    if not Path(storage).is_absolute():
-        raise SpecError(
-            f"storage_path: {storage!r} is relative, but a submitted sweep runs in a temporary directory on the head "
-            "node; give --storage an absolute path every node reaches (a shared filesystem such as NFS)"
-        )
-
-
-def sweep_entrypoint(storage: str, name: str | None = None, promote: bool = True) -> str:
-    """The shell command the job runs on the head node."""
-    words = ["python", "-m", "sweep", "sweep", "run", SPEC_NAME, "--storage", storage]
-    words += ["--name", name] if name else []
-    words += [] if promote else ["--no-promote"]
-    return shlex.join(words)
-
-
 def submit(
-    entrypoint: str, address: str | None = None, spec_path: Path | None = None, submission_id: str | None = None
+    entrypoint: str,
+    address: str | None = None,
+    *,
+    extra_files: dict[str, Path] | None = None,
+    submission_id: str | None = None,
 ) -> str:
-    """Submit `entrypoint` with the staged project (and spec) as working_dir; return the job id."""
+    """Submit `entrypoint` with the staged project (and `extra_files`) as working_dir; return the job id."""
     client = connect(address)
     with tempfile.TemporaryDirectory(prefix="negmargin-submit-") as staging:
-        working_dir = stage_working_dir(spec_path, Path(staging) / "project")
+        working_dir = stage_working_dir(Path(staging) / "project", extra_files)
         try:
             return client.submit_job(
                 entrypoint=entrypoint, runtime_env=runtime_env(working_dir), submission_id=submission_id
@@ -137,25 +118,6 @@ def submit(
         except RuntimeError as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ClusterError(f"{client.get_address()}: the cluster refused the job ({reason})") from None
-
-
-def submit_sweep(
-    spec_argument: str,
-    address: str | None = None,
-    storage: str | None = None,
-    name: str | None = None,
-    promote: bool = True,
-) -> str:
-    """Validate a spec here, then submit `sweep run` of it to the cluster; return the job id."""
-    from sweep import spec as spec_module
-
-    spec_path = spec_module.resolve(spec_argument)
-    spec = spec_module.load(spec_path)
-    storage = storage or spec.storage_path
-    check_submitted_storage(storage)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    job_id = f"negmargin-{name or spec.name}-{stamp}-{secrets.token_hex(2)}"
-    return submit(sweep_entrypoint(storage, name, promote), address, spec_path=spec_path, submission_id=job_id)
 
 
 def status(job_id: str, address: str | None = None) -> str:

@@ -1,11 +1,7 @@
-"""Fail a sweep at once when its storage_path cannot hold experiments, or is a disk that only one node sees.
+"""Fail a sweep at once when its storage is a disk that only one node of the cluster sees.
 
-An experiment is a directory written with ordinary file I/O (spec, episode sets, the SQLite Optuna study, Tune's
-results and checkpoints, the report), so storage_path is a filesystem path, never a URI (s3://, gs://, file://):
-`check_storage_path` refuses those before any cluster work.
-
-Ray Tune writes every trial's results and checkpoints to storage_path from the node the trial runs on, and a trial
-retried after a node failure reads its last checkpoint from there on another node. So on a cluster of several nodes
+(A storage path that is a URI is refused earlier, by the spec: sweep.spec.check_storage_path.) Ray Tune writes
+every trial's results and checkpoints to storage_path from the node the trial runs on, and a trial retried after a node failure reads its last checkpoint from there on another node. So on a cluster of several nodes
 the path must be reachable from every node:
 - a path is when it lies on a network filesystem (per /proc/mounts: NFS, SMB/CIFS, Lustre, GPFS, BeeGFS,
   CephFS, GlusterFS, or a FUSE mount such as s3fs / gcsfuse / EFS utils);
@@ -22,34 +18,15 @@ import re
 import socket
 from pathlib import Path
 
-from sweep.errors import SpecError
+from clusters.errors import ClusterError
 
 MOUNTS_FILE = "/proc/mounts"
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs")
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def storage_uri_problem(storage_path: str) -> str | None:
-    """Why `storage_path` cannot hold experiments when it is a URI; None for a filesystem path."""
-    if _URI.match(storage_path) is None:
-        return None
-    return (
-        f"{storage_path!r} is a URI, but an experiment is a directory written with file I/O (its Optuna study is "
-        "SQLite): give a filesystem path, on a cluster one that every node mounts (NFS, EFS, Filestore)"
-    )
-
-
-def check_storage_path(storage_path: str, key: str = "storage_path") -> str:
-    """`storage_path` itself if it is a filesystem path; SpecError naming `key` for a URI."""
-    problem = storage_uri_problem(storage_path)
-    if problem:
-        raise SpecError(f"{key}: {problem}")
-    return storage_path
 
 
 def check_storage_reachable(storage_path: str, nodes: list[dict]) -> None:
-    """Raise SpecError if the directory `storage_path` is node-local while several alive nodes (`ray.nodes()`) must
-    reach it. URIs never get here: the spec and --storage are checked by `check_storage_path` first."""
+    """Raise ClusterError if the directory `storage_path` is node-local while several alive nodes (`ray.nodes()`)
+    must reach it."""
     alive = [node for node in nodes if node.get("Alive", node.get("alive", False))]
     if len(alive) <= 1:
         return
@@ -57,8 +34,9 @@ def check_storage_reachable(storage_path: str, nodes: list[dict]) -> None:
     if is_network_filesystem(fs_type) or all(_is_this_machine(node) for node in alive):
         return
     hosts = sorted({str(node.get("NodeManagerHostname") or node.get("NodeManagerAddress")) for node in alive})
-    raise SpecError(
-        f"storage_path: {storage_path!r} is on a node-local {fs_type} disk, but the cluster has {len(alive)} alive nodes "
+    raise ClusterError(
+        f"storage_path: {storage_path!r} is on a node-local {fs_type} disk, but the cluster has {len(alive)} alive "
+        "nodes "
         f"on {len(hosts)} machines ({', '.join(hosts)}); trials on other nodes could not write or resume from it: use "
         "a shared filesystem path (NFS/EFS/Filestore mounted on every node)"
     )

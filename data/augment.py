@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from data.geometry import check_crop_scale, stored_size
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_SCALE = (0.08, 1.0)
@@ -32,11 +34,6 @@ CROP_TRIES = 10
 JITTER = 0.4
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 _DRAWS = 2 * CROP_TRIES + 2 + 3 + 1
-
-
-def eval_resize_size(image_size: int) -> int:
-    """Side the eval transform resizes to before the centre crop: round(1.15 * image_size)."""
-    return round(image_size * 1.15)
 
 
 def as_image_tensor(images: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -124,14 +121,6 @@ def jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return torch.lerp(grey(x).expand_as(x), x, f[2]).clamp_(0, 1)
 
 
-def check_crop_scale(crop_scale: tuple[float, float]) -> tuple[float, float]:
-    """The (low, high) area range of RandomResizedCrop, checked: 0 < low <= high <= 1 (ValueError otherwise)."""
-    low, high = float(crop_scale[0]), float(crop_scale[1])
-    if not 0 < low <= high <= 1:
-        raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {[low, high]}")
-    return (low, high)
-
-
 class TrainAugment:
     """Training augmentation of a whole batch on `device`: uint8 [B, S, S, 3] -> float32 [B, 3, size, size]."""
 
@@ -167,10 +156,10 @@ class TrainAugment:
 
 
 def eval_transform(images: torch.Tensor | np.ndarray, image_size: int) -> torch.Tensor:
-    """Resize to round(1.15*size)² (bilinear, antialiased), centre crop, normalise: uint8 [B, S, S, 3] ->
-    float32 [B, 3, size, size] on the images' device."""
+    """Resize to S² = stored_size(size)² (bilinear, antialiased; a no-op on cached images), centre crop, normalise:
+    uint8 [B, S, S, 3] -> float32 [B, 3, size, size] on the images' device."""
     x = as_image_tensor(images).permute(0, 3, 1, 2).float()
-    resized = eval_resize_size(image_size)
+    resized = stored_size(image_size)  # what the cache stores: no second resize of a cached batch
     if tuple(x.shape[-2:]) != (resized, resized):
         x = F.interpolate(x, size=(resized, resized), mode="bilinear", antialias=True, align_corners=False)
     top = int(round((resized - image_size) / 2.0))  # torchvision CenterCrop's offset

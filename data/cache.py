@@ -9,12 +9,10 @@ eval's resize-then-centre-crop sees what CloserLook's Resize([s, s]) + CenterCro
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +21,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from data.datasets import build_dataset
+from data.atomic import file_lock
 from data.errors import DataError
+from data.geometry import stored_size
+from data.paths import default_cache_dir
 from data.readers.base import ImageDataset
 
 CACHE_FORMAT = 1
-CACHE_ENV = "NEGMARGIN_CACHE"
-TEST_SPLITS = frozenset({"novel", "all"})  # "all" holds the novel classes too
 _CHUNK = 64  # images per task handed to a worker thread
 
 
@@ -54,57 +52,21 @@ class CachedSplit:
         return len(self.labels)
 
 
-def default_cache_dir() -> Path:
-    """$NEGMARGIN_CACHE, else ~/.cache/negmargin."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "negmargin")
-
-
-def stored_size(image_size: int) -> int:
-    """S = ceil(1.15 * image_size), in integer arithmetic (84 -> 97, 80 -> 92, 224 -> 258)."""
-    if image_size < 1:
-        raise DataError(f"image size must be a positive integer, got {image_size}")
-    return -(-image_size * 115 // 100)
-
-
-def load_split(
-    name: str,
-    root: str | Path | None,
-    split: str,
+def load_cached(
+    dataset: ImageDataset,
     image_size: int,
     cache_dir: str | Path | None = None,
     *,
-    allow_test: bool = False,
     progress: bool = True,
     workers: int | None = None,
 ) -> CachedSplit:
-    """Cached split of dataset `name` for model input `image_size`, building the cache on first use.
-
-    The test split ("novel", and "all" which contains it) raises DataError unless allow_test=True (promotion only).
-    """
-    if split in TEST_SPLITS and not allow_test:
-        raise DataError(f"the test split is read only by promotion (refused {name} {split!r})")
-    dataset = build_dataset(name, root, split)
+    """The cached split of `dataset` for model input `image_size`, building its cache on first use."""
     folder = ensure_cache(dataset, stored_size(image_size), cache_dir, progress=progress, workers=workers)
     opened = _open(folder, stored_size(image_size))
     if opened is None:
         raise DataError(f"cache at {folder} is unreadable; delete it and retry")
     images, labels, class_names = opened
-    return CachedSplit(images, labels, class_names, image_size, split, name, folder)
-
-
-def prepare_split(
-    name: str,
-    root: str | Path | None,
-    split: str,
-    image_size: int,
-    cache_dir: str | Path | None = None,
-    *,
-    progress: bool = True,
-    workers: int | None = None,
-) -> Path:
-    """Build (decode only, nothing is returned) the cache of any split, the test split included -> its folder."""
-    dataset = build_dataset(name, root, split)
-    return ensure_cache(dataset, stored_size(image_size), cache_dir, progress=progress, workers=workers)
+    return CachedSplit(images, labels, class_names, image_size, dataset.split, dataset.name, folder)
 
 
 def ensure_cache(
@@ -123,7 +85,7 @@ def ensure_cache(
         return final
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(cache_dir / f".{key}.lock"):
+        with file_lock(cache_dir / f".{key}.lock"):
             if _open(final, size) is not None:  # another process built it while we waited
                 return final
             temporary = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=cache_dir))
@@ -211,19 +173,3 @@ def _open(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[str]] |
     ):
         return None
     return images, labels.astype(np.int64, copy=False), [str(c) for c in class_names]
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on `path` (POSIX flock; no-op elsewhere)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

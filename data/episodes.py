@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from data.atomic import write_atomically
 from data.errors import DataError
 
 EPISODES_FORMAT = 1
@@ -100,8 +99,6 @@ class EpisodeSet:
 
     def save(self, path: str | Path) -> None:
         """Write atomically with torch.save (dict of tensors, ints and a string)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "format": EPISODES_FORMAT,
             "indices": self.indices,
@@ -111,14 +108,7 @@ class EpisodeSet:
             "seed": self.seed,
             "labels_sha": self.labels_sha,
         }
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                torch.save(state, stream)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+        write_atomically(path, lambda stream: torch.save(state, stream))
 
     @classmethod
     def load(cls, path: str | Path) -> EpisodeSet:
@@ -144,3 +134,35 @@ class EpisodeSet:
             int(state["seed"]),
             str(state.get("labels_sha", "")),
         )
+
+    @classmethod
+    def load_or_sample(
+        cls,
+        path: str | Path | None,
+        labels: torch.Tensor | np.ndarray | Sequence[int],
+        *,
+        n_way: int,
+        n_shot: int,
+        n_query: int,
+        n_episodes: int,
+        seed: int,
+        class_names: Sequence[str] | None = None,
+    ) -> EpisodeSet:
+        """The fixed episode set at `path`, checked against these sizes and `labels` [N]; sampled with `seed` and
+        saved there (atomically: concurrent writers write identical sets) when `path` does not exist yet, or only
+        sampled when `path` is None. DataError when the saved set was made for other sizes or another split."""
+        if path is not None and Path(path).exists():
+            episodes = cls.load(path)
+            expected = (n_way, n_shot, n_query, n_episodes)
+            found = (episodes.n_way, episodes.n_shot, episodes.n_query, len(episodes))
+            if found != expected:
+                raise DataError(
+                    f"{path}: episode set has (way, shot, queries, episodes) = {found}, {expected} were asked for; "
+                    "remove it or use another episodes directory"
+                )
+            episodes.check_labels(labels)
+            return episodes
+        episodes = cls.sample(labels, n_way, n_shot, n_query, n_episodes, seed, class_names=class_names)
+        if path is not None:
+            episodes.save(path)
+        return episodes

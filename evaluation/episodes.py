@@ -100,7 +100,14 @@ def evaluate(
         query_labels = positions.repeat_interleave(episode_set.n_query).expand(size, -1)
         accs.append(
             finetune_seeded(
-                support, support_labels, query, query_labels, seeds[start : start + size], settings, chunk_size, device
+                support,
+                support_labels,
+                query,
+                query_labels,
+                seeds[start : start + size],
+                settings=settings,
+                chunk_size=chunk_size,
+                device=device,
             )
         )
     return torch.cat(accs) if accs else torch.zeros(0, dtype=torch.float64)

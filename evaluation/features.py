@@ -8,13 +8,6 @@ from torch import nn
 
 from evaluation.errors import EvaluationError
 
-_RESIZE_FACTOR = 1.15  # data stores images at S = ceil(1.15 · image_size) for the eval transform's resize
-
-
-def _image_size_of(stored_size: int) -> int:
-    """The model input size whose stored size is `stored_size` (S = ceil(1.15 · size) => size = floor(S / 1.15))."""
-    return int(stored_size / _RESIZE_FACTOR + 1e-6)
-
 
 @contextlib.contextmanager
 def _eval_mode(module: nn.Module):
@@ -36,14 +29,14 @@ def extract_features(
     image_size: int | None = None,
 ) -> torch.Tensor:
     """Features [N, D] (float32, CPU) of uint8 images [N, S, S, 3] after data.eval_transform to image_size."""
-    from data import eval_transform  # lazily: evaluation's other parts do not need the data package
+    from data import eval_transform, image_size_for  # lazily: evaluation's other parts do not need data
 
     if images.ndim != 4 or images.shape[-1] != 3:
         raise EvaluationError(f"images must be uint8 [N, S, S, 3], got shape {tuple(images.shape)}")
     if batch_size < 1:
         raise EvaluationError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device)
-    image_size = image_size or _image_size_of(int(images.shape[1]))
+    image_size = image_size or image_size_for(int(images.shape[1]))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     chunks = []
     with _eval_mode(backbone), torch.no_grad(), autocast:

@@ -25,8 +25,8 @@ rounding (tests/evaluation/test_finetune.py runs both loops).
 
 Randomness (documented order, so that a per-episode loop reproduces it): one int64 seed per episode is drawn from
 `generator` for all E episodes at once (`episode_seeds`); episode e then draws from
-torch.Generator().manual_seed(seed_e) on the CPU, in this order: W₀ [way, D] (uniform_), b₀ [way] (uniform_, only when bias), permutations
-[epochs, n_support] = argsort(rand(epochs, n_support)) (`draw_episode_randomness`). Results therefore do not depend
+torch.Generator().manual_seed(seed_e) on the CPU, in this order: W₀ [way, D] (uniform_), b₀ [way] (uniform_, only
+when bias), permutations [epochs, n_support] = argsort(rand(epochs, n_support)) (`draw_episode_randomness`). Results therefore do not depend
 on the chunk size, nor on the device beyond float rounding.
 """
 
@@ -39,20 +39,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluation.errors import EvaluationError
+from models.catalog import LOSS_NAMES, LOSSES
 
 DEFAULT_CHUNK_SIZE = {"cpu": 128, "cuda": 4096}  # episodes per chunk: CPU caches favour small, GPUs large ones
 _WORK_DTYPE = torch.float64  # the per-step tensors are tiny ([E, way, way + n]); float64 costs nothing here
 _SEED_HIGH = 2**63 - 1
 
-_FINETUNE_HEADS = {
-    "softmax": {"similarity": "dot", "scale": 1.0, "bias": True},
-    "neg-softmax": {"similarity": "dot", "scale": 5.0, "bias": False},
-    "cosine": {"similarity": "cosine", "scale": 5.0, "bias": False},
-    "neg-cosine": {"similarity": "cosine", "scale": 5.0, "bias": False},
-}
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FinetuneSettings:
     """Head and SGD settings of the per-episode fine-tuning (defaults = PROTOCOL.md)."""
 
@@ -80,9 +74,9 @@ class FinetuneSettings:
 
 def finetune_head(loss: str) -> dict:
     """Head settings {similarity, scale, bias} of the fine-tuning head for pretraining `loss` (published code)."""
-    if loss not in _FINETUNE_HEADS:
-        raise EvaluationError(f"unknown loss {loss!r}; known losses: {', '.join(_FINETUNE_HEADS)}")
-    return dict(_FINETUNE_HEADS[loss])
+    if loss not in LOSSES:
+        raise EvaluationError(f"unknown loss {loss!r}; known losses: {', '.join(LOSS_NAMES)}")
+    return LOSSES[loss].finetune_head()
 
 
 def episode_seeds(n_episodes: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -278,6 +272,7 @@ def finetune_seeded(
     query: torch.Tensor,
     query_labels: torch.Tensor,
     seeds: torch.Tensor,
+    *,
     settings: FinetuneSettings,
     chunk_size: int | None = None,
     device: torch.device | str | None = None,
@@ -305,6 +300,7 @@ def finetune_episodes(
     support_labels: torch.Tensor,
     query: torch.Tensor,
     query_labels: torch.Tensor,
+    *,
     similarity: str = "cosine",
     scale: float = 5.0,
     margin: float = 0.0,
@@ -315,17 +311,27 @@ def finetune_episodes(
     dampening: float = 0.9,
     weight_decay: float = 1e-3,
     generator: torch.Generator | None = None,
-    *,
     bias: bool = False,
     chunk_size: int | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Per-episode query accuracy [E] in [0, 1] after fine-tuning a fresh head on support [E, way·shot, D]."""
     settings = FinetuneSettings(
-        similarity, scale, margin, bias, epochs, batch_size, lr, momentum, dampening, weight_decay
+        similarity=similarity,
+        scale=scale,
+        margin=margin,
+        bias=bias,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
     )
     seeds = episode_seeds(support.shape[0], generator)
-    return finetune_seeded(support, support_labels, query, query_labels, seeds, settings, chunk_size, device)
+    return finetune_seeded(
+        support, support_labels, query, query_labels, seeds, settings=settings, chunk_size=chunk_size, device=device
+    )
 
 
 class _ReferenceHead(nn.Module):

@@ -1,25 +1,35 @@
-"""Backbones (conv4, resnet12, resnet18, wrn28_10), DropBlock and the margin heads of negative-margin softmax."""
+"""Backbones (conv4, resnet12, resnet18, wrn28_10), DropBlock and the margin heads of negative-margin softmax.
 
-from models import conv4 as _conv4  # noqa: F401  (registers the backbone)
-from models import resnet12 as _resnet12  # noqa: F401
-from models import resnet18 as _resnet18  # noqa: F401
-from models import wrn as _wrn  # noqa: F401
-from models.dropblock import DropBlock2d, drop_block_2d
-from models.errors import ModelConfigError
-from models.heads import LOSSES, MarginHead, SoftmaxHead, build_head, head_similarity
-from models.registry import build_backbone, feature_dim, list_backbones, register_backbone
+The names below are imported from their submodules on first use (PEP 562), so that the torch-free catalog of
+backbone and loss names (`models.catalog`) loads without torch: spec validation needs only that.
+"""
 
-__all__ = [
-    "LOSSES",
-    "DropBlock2d",
-    "MarginHead",
-    "ModelConfigError",
-    "SoftmaxHead",
-    "build_backbone",
-    "build_head",
-    "drop_block_2d",
-    "feature_dim",
-    "head_similarity",
-    "list_backbones",
-    "register_backbone",
-]
+import importlib
+
+_EXPORTS = {
+    "BACKBONES": "models.catalog",
+    "LOSSES": "models.catalog",
+    "LOSS_NAMES": "models.catalog",
+    "Loss": "models.catalog",
+    "loss_named": "models.catalog",
+    "trained_loss": "models.catalog",
+    "DropBlock2d": "models.dropblock",
+    "drop_block_2d": "models.dropblock",
+    "ModelConfigError": "models.errors",
+    "MarginHead": "models.heads",
+    "SoftmaxHead": "models.heads",
+    "build_head": "models.heads",
+    "head_similarity": "models.heads",
+    "build_backbone": "models.registry",
+    "feature_dim": "models.registry",
+    "list_backbones": "models.registry",
+    "register_backbone": "models.registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """The exported `name`, imported from its submodule on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

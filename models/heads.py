@@ -5,22 +5,13 @@ negative m is the method. The margin is applied only when labels are given (trai
 """
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.catalog import LOSS_NAMES, LOSSES, Similarity
 from models.errors import ModelConfigError
-
-Similarity = Literal["dot", "cosine"]
-LOSSES = ("softmax", "cosine", "neg-softmax", "neg-cosine")
-_SIMILARITY: dict[str, Similarity] = {
-    "softmax": "dot",
-    "neg-softmax": "dot",
-    "cosine": "cosine",
-    "neg-cosine": "cosine",
-}
 
 
 class MarginHead(nn.Module):
@@ -80,22 +71,19 @@ class SoftmaxHead(nn.Linear):
 
 def head_similarity(loss: str) -> Similarity:
     """Similarity the head of `loss` uses: softmax / neg-softmax -> "dot", cosine / neg-cosine -> "cosine"."""
-    if loss not in _SIMILARITY:
-        raise ModelConfigError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
-    return _SIMILARITY[loss]
+    if loss not in LOSSES:
+        raise ModelConfigError(f"unknown loss {loss!r}; known losses: {', '.join(LOSS_NAMES)}")
+    return LOSSES[loss].similarity
 
 
 def build_head(loss: str, in_dim: int, num_classes: int, scale: float, margin: float) -> nn.Module:
-    """Head of `loss` (one of LOSSES): forward(features [B, D], labels [B] | None) -> logits [B, C]."""
+    """Head of `loss` (models.catalog.LOSSES): forward(features [B, D], labels [B] | None) -> logits [B, C]."""
     similarity = head_similarity(loss)
-    if loss == "softmax":
-        if margin != 0.0:
-            raise ModelConfigError(f"loss 'softmax' takes no margin (got margin={margin}); use 'neg-softmax'")
+    problem = LOSSES[loss].margin_problem(margin)
+    if problem:
+        raise ModelConfigError(problem)
+    if LOSSES[loss].biased_head:
         return SoftmaxHead(in_dim, num_classes)
-    if loss.startswith("neg-") and margin > 0.0:
-        raise ModelConfigError(
-            f"loss {loss!r} needs margin <= 0 (got margin={margin}); a positive margin is CosFace: use loss 'cosine'"
-        )
     if scale <= 0.0:
         raise ModelConfigError(f"loss {loss!r}: scale must be > 0, got {scale}")
     return MarginHead(in_dim, num_classes, similarity, scale=scale, margin=margin)

@@ -1,16 +1,19 @@
 """Backbone registry: `@register_backbone` fills a table behind `build_backbone(name)` and `list_backbones()`."""
 
+import importlib
 import inspect
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from models.catalog import BACKBONES
 from models.dropblock import check_dropblock_args
 from models.errors import ModelConfigError
 
 BackboneFactory = Callable[..., nn.Module]
 _BACKBONES: dict[str, BackboneFactory] = {}
+_BACKBONE_MODULES = ("models.conv4", "models.resnet12", "models.resnet18", "models.wrn")
 
 
 def register_backbone(factory: BackboneFactory) -> BackboneFactory:
@@ -22,16 +25,26 @@ def register_backbone(factory: BackboneFactory) -> BackboneFactory:
     return factory
 
 
+def _registered() -> dict[str, BackboneFactory]:
+    """The table, with the shipped backbone modules imported (each registers itself on import)."""
+    for module in _BACKBONE_MODULES:
+        importlib.import_module(module)
+    missing = set(BACKBONES) - set(_BACKBONES)
+    if missing:  # models.catalog names a backbone nobody registered: our bug
+        raise RuntimeError(f"models.catalog.BACKBONES names unregistered backbone(s) {sorted(missing)}")
+    return _BACKBONES
+
+
 def list_backbones() -> list[str]:
     """Names of the registered backbones, sorted."""
-    return sorted(_BACKBONES)
+    return sorted(_registered())
 
 
 def build_backbone(
     name: str, *, drop_rate: float = 0.0, dropblock_size: int = 5, dropblock_ramp_iters: int = 40_000, **kwargs
 ) -> nn.Module:
     """Build backbone `name`: forward(x [B, 3, H, W]) -> features [B, out_dim]."""
-    if name not in _BACKBONES:
+    if name not in _registered():
         raise ModelConfigError(f"unknown backbone {name!r}; known backbones: {', '.join(list_backbones())}")
     check_dropblock_args(drop_rate, dropblock_size, dropblock_ramp_iters)
     factory = _BACKBONES[name]

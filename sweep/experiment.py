@@ -12,11 +12,15 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from data.atomic import write_text_atomically
+from data.paths import episode_file_name
 from sweep import spec as spec_module
 from sweep.errors import ExperimentError
 from sweep.spec import SweepSpec
@@ -68,14 +72,20 @@ class Experiment:
         return self.root / "tensorboard"
 
     def val_episodes(self, shot: int) -> Path:
-        return self.episodes_dir / f"val_{shot}shot.pt"
+        return self.episodes_dir / episode_file_name("val", shot)
 
     def test_episodes(self, shot: int) -> Path:
-        return self.episodes_dir / f"test_{shot}shot.pt"
+        return self.episodes_dir / episode_file_name("test", shot)
 
     def spec(self) -> SweepSpec:
         """The spec this experiment was run with."""
         return spec_module.load(self.spec_file)
+
+    def promotion(self) -> dict[str, Any] | None:
+        """The promotion result (promotion.json), or None before promotion."""
+        if not self.promotion_file.exists():
+            return None
+        return json.loads(self.promotion_file.read_text())
 
 
 def create(spec: SweepSpec, storage: str | Path | None = None, name: str | None = None) -> Experiment:
@@ -89,7 +99,7 @@ def create(spec: SweepSpec, storage: str | Path | None = None, name: str | None 
         raise ExperimentError(f"{root}: cannot create the experiment directory ({error.strerror})") from None
     experiment = Experiment(root)
     experiment.episodes_dir.mkdir()
-    experiment.spec_file.write_text(spec.to_yaml())
+    write_text_atomically(experiment.spec_file, spec.to_yaml())
     return experiment
 
 

@@ -15,54 +15,47 @@ from typing import Any
 
 import torch
 
+from data.atomic import write_text_atomically
 from sweep.errors import ExperimentError
 from sweep.experiment import Experiment
 from sweep.results import load_trials, ranked
 from sweep.spec import SweepSpec
-from sweep.tuner import CHECKPOINT_FILE
+from sweep.trial.checkpoints import checkpoint_file
+from sweep.trial.training import resolve_device
 
 TEST_EPISODE_SEED_OFFSET = 10_000  # test episodes use their own stream, never the validation one
 
 
-def test_episode_set(spec: SweepSpec, experiment: Experiment, labels: Any, class_names: list[str], shot: int) -> Any:
-    """The fixed test episode set of this experiment for `shot` (sampled once, saved, reloaded after)."""
+def test_episode_set(spec: SweepSpec, experiment: Experiment, novel: Any, shot: int) -> Any:
+    """The fixed test episode set of this experiment for `shot` (sampled once, saved, checked when reloaded)."""
     import data
 
-    path = experiment.test_episodes(shot)
-    if path.exists():
-        return data.EpisodeSet.load(path)
     promotion = spec.promotion
-    episodes = data.EpisodeSet.sample(
-        labels,
-        promotion.way,
-        shot,
-        promotion.queries,
-        promotion.test_episodes,
-        spec.seed + TEST_EPISODE_SEED_OFFSET,
-        class_names=class_names,
+    return data.EpisodeSet.load_or_sample(
+        experiment.test_episodes(shot),
+        novel.labels,
+        n_way=promotion.way,
+        n_shot=shot,
+        n_query=promotion.queries,
+        n_episodes=promotion.test_episodes,
+        seed=spec.seed + TEST_EPISODE_SEED_OFFSET,
+        class_names=novel.class_names,
     )
-    episodes.save(path)
-    return episodes
-
-
-def _device(spec: SweepSpec) -> torch.device:
-    if spec.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec.device)
 
 
 def score_checkpoint(
-    checkpoint_file: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device
+    checkpoint: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device
 ) -> dict[int, torch.Tensor]:
-    """Per-episode test accuracies [E] of one checkpoint, for each shot (features extracted once, reused by every episode)."""
+    """Per-episode test accuracies [E] of one checkpoint file for each shot: features extracted once on `device`,
+    every episode set fine-tuned there."""
     import evaluation
 
-    backbone, head, image_size = evaluation.load_backbone_from_checkpoint(checkpoint_file, device)
+    backbone, head, image_size = evaluation.load_backbone_from_checkpoint(checkpoint, device)
     features = evaluation.extract_features(backbone, novel.images, batch_size=256, device=device, image_size=image_size)
     labels = torch.as_tensor(novel.labels)
     return {
         shot: evaluation.evaluate(
-            features, labels, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, **head
+            features, labels, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, device=device, **head
         )
         for shot, episodes in episode_sets.items()
     }
@@ -109,7 +102,7 @@ def _plain(value: Any) -> Any:
 def run(
     experiment: Experiment, top_k: int | None = None, selections_path: Path | None = None, address: str | None = None
 ) -> dict[str, Any]:
-    """Score the top-k trials on the test episodes; write promotion.json, merge the selections file; return the result."""
+    """Score the top-k trials on the test episodes; write promotion.json, merge the selections file; return it."""
     import data
     from sweep import seeds, selections
 
@@ -121,19 +114,17 @@ def run(
 
     started = time.perf_counter()
     novel = data.load_split(
-        spec.dataset.name, spec.dataset.root, "novel", spec.dataset.image_size, spec.dataset.cache, allow_test=True
+        spec.dataset.name, spec.dataset.root, "novel", spec.dataset.image_size, spec.dataset.cache_dir, allow_test=True
     )
-    episode_sets = {
-        shot: test_episode_set(spec, experiment, novel.labels, novel.class_names, shot) for shot in spec.promotion.shots
-    }
-    device = _device(spec)
+    episode_sets = {shot: test_episode_set(spec, experiment, novel, shot) for shot in spec.promotion.shots}
+    device = resolve_device(spec.device)
 
     experiment.promotion_dir.mkdir(exist_ok=True)
     accuracies: dict[str, dict[int, torch.Tensor]] = {}
     results = []
     for rank, record in enumerate(promoted, start=1):
         accuracies[record.trial_id] = score_checkpoint(
-            record.best_checkpoint / CHECKPOINT_FILE, novel, episode_sets, spec, device
+            checkpoint_file(record.best_checkpoint), novel, episode_sets, spec, device
         )
         torch.save(
             {shot: acc for shot, acc in accuracies[record.trial_id].items()},
@@ -152,8 +143,8 @@ def run(
         )
     if spec.promotion.extra_seeds:
 
-        def test_means(checkpoint_file: Path) -> dict[int, float]:
-            scored = score_checkpoint(checkpoint_file, novel, episode_sets, spec, device)
+        def test_means(checkpoint: Path) -> dict[int, float]:
+            scored = score_checkpoint(checkpoint, novel, episode_sets, spec, device)
             return {shot: _summary(acc)["mean"] for shot, acc in scored.items()}
 
         seeds.add_seed_results({"trials": results}, seeds.retrain(spec, experiment, results, address), test_means)
@@ -166,21 +157,8 @@ def run(
         "comparisons": _paired(results, accuracies, spec.promotion.shots),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    _write_json(experiment.promotion_file, promotion)
+    write_text_atomically(experiment.promotion_file, json.dumps(promotion, indent=2, default=_plain))
     selections.merge(
         selections_path or selections.default_path(experiment), selections.entries_from_promotion(spec, promotion)
     )
     return promotion
-
-
-def _write_json(path: Path, content: dict[str, Any]) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(content, indent=2, default=_plain))
-    temporary.replace(path)
-
-
-def load(experiment: Experiment) -> dict[str, Any] | None:
-    """The promotion result of an experiment, or None before promotion."""
-    if not experiment.promotion_file.exists():
-        return None
-    return json.loads(experiment.promotion_file.read_text())

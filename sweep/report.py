@@ -14,12 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import promote
+from data.atomic import write_text_atomically
 from sweep.experiment import Experiment
 from sweep.results import TrialRecord, load_trials
-from sweep.spec import SEARCHED_PARAMETERS, SweepSpec
-
-FORMATS = ("table", "md", "csv", "json")
+from sweep.spec import SweepSpec
+from sweep.trial.config import SEARCHED_PARAMETERS
 
 
 @dataclass
@@ -37,7 +36,7 @@ def _trial_row(record: TrialRecord, spec: SweepSpec) -> dict[str, Any]:
     row: dict[str, Any] = {"trial": record.trial_id}
     row.update({name: record.params.get(name) for name in SEARCHED_PARAMETERS})
     row.update({"epochs": record.epochs_run, "stop": record.stop_reason, "best_epoch": record.best.get("epoch")})
-    for shot in spec.shots:
+    for shot in spec.validation.shots:
         row[f"val_{shot}shot"] = record.best.get(f"val_acc_{shot}shot")
     row["objective"] = record.best_objective
     return row
@@ -66,7 +65,7 @@ def build(experiment: Experiment) -> Report:
     trials = pd.DataFrame([_trial_row(record, spec) for record in records])
     if not trials.empty:
         trials = trials.sort_values("objective", ascending=False, na_position="last").reset_index(drop=True)
-    return Report(experiment, spec, trials, pd.DataFrame(_promoted_rows(promote.load(experiment))), records)
+    return Report(experiment, spec, trials, pd.DataFrame(_promoted_rows(experiment.promotion())), records)
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -109,16 +108,23 @@ def render(report: Report, fmt: str = "table") -> str:
         trials = report.trials.assign(table="trials")
         promoted = report.promoted.assign(table="promoted")
         return pd.concat([trials, promoted], ignore_index=True).to_csv(index=False)
-    title = f"{report.spec.name}: {report.spec.dataset.name} / {report.spec.backbone} / {report.spec.loss} — objective {report.spec.objective}"
+    spec = report.spec
+    title = f"{spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss} — objective {spec.objective}"
     if fmt == "md":
-        return f"# {title}\n\nExperiment: `{report.experiment.root}`\n\n## Trials\n\n{_markdown(report.trials)}\n## Promoted (test, mean ± 95% CI)\n\n{_markdown(report.promoted)}"
+        return (
+            f"# {title}\n\nExperiment: `{report.experiment.root}`\n\n## Trials\n\n{_markdown(report.trials)}\n"
+            f"## Promoted (test, mean ± 95% CI)\n\n{_markdown(report.promoted)}"
+        )
     trials = report.trials.map(_format_cell).to_string(index=False) if not report.trials.empty else "(no trials)"
     promoted = (
         report.promoted.map(_format_cell).to_string(index=False)
         if not report.promoted.empty
         else "(not promoted yet: negmargin sweep promote EXP)"
     )
-    return f"{title}\n{report.experiment.root}\n\nTrials\n{trials}\n\nPromoted (test accuracy %, mean and 95% CI half-width)\n{promoted}\n"
+    return (
+        f"{title}\n{report.experiment.root}\n\nTrials\n{trials}\n\n"
+        f"Promoted (test accuracy %, mean and 95% CI half-width)\n{promoted}\n"
+    )
 
 
 # ---------------------------------------------------------------- TensorBoard
@@ -136,7 +142,7 @@ def _margin_figure(report: Report) -> Any:
 
     figure, axes = plt.subplots(figsize=(6, 4))
     frame = report.trials
-    for shot in report.spec.shots:
+    for shot in report.spec.validation.shots:
         column = f"val_{shot}shot"
         if column in frame and frame[column].notna().any():
             axes.scatter(frame["margin"], frame[column], label=f"val {shot}-shot")
@@ -161,7 +167,7 @@ def _margin_figure(report: Report) -> Any:
 
 
 def write_tensorboard(experiment: Experiment, report: Report | None = None) -> Path:
-    """Rewrite <experiment>/tensorboard: one run per trial (curves + HParams) and a summary run with the margin figure."""
+    """Rewrite <experiment>/tensorboard: one run per trial (curves + HParams), a summary run with the margin figure."""
     from torch.utils.tensorboard import SummaryWriter
 
     report = report or build(experiment)
@@ -213,6 +219,6 @@ def _curve_names(columns: Any) -> list[str]:
 def write_all(experiment: Experiment) -> Report:
     """Build the report, save report.md, and refresh the TensorBoard directory."""
     report = build(experiment)
-    experiment.report_file.write_text(render(report, "md"))
+    write_text_atomically(experiment.report_file, render(report, "md"))
     write_tensorboard(experiment, report)
     return report

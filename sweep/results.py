@@ -9,11 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import space
 from sweep.errors import ExperimentError
 from sweep.experiment import Experiment
-from sweep.spec import SEARCHED_PARAMETERS, SweepSpec
-from sweep.tuner import DIVERGED_MARKER
+from sweep.objectives import objective_value
+from sweep.spec import SweepSpec
+from sweep.trial.checkpoints import DIVERGED_MARKER
+from sweep.trial.config import SEARCHED_PARAMETERS
 
 
 @dataclass
@@ -64,7 +65,7 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
         history = analysis.trial_dataframes.get(trial.trial_id, pd.DataFrame())
         if not history.empty:
             history = history.assign(
-                **{spec.objective: [space.objective_value(row, spec.objective) for row in history.to_dict("records")]}
+                **{spec.objective: [objective_value(row, spec.objective) for row in history.to_dict("records")]}
             )
         epochs_run = int(history["epoch"].max()) if "epoch" in history else 0
         scored = history[history[spec.objective].map(_finite)] if spec.objective in history else history.iloc[0:0]
@@ -79,7 +80,7 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
                     **{key: trial.config[key] for key in SEARCHED_PARAMETERS if key in trial.config},
                 },
                 status=trial.status,
-                stop_reason=_stop_reason(trial.status, epochs_run, spec.budget.max_epochs, trial_dir),
+                stop_reason=_stop_reason(trial.status, epochs_run, spec.epochs, trial_dir),
                 epochs_run=epochs_run,
                 best=best,
                 best_objective=best.get(spec.objective),

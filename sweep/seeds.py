@@ -1,69 +1,54 @@
 """Optional part of promotion: retrain each promoted configuration with more training seeds, and report across seeds.
 
 One promoted trial is one draw of the training randomness; `promotion.extra_seeds: N` retrains its configuration with
-seeds seed+1 … seed+N (full budget, no early stopping) on the cluster, scores every run's best checkpoint on the same
-test episodes, and reports the mean and standard deviation of the test accuracy over all N + 1 runs.
+seeds seed+1 … seed+N (full budget, no early stopping) on the cluster, with the sweep's own trainable
+(sweep.trainable), scores every run's best checkpoint on the same test episodes, and reports the mean and standard
+deviation of the test accuracy over the runs that trained. A run whose loss diverged is not retried and has no
+score: it is listed under "diverged" with its seed, so the seed count never shrinks without a word.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep import space
+from sweep import trainable
 from sweep.experiment import Experiment
 from sweep.spec import SweepSpec
+from sweep.trial.checkpoints import DIVERGED_MARKER, checkpoint_file
 
 SEEDS_NAME = "seeds"
 
 
-def train_seed(
-    point: dict[str, Any], *, spec_data: dict[str, Any], experiment_root: str, params_by_trial: dict[str, dict]
-) -> None:
-    """Tune trainable: the configuration of one promoted trial, trained with another seed."""
-    from ray import tune
+@dataclass(frozen=True)
+class SeedRun:
+    """One retraining of a promoted configuration: its seed, and its best checkpoint or why it has none."""
 
-    from sweep import trial
-    from sweep.spec import parse
-    from sweep.tuner import TuneReporter, load_checkpoint_state
-
-    spec = parse(spec_data)
-    params = params_by_trial[point["trial_id"]]
-    config = space.trial_config(
-        spec, params, Experiment(Path(experiment_root)), seed=spec.seed + int(point["seed_offset"])
-    )
-    trial.run(
-        trial.TrialConfig.from_dict(config),
-        TuneReporter(spec.objective),
-        checkpoint=load_checkpoint_state(tune.get_checkpoint()),
-    )
+    trial_id: str
+    seed: int
+    checkpoint: Path | None
+    failure: str | None = None  # "diverged: …" or "error: …" when the run has no checkpoint to score
 
 
 def retrain(
     spec: SweepSpec, experiment: Experiment, promoted: list[dict[str, Any]], address: str | None = None
-) -> dict[str, list[Path]]:
-    """Train every promoted configuration with `spec.promotion.extra_seeds` more seeds; best checkpoint per run."""
+) -> list[SeedRun]:
+    """Train every promoted configuration with `spec.promotion.extra_seeds` more seeds; one SeedRun per run."""
     from ray import tune
 
-    from sweep.tuner import CHECKPOINT_FILE, ray_session
+    from clusters.session import ray_session
 
-    params_by_trial = {trial["trial_id"]: trial["params"] for trial in promoted}
-    trainable = tune.with_parameters(
-        train_seed,
-        spec_data=spec.model_dump(mode="json"),
-        experiment_root=str(experiment.root),
-        params_by_trial=params_by_trial,
-    )
-    resources = {"cpu": spec.resources.cpu, **({"gpu": spec.resources.gpu} if spec.resources.gpu else {})}
+    retrainings = [{"trial_id": trial["trial_id"], "params": trial["params"]} for trial in promoted]
     param_space = {
-        "trial_id": tune.grid_search(list(params_by_trial)),
-        "seed_offset": tune.grid_search(list(range(1, spec.promotion.extra_seeds + 1))),
+        trainable.RETRAIN_KEY: tune.grid_search(retrainings),
+        trainable.SEED_OFFSET_KEY: tune.grid_search(list(range(1, spec.promotion.extra_seeds + 1))),
     }
     with ray_session(address):
         tuner = tune.Tuner(
-            tune.with_resources(trainable, resources),
+            trainable.with_resources(spec, experiment),
             param_space=param_space,
             tune_config=tune.TuneConfig(metric=spec.objective, mode="max", max_concurrent_trials=spec.max_concurrent),
             run_config=tune.RunConfig(
@@ -75,15 +60,24 @@ def retrain(
             ),
         )
         results = tuner.fit()
-    checkpoints: dict[str, list[Path]] = {trial_id: [] for trial_id in params_by_trial}
-    for result in results:
-        best = result.get_best_checkpoint(spec.objective, "max")
-        if best is not None:
-            checkpoints[result.config["trial_id"]].append(Path(best.path) / CHECKPOINT_FILE)
-    return checkpoints
+    return [_seed_run(result, spec) for result in results]
 
 
-def across_seeds(test_means: list[float]) -> dict[str, float]:
+def _seed_run(result: Any, spec: SweepSpec) -> SeedRun:
+    """What one retraining left: its best checkpoint, or the divergence / error that kept it from having one."""
+    trial_id = result.config[trainable.RETRAIN_KEY]["trial_id"]
+    seed = spec.seed + int(result.config[trainable.SEED_OFFSET_KEY])
+    marker = Path(result.path) / DIVERGED_MARKER
+    if marker.exists():
+        return SeedRun(trial_id, seed, None, f"diverged: {marker.read_text().strip()}")
+    best = result.get_best_checkpoint(spec.objective, "max")
+    if best is None:
+        reason = str(result.error).strip().splitlines()[0] if result.error else "no validation report"
+        return SeedRun(trial_id, seed, None, f"error: {reason}")
+    return SeedRun(trial_id, seed, checkpoint_file(best.path))
+
+
+def across_seeds(test_means: list[float]) -> dict[str, Any]:
     """Mean and sample standard deviation of per-run test accuracies (one run per seed)."""
     return {
         "mean": statistics.fmean(test_means),
@@ -93,13 +87,16 @@ def across_seeds(test_means: list[float]) -> dict[str, float]:
     }
 
 
-def add_seed_results(
-    promotion: dict[str, Any], checkpoints: dict[str, list[Path]], score: Callable[[Path], dict[int, float]]
-) -> None:
-    """Fill `trial["seeds"][shot]` of every promoted trial: its own test mean plus the retrained seeds'."""
+def add_seed_results(promotion: dict[str, Any], runs: list[SeedRun], score: Callable[[Path], dict[int, float]]) -> None:
+    """Fill `trial["seeds"][shot]` of every promoted trial: its own test mean plus the retrained seeds' that trained,
+    and `trial["seeds_failed"]`: the seeds that did not, with the reason."""
     for trial in promotion["trials"]:
         per_shot: dict[str, list[float]] = {shot: [test["mean"]] for shot, test in trial["test"].items()}
-        for checkpoint in checkpoints.get(trial["trial_id"], []):
-            for shot, mean in score(checkpoint).items():
+        own_runs = [run for run in runs if run.trial_id == trial["trial_id"]]
+        for run in own_runs:
+            if run.checkpoint is None:
+                continue
+            for shot, mean in score(run.checkpoint).items():
                 per_shot[str(shot)].append(mean)
         trial["seeds"] = {shot: across_seeds(means) for shot, means in per_shot.items()}
+        trial["seeds_failed"] = [{"seed": run.seed, "reason": run.failure} for run in own_runs if run.failure]

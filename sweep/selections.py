@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from data.atomic import file_lock, write_text_atomically
 from sweep.errors import ExperimentError
 from sweep.experiment import Experiment
 from sweep.spec import SweepSpec
@@ -52,7 +53,7 @@ def entries_from_promotion(spec: SweepSpec, promotion: dict[str, Any]) -> list[d
     for shot in promotion["shots"]:
         val_key = f"val_acc_{shot}shot"
 
-        def validation_score(trial: dict[str, Any]) -> float:
+        def validation_score(trial: dict[str, Any], val_key: str = val_key) -> float:
             return trial["val"].get(val_key, trial["val"].get(spec.objective, float("-inf")))
 
         chosen = max(promotion["trials"], key=validation_score)
@@ -77,18 +78,19 @@ def entries_from_promotion(spec: SweepSpec, promotion: dict[str, Any]) -> list[d
 
 
 def merge(path: Path, new_entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Merge entries into the file (replacing those with the same key), atomically; return the whole table."""
+    """Merge entries into the file (replacing those with the same key); return the whole table.
+
+    Read, merge and write happen under an exclusive lock on `<path>.lock`, and the write is atomic: two promotions
+    that share a storage directory both land, whatever their timing."""
 
     def key(entry: dict[str, Any]) -> tuple:
         return tuple(entry[field] for field in KEY_FIELDS)
 
     replaced = {key(entry) for entry in new_entries}
-    table = [entry for entry in read(path) if key(entry) not in replaced] + new_entries
-    table.sort(key=key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(yaml.safe_dump({"selections": table}, sort_keys=False))
-    temporary.replace(path)
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        table = [entry for entry in read(path) if key(entry) not in replaced] + new_entries
+        table.sort(key=key)
+        write_text_atomically(path, yaml.safe_dump({"selections": table}, sort_keys=False))
     return table
 
 

@@ -1,7 +1,7 @@
 """From a sweep spec to what Optuna searches and what each trial runs.
 
 `optuna_space(spec)` gives the distributions OptunaSearch samples; `trial_config(spec, params, experiment)` turns
-one sampled point into the `sweep.trial.TrialConfig` dictionary of that trial.
+one sampled point into the `sweep.trial.config.TrialConfig` dictionary of that trial.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Any
 
 import optuna.distributions as od
 
+from models.catalog import trained_loss
 from sweep.experiment import Experiment
 from sweep.published import published_points
-from sweep.spec import SEARCHED_PARAMETERS, ParameterSpace, SweepSpec
-
-INTEGER_PARAMETERS = ("dropblock_size",)
+from sweep.spec import ParameterSpace, SweepSpec
+from sweep.trial.config import SEARCHED_PARAMETERS
 
 
 def _distribution(space: ParameterSpace) -> od.BaseDistribution:
@@ -39,69 +39,34 @@ def first_points(spec: SweepSpec) -> list[dict[str, Any]]:
     """
     searched = spec.searched()
     points = []
-    for point in published_points(spec.dataset.name, spec.backbone, spec.loss, spec.shots) + spec.points_to_evaluate:
+    published = published_points(spec.dataset.name, spec.backbone, spec.loss, spec.validation.shots)
+    for point in published + spec.points_to_evaluate:
         kept = {key: value for key, value in point.items() if key in searched and searched[key].contains(value)}
         if kept and kept not in points:
             points.append(kept)
     return points
 
 
-def head_loss(loss: str, margin: float) -> str:
-    """The head a trial trains: a neg-cosine sweep that samples m > 0 trains the CosFace-style cosine head."""
-    if loss == "neg-cosine" and margin > 0:
-        return "cosine"
-    return loss
-
-
 def trial_config(
-    spec: SweepSpec, params: dict[str, Any], experiment: Experiment, seed: int | None = None
+    spec: SweepSpec, params: dict[str, Any], experiment: Experiment, *, seed: int | None = None
 ) -> dict[str, Any]:
-    """The TrialConfig dictionary of one sampled point (`params` holds the searched values)."""
+    """The trial config dictionary of one sampled point (`params` holds the searched values): the spec's trial
+    settings, the searched values, the experiment's episode folder, and `seed` when it is not the spec's."""
     values = {**spec.fixed(), **params}
     missing = [name for name in SEARCHED_PARAMETERS if name not in values]
     if missing:
         raise KeyError(f"no value for {missing}")
-    budget = spec.budget
-    return {
-        "dataset": {
-            "name": spec.dataset.name,
-            "root": spec.dataset.root,
-            "cache_dir": spec.dataset.cache,
-            "image_size": spec.dataset.image_size,
-            "crop_scale": list(spec.dataset.crop_scale),
-            "hflip": spec.dataset.hflip,
-        },
-        "backbone": spec.backbone,
-        "loss": head_loss(spec.loss, float(values["margin"])),
-        "margin": float(values["margin"]),
-        "scale": float(values["scale"]),
-        "weight_decay": float(values["weight_decay"]),
-        "drop_rate": float(values["drop_rate"]),
-        "dropblock_size": int(values["dropblock_size"]),
-        "dropblock_ramp_iters": budget.dropblock_ramp_iters,
-        "epochs": budget.max_epochs,
-        "warmup_epochs": budget.warmup_epochs,
-        "batch_size": budget.batch_size,
-        "lr": budget.lr,
-        "val_every": budget.val_every,
-        "validation": {
-            "episodes": budget.val_episodes,
-            "shots": list(spec.shots),
-            "queries": budget.val_queries,
-            "way": budget.val_way,
-            "seed": spec.seed,
-            "episodes_dir": str(experiment.episodes_dir),
-            "finetune_epochs": budget.val_finetune_epochs,
-        },
-        "seed": spec.seed if seed is None else seed,
-        "device": spec.device,
-    }
-
-
-def objective_value(metrics: dict[str, Any], objective: str) -> float | None:
-    """The objective of a metrics row; `val_acc_mean` is the mean of the 1- and 5-shot accuracies."""
-    if objective == "val_acc_mean":
-        if "val_acc_1shot" in metrics and "val_acc_5shot" in metrics:
-            return (metrics["val_acc_1shot"] + metrics["val_acc_5shot"]) / 2
-        return None
-    return metrics.get(objective)
+    config = spec.trial_settings()
+    margin = float(values["margin"])
+    config.update(
+        loss=trained_loss(spec.loss, margin),
+        margin=margin,
+        scale=float(values["scale"]),
+        weight_decay=float(values["weight_decay"]),
+        drop_rate=float(values["drop_rate"]),
+        dropblock_size=int(values["dropblock_size"]),
+    )
+    config["validation"]["episodes_dir"] = str(experiment.episodes_dir)
+    if seed is not None:
+        config["seed"] = seed
+    return config

@@ -1,5 +1,8 @@
 """The sweep spec: a typed YAML schema, validated once before any cluster work.
 
+A spec is a trial's settings (`sweep.trial.config.TrialSettings`: dataset, backbone, loss, epochs, batch size,
+validation, device, …, the very models a trial config uses) plus how to sweep them: the searched hyperparameters,
+the scheduler, how many trials, their resources, the objective, where the experiment goes and how it is promoted.
 Every section rejects unknown keys; a validation problem becomes one `SpecError` line that names the key
 (`search.margin.uniform: lower bound -0.1 is above upper bound -0.5`).
 """
@@ -7,30 +10,43 @@ Every section rejects unknown keys; a validation problem becomes one `SpecError`
 from __future__ import annotations
 
 import math
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sweep.config_errors import describe_validation_error
 from sweep.errors import SpecError
-from sweep.storage_check import storage_uri_problem
+from sweep.objectives import OBJECTIVES, ObjectiveName
+from sweep.trial.config import SEARCHED_PARAMETERS, Strict, TrialSettings
 
-OBJECTIVES = ("val_acc_1shot", "val_acc_5shot", "val_acc_mean")
-SEARCHED_PARAMETERS = ("margin", "scale", "weight_decay", "drop_rate", "dropblock_size")
 PRESET_PACKAGE = "sweep.presets"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _Integer = int  # the field named `int` below shadows the builtin inside the class body
 
 
-class ParameterSpace(_Strict):
+def storage_uri_problem(storage_path: str) -> str | None:
+    """Why `storage_path` cannot hold experiments when it is a URI (s3://, gs://, file://); None for a path."""
+    if _URI.match(storage_path) is None:
+        return None
+    return (
+        f"{storage_path!r} is a URI, but an experiment is a directory written with file I/O (its Optuna study is "
+        "SQLite): give a filesystem path, on a cluster one that every node mounts (NFS, EFS, Filestore)"
+    )
+
+
+def check_storage_path(storage_path: str, key: str = "storage_path") -> str:
+    """`storage_path` itself if it is a filesystem path; SpecError naming `key` for a URI."""
+    problem = storage_uri_problem(storage_path)
+    if problem:
+        raise SpecError(f"{key}: {problem}")
+    return storage_path
+
+
+class ParameterSpace(Strict):
     """One searched parameter: exactly one of fixed, uniform, loguniform, int or choice."""
 
     fixed: float | _Integer | None = None
@@ -80,7 +96,7 @@ class ParameterSpace(_Strict):
         return low - 1e-12 <= value <= high + 1e-12
 
 
-class SearchSpace(_Strict):
+class SearchSpace(Strict):
     """The searched hyperparameters of the pretraining stage."""
 
     margin: ParameterSpace
@@ -103,54 +119,14 @@ class SearchSpace(_Strict):
         return self
 
 
-class DatasetSpec(_Strict):
-    """Which dataset, where it lives, where its decoded cache goes, the model input size and its augmentation.
+class Scheduler(Strict):
+    """ASHA's early stopping: the first rung (epochs) and the fraction of trials each rung keeps (1 / factor)."""
 
-    crop_scale is RandomResizedCrop's area range (published 0.08–1); hflip turns random flips off for data whose
-    mirror image is another class (glyphs).
-    """
-
-    name: str
-    root: str | None = None
-    cache: str | None = None
-    image_size: int = Field(84, ge=8)
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    hflip: bool = True
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _crop_scale_range(cls, crop_scale: tuple[float, float]) -> tuple[float, float]:
-        from data.augment import check_crop_scale
-
-        return check_crop_scale(crop_scale)
-
-
-class Budget(_Strict):
-    """How much each trial may train and how it is scored on the way."""
-
-    max_epochs: int = Field(ge=1)
-    val_every: int = Field(1, ge=1)
-    warmup_epochs: int = Field(0, ge=0)
-    batch_size: int = Field(256, ge=1)
-    lr: float = Field(3e-3, gt=0)
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
-    val_episodes: int = Field(100, ge=1)
-    val_queries: int = Field(16, ge=1)
-    val_way: int = Field(5, ge=2)
-    val_finetune_epochs: int = Field(100, ge=1)
-    dropblock_ramp_iters: int = Field(40_000, ge=1)
-
-    @model_validator(mode="after")
-    def _grace_within_budget(self) -> Budget:
-        if self.grace_period > self.max_epochs:
-            raise ValueError(f"grace_period: {self.grace_period} exceeds max_epochs {self.max_epochs}")
-        if self.warmup_epochs >= self.max_epochs and self.max_epochs > 1:
-            raise ValueError(f"warmup_epochs: {self.warmup_epochs} must be below max_epochs {self.max_epochs}")
-        return self
 
 
-class Resources(_Strict):
+class Resources(Strict):
     """Resources one trial asks the cluster for; GPUs may be fractional (0.25 lets four trials share a card)."""
 
     cpu: float = Field(1.0, gt=0)
@@ -164,7 +140,7 @@ class Resources(_Strict):
         return gpu
 
 
-class Promotion(_Strict):
+class Promotion(Strict):
     """How the best trials are promoted to the final test evaluation."""
 
     top_k: int = Field(3, ge=1)
@@ -176,43 +152,19 @@ class Promotion(_Strict):
     extra_seeds: int = Field(0, ge=0)
 
 
-class SweepSpec(_Strict):
-    """A whole sweep: what to train, what to search, how to schedule, how to promote."""
+class SweepSpec(TrialSettings):
+    """A whole sweep: a trial's settings (inherited), what to search, how to schedule, how to promote."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    dataset: DatasetSpec
-    backbone: str
-    loss: str
-    shots: list[int] = [1, 5]
     search: SearchSpace
-    budget: Budget
+    scheduler: Scheduler = Scheduler()
     num_samples: int = Field(8, ge=1)
     max_concurrent: int = Field(2, ge=1)
     resources: Resources = Resources()
-    objective: Literal["val_acc_1shot", "val_acc_5shot", "val_acc_mean"] = "val_acc_1shot"
-    seed: int = 0
+    objective: ObjectiveName = "val_acc_1shot"
     storage_path: str = "experiments"
     promotion: Promotion = Promotion()
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     points_to_evaluate: list[dict[str, _Integer | float]] = []
-
-    @field_validator("backbone")
-    @classmethod
-    def _known_backbone(cls, backbone: str) -> str:
-        from models import list_backbones
-
-        if backbone not in list_backbones():
-            raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(list_backbones())}")
-        return backbone
-
-    @field_validator("loss")
-    @classmethod
-    def _known_loss(cls, loss: str) -> str:
-        from models import LOSSES
-
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
-        return loss
 
     @field_validator("storage_path")
     @classmethod
@@ -222,19 +174,18 @@ class SweepSpec(_Strict):
             raise ValueError(problem)
         return storage_path
 
-    @field_validator("shots")
-    @classmethod
-    def _positive_shots(cls, shots: list[int]) -> list[int]:
-        if not shots or any(shot < 1 for shot in shots):
-            raise ValueError("give at least one shot count, each >= 1")
-        return sorted(set(shots))
-
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
-        objective_shots = {"val_acc_1shot": [1], "val_acc_5shot": [5], "val_acc_mean": [1, 5]}[self.objective]
-        missing = [shot for shot in objective_shots if shot not in self.shots]
-        if missing:
-            raise ValueError(f"objective: {self.objective} needs shots {objective_shots}, spec has {self.shots}")
+        if self.validation.episodes_dir is not None:
+            raise ValueError("validation.episodes_dir: set by the experiment (its episodes/ folder); leave it out")
+        if self.scheduler.grace_period > self.epochs:
+            raise ValueError(f"scheduler.grace_period: {self.scheduler.grace_period} exceeds epochs {self.epochs}")
+        if self.warmup_epochs >= self.epochs and self.epochs > 1:
+            raise ValueError(f"warmup_epochs: {self.warmup_epochs} must be below epochs {self.epochs}")
+        objective_shots = list(OBJECTIVES[self.objective])
+        shots = self.validation.shots
+        if any(shot not in shots for shot in objective_shots):
+            raise ValueError(f"objective: {self.objective} needs validation shots {objective_shots}, spec has {shots}")
         low, high = self.search.margin.bounds()
         if self.loss == "softmax" and (low, high) != (0.0, 0.0):
             raise ValueError("search.margin: the plain softmax baseline has no margin; fix it at 0")
@@ -246,8 +197,8 @@ class SweepSpec(_Strict):
                     raise ValueError(f"points_to_evaluate[{index}]: unknown parameter {key!r}")
                 if not getattr(self.search, key).contains(value):
                     raise ValueError(f"points_to_evaluate[{index}].{key}: {value} lies outside the search space")
-        if self.resources.gpu == 0 and self.device == "cuda":
-            raise ValueError("device: cuda needs resources.gpu > 0")
+        if self.resources.gpu == 0 and self.device.startswith("cuda"):
+            raise ValueError(f"device: {self.device} needs resources.gpu > 0")
         return self
 
     def searched(self) -> dict[str, ParameterSpace]:
@@ -256,9 +207,12 @@ class SweepSpec(_Strict):
 
     def fixed(self) -> dict[str, float]:
         """The parameters that do not vary, with their values."""
-        return {
-            name: space.fixed for name in SEARCHED_PARAMETERS if (space := getattr(self.search, name)).kind == "fixed"
-        }
+        spaces = {name: getattr(self.search, name) for name in SEARCHED_PARAMETERS}
+        return {name: space.fixed for name, space in spaces.items() if space.kind == "fixed"}
+
+    def trial_settings(self) -> dict[str, Any]:
+        """The spec's TrialSettings keys as a dict: a trial config, but for its searched values."""
+        return self.model_dump(mode="json", include=set(TrialSettings.model_fields))
 
     def to_yaml(self) -> str:
         """The spec as YAML, round-trippable through `parse`."""
@@ -308,7 +262,7 @@ def with_absolute_paths(spec: SweepSpec, base: Path | None = None) -> SweepSpec:
         return str((base / Path(path).expanduser()).resolve())
 
     dataset = spec.dataset.model_copy(
-        update={"root": absolute(spec.dataset.root), "cache": absolute(spec.dataset.cache)}
+        update={"root": absolute(spec.dataset.root), "cache_dir": absolute(spec.dataset.cache_dir)}
     )
     return spec.model_copy(update={"dataset": dataset, "storage_path": absolute(spec.storage_path)})
 

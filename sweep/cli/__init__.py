@@ -1,4 +1,10 @@
-"""The `negmargin` command (also `python -m sweep`): one parser, subcommands contributed by each package."""
+"""The `negmargin` command (also `python -m sweep.cli`): argparse and printing only.
+
+One parser; each module of this package adds its commands (`register`) and handles them (`<command>_command`):
+sweeps (run, resume, promote, report, select, list), jobs (submit, status, logs, stop), cluster (up, down), train,
+evaluate, data (prepare). The work is done by the library modules they call; no module outside sweep/cli imports
+this package. Building the parser loads neither torch nor Ray.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    from sweep import cluster_commands, data_command, evaluate_command, sweep_commands, train_command
+    from sweep.cli import cluster, data, evaluate, jobs, sweeps, train
 
     parser = argparse.ArgumentParser(
         prog="negmargin",
@@ -36,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sweep_parser = commands.add_parser("sweep", help="run, resume, promote, report and submit sweeps")
     sweep_commands_parsers = sweep_parser.add_subparsers(dest="sweep_command", required=True, metavar="SWEEP_COMMAND")
-    sweep_commands.register(sweep_commands_parsers)
-    cluster_commands.register(commands, sweep_commands_parsers)
-    train_command.register(commands)
-    evaluate_command.register(commands)
-    data_command.register(commands)
+    sweeps.register(sweep_commands_parsers)
+    jobs.register(sweep_commands_parsers)
+    cluster.register(commands)
+    train.register(commands)
+    evaluate.register(commands)
+    data.register(commands)
     return parser
 
 

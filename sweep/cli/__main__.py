@@ -1,4 +1,4 @@
-"""`python -m sweep` is the `negmargin` command."""
+"""`python -m sweep.cli` is the `negmargin` command."""
 
 import sys
 

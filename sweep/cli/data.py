@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from data.cache import default_cache_dir, prepare_split, stored_size
 from data.datasets import list_datasets
+from data.geometry import stored_size
+from data.paths import default_cache_dir
 
 DEFAULT_SPLITS = ("base", "val", "novel")
 
@@ -43,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def prepare_command(args: argparse.Namespace) -> int:
     """Build the cache of each requested split and print where it is; returns the exit status."""
+    from data.splits import prepare_split  # the cache (numpy, PIL, tqdm) loads when there is work
+
     size = stored_size(args.image_size)
     for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
         folder = prepare_split(

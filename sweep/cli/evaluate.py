@@ -9,24 +9,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import torch
-
-
-def _device(name: str) -> torch.device:
-    """torch.device of a --device value ("auto": CUDA when available, else CPU)."""
-    import torch
-
-    from evaluation.errors import EvaluationError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise EvaluationError(f"--device {name!r} is not a device (auto, cpu, cuda, cuda:1, ...)") from None
 
 
 def _table(rows: list[dict]) -> str:
@@ -38,16 +20,18 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def handler(args: argparse.Namespace) -> int:
+def evaluate_command(args: argparse.Namespace) -> int:
     """Run `negmargin evaluate`: print the table (and write JSON); exit status 0."""
     import data  # the command's dependencies (torch) load here, not when the CLI builds its parser
     from evaluation.checkpoint import load_backbone_from_checkpoint
     from evaluation.episodes import evaluate
     from evaluation.features import extract_features
     from evaluation.stats import mean_ci95
+    from sweep.trial.checkpoints import checkpoint_file
+    from sweep.trial.training import resolve_device
 
-    device = _device(args.device)
-    backbone, head, image_size = load_backbone_from_checkpoint(args.checkpoint, device)
+    device = resolve_device(args.device, key="--device")
+    backbone, head, image_size = load_backbone_from_checkpoint(checkpoint_file(args.checkpoint), device)
     image_size = args.image_size or image_size
     split = data.load_split(
         args.dataset, args.root, args.split, image_size, args.cache, allow_test=args.split == "novel"
@@ -122,4 +106,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-size", type=int, default=None, help="model input size (default: checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=256, help="images per feature-extraction batch")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.set_defaults(func=handler)
+    parser.set_defaults(func=evaluate_command)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from sweep import experiment as experiments
 from sweep import spec as spec_module
-from sweep.storage_check import check_storage_path
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
@@ -88,12 +87,13 @@ def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Pa
 def run_command(args: argparse.Namespace) -> int:
     """Validate the spec and the dataset, make the experiment directory, run the trials, promote, report."""
     if args.storage:
-        check_storage_path(args.storage, key="--storage")
+        spec_module.check_storage_path(args.storage, key="--storage")
     spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
+    from clusters.session import validate_address
     from sweep import tuner  # Ray and torch load once the spec is known to be good
 
     if args.address:
-        tuner.validate_address(args.address)
+        validate_address(args.address)
     tuner.check_dataset(spec)
     experiment = experiments.create(spec, storage=args.storage, name=args.name)
     print(f"Experiment:  {experiment.root}")

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
-from sweep.errors import DivergenceError, TrialConfigError
-
-if TYPE_CHECKING:  # torch-heavy: imported where a run needs them, so the CLI's parser stays light
-    from sweep.trial_config import TrialConfig
-
-DEFAULT_RUNS_DIR = Path("runs")
+from sweep.errors import DivergenceError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,41 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=handle_train)
+    parser.set_defaults(func=train_command)
 
 
-def default_out_dir(config: TrialConfig, runs_dir: Path = DEFAULT_RUNS_DIR) -> Path:
-    """runs/<YYYYmmdd-HHMMSS>-<backbone>-<loss>-<6 hex>: never shared by two runs."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return runs_dir / f"{stamp}-{config.backbone}-{config.loss}-{secrets.token_hex(3)}"
-
-
-def prepare_out_dir(out: Path | None, config: TrialConfig, resume: bool) -> tuple[Path, dict | None]:
-    """The run directory and, with --resume, its last checkpoint; refuses to reuse a non-empty directory otherwise."""
-    from sweep.reporters import last_checkpoint_path, load_checkpoint
-
-    if resume:
-        if out is None:
-            raise TrialConfigError("--resume needs --out DIR (the run directory to continue)")
-        last = last_checkpoint_path(out)
-        if last is None:
-            raise TrialConfigError(f"--out {out}: no checkpoints/epoch_*/checkpoint.pt to resume from")
-        return out, load_checkpoint(last)
-    if out is None:
-        out = default_out_dir(config)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TrialConfigError(
-            f"--out {out}: exists and is not empty; choose a new directory or pass --resume to continue it"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out, None
-
-
-def handle_train(args: argparse.Namespace) -> int:
+def train_command(args: argparse.Namespace) -> int:
     """Run the trial of args.config into its run directory; prints where TensorBoard finds it."""
     from sweep import trial
-    from sweep.reporters import DIVERGED_MARKER, RunDirReporter
-    from sweep.trial_config import TrialConfig
+    from sweep.trial.checkpoints import DIVERGED_MARKER
+    from sweep.trial.config import TrialConfig
+    from sweep.trial.run_dir import RunDirReporter, prepare_out_dir
 
     config = TrialConfig.from_yaml(args.config)
     out, checkpoint = prepare_out_dir(args.out, config, args.resume)

@@ -32,22 +32,23 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-import models
-from data.augment import check_crop_scale
+from data.geometry import check_crop_scale
+from models.catalog import BACKBONES, LOSS_NAMES, LOSSES
 from sweep.config_errors import describe_validation_error
 from sweep.errors import TrialConfigError
 
-Loss = Literal["softmax", "cosine", "neg-softmax", "neg-cosine"]
+LossName = Literal[LOSS_NAMES]
+SEARCHED_PARAMETERS = ("margin", "scale", "weight_decay", "drop_rate", "dropblock_size")
 _DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
-class _Strict(BaseModel):
-    """Base of every config section: unknown keys are errors."""
+class Strict(BaseModel):
+    """Base of every config section, of trials and sweep specs alike: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class DatasetConfig(_Strict):
+class DatasetConfig(Strict):
     """Which images a trial trains on (base split) and validates on (val split)."""
 
     name: str
@@ -63,7 +64,7 @@ class DatasetConfig(_Strict):
         return check_crop_scale(crop_scale)
 
 
-class ValidationConfig(_Strict):
+class ValidationConfig(Strict):
     """The fixed validation episode sets (one per shot) and the episode fine-tuning length."""
 
     episodes: int = Field(100, ge=1)
@@ -82,17 +83,16 @@ class ValidationConfig(_Strict):
         return shots
 
 
-class TrialConfig(_Strict):
-    """One trial: pretrain `backbone` with the `loss` head on the base classes, score on fixed val episodes."""
+class TrialSettings(Strict):
+    """Everything of a trial but its searched hyperparameters: the part a sweep spec shares with a trial config.
+
+    `TrialConfig` adds the searched values (margin, β, weight decay, DropBlock); `sweep.spec.SweepSpec` adds how to
+    search them. A key added here is a trial key and a sweep key at once.
+    """
 
     dataset: DatasetConfig
     backbone: str
-    loss: Loss
-    margin: float = Field(0.0, allow_inf_nan=False)
-    scale: float | None = Field(None, gt=0, allow_inf_nan=False)
-    weight_decay: float = Field(1e-4, ge=0, allow_inf_nan=False)
-    drop_rate: float = Field(0.0, ge=0, lt=1)
-    dropblock_size: int = Field(5, ge=1)
+    loss: LossName
     dropblock_ramp_iters: int = Field(40_000, ge=0)
     epochs: int = Field(400, ge=1)
     warmup_epochs: int = Field(100, ge=0)
@@ -107,8 +107,8 @@ class TrialConfig(_Strict):
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, name: str) -> str:
-        if name not in models.list_backbones():
-            raise ValueError(f"unknown backbone {name!r}; known: {', '.join(models.list_backbones())}")
+        if name not in BACKBONES:
+            raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
         return name
 
     @field_validator("device")
@@ -120,15 +120,29 @@ class TrialConfig(_Strict):
         return device
 
     @model_validator(mode="after")
-    def _consistent(self) -> TrialConfig:
+    def _warmup_within_epochs(self) -> TrialSettings:
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs ({self.epochs})")
+        return self
+
+
+class TrialConfig(TrialSettings):
+    """One trial: pretrain `backbone` with the `loss` head on the base classes, score on fixed val episodes."""
+
+    margin: float = Field(0.0, allow_inf_nan=False)
+    scale: float | None = Field(None, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(1e-4, ge=0, allow_inf_nan=False)
+    drop_rate: float = Field(0.0, ge=0, lt=1)
+    dropblock_size: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _head_takes_margin(self) -> TrialConfig:
+        loss = LOSSES[self.loss]
         if self.scale is None:
-            self.scale = published_scale(self.loss, self.backbone)
-        try:  # the head's own rules (neg-* with m > 0, softmax with a margin, ...)
-            models.build_head(self.loss, 2, 2, self.scale, self.margin)
-        except models.ModelConfigError as err:
-            raise ValueError(f"margin: {err}") from None
+            self.scale = loss.scale_for(self.backbone)
+        problem = loss.margin_problem(self.margin)
+        if problem:
+            raise ValueError(f"margin: {problem}")
         return self
 
     @property
@@ -164,15 +178,6 @@ class TrialConfig(_Strict):
         if not isinstance(data, Mapping):
             raise TrialConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
         return cls.from_dict(data, overrides, source=str(path))
-
-
-def published_scale(loss: str, backbone: str) -> float:
-    """β of the published code: cosine heads 30, neg-softmax 5 (10 for resnet12); the plain softmax has none (1)."""
-    if models.head_similarity(loss) == "cosine":
-        return 30.0
-    if loss == "neg-softmax":
-        return 10.0 if backbone == "resnet12" else 5.0
-    return 1.0
 
 
 def merge_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

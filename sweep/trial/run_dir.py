@@ -12,55 +12,54 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import secrets
 import shutil
-import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
-from evaluation.checkpoint import CHECKPOINT_FILE
+from data.atomic import write_atomically, write_text_atomically
+from sweep.errors import TrialConfigError
+from sweep.trial.checkpoints import (
+    best_checkpoint_path,
+    epoch_checkpoint_path,
+    last_checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from sweep.trial.config import TrialConfig
 
-DIVERGED_MARKER = "diverged.txt"  # written beside a run (or a Tune trial) whose loss diverged
 TRAIN_SCALARS = ("train_loss", "train_acc", "lr", "images_per_s")
+DEFAULT_RUNS_DIR = Path("runs")
 
 
-def epoch_checkpoint_path(out: Path, epoch: int) -> Path:
-    """<out>/checkpoints/epoch_XXXX/checkpoint.pt."""
-    return out / "checkpoints" / f"epoch_{epoch:04d}" / CHECKPOINT_FILE
+def default_out_dir(config: TrialConfig, runs_dir: Path = DEFAULT_RUNS_DIR) -> Path:
+    """runs/<YYYYmmdd-HHMMSS>-<backbone>-<loss>-<6 hex>: never shared by two runs."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return runs_dir / f"{stamp}-{config.backbone}-{config.loss}-{secrets.token_hex(3)}"
 
 
-def best_checkpoint_path(out: Path) -> Path:
-    """<out>/checkpoints/best/checkpoint.pt."""
-    return out / "checkpoints" / "best" / CHECKPOINT_FILE
-
-
-def last_checkpoint_path(out: Path) -> Path | None:
-    """The epoch checkpoint of the highest epoch under <out>/checkpoints, or None."""
-    found = sorted((out / "checkpoints").glob(f"epoch_*/{CHECKPOINT_FILE}"))
-    return found[-1] if found else None
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint dict (CPU tensors), loaded with weights_only=True."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def atomic_save(state: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file beside `path`, then rename: a reader never sees half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def prepare_out_dir(out: Path | None, config: TrialConfig, resume: bool) -> tuple[Path, dict | None]:
+    """The run directory and, with `resume`, its last checkpoint; refuses to reuse a non-empty directory otherwise."""
+    if resume:
+        if out is None:
+            raise TrialConfigError("--resume needs --out DIR (the run directory to continue)")
+        last = last_checkpoint_path(out)
+        if last is None:
+            raise TrialConfigError(f"--out {out}: no checkpoints/epoch_*/checkpoint.pt to resume from")
+        return out, load_checkpoint(last)
+    if out is None:
+        out = default_out_dir(config)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TrialConfigError(
+            f"--out {out}: exists and is not empty; choose a new directory or pass --resume to continue it"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out, None
 
 
 def hparam_values(config: dict[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
@@ -115,14 +114,11 @@ class RunDirReporter:
                 self.writer.add_scalar(f"val/{key.removeprefix('val_')}", value, epoch)
         self.writer.flush()
         path = epoch_checkpoint_path(self.out, epoch)
-        atomic_save(checkpoint, path)
+        save_checkpoint(checkpoint, path)
         score = metrics[self.selection_metric]
         if self.best_metrics is None or score > self.best_metrics[self.selection_metric]:
-            best = best_checkpoint_path(self.out)
-            best.parent.mkdir(parents=True, exist_ok=True)
-            tmp = best.with_name(f".{best.name}.tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, best)
+            with open(path, "rb") as saved:
+                write_atomically(best_checkpoint_path(self.out), lambda stream: shutil.copyfileobj(saved, stream))
             self.best_metrics = dict(metrics)
         self.last_metrics = dict(metrics)
         self._postfix[self.selection_metric] = f"{score:.2f}"
@@ -148,7 +144,7 @@ class RunDirReporter:
             "best_checkpoint": str(best_checkpoint_path(self.out)) if self.best_metrics else None,
             "config": self.config,
         }
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomically(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
     def abort(self) -> None:

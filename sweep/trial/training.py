@@ -41,15 +41,19 @@ class Precision:
         return torch.autocast(device.type, dtype=self.autocast_dtype)
 
 
-def resolve_device(name: str) -> torch.device:
-    """ "auto" -> cuda if available else cpu; "cuda[:N]" without a GPU -> TrialConfigError."""
+def resolve_device(name: str, *, key: str = "device") -> torch.device:
+    """The torch.device of a device name, for trials, promotion and `negmargin evaluate` alike: "auto" -> cuda if
+    available else cpu; an unknown name or "cuda[:N]" without that GPU -> TrialConfigError naming `key`."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrialConfigError(f"{key}: {name!r} is not a device (auto, cpu, cuda, cuda:1, ...)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrialConfigError(f"device: {name!r} asked for, but no CUDA device is available")
+        raise TrialConfigError(f"{key}: {name!r} asked for, but no CUDA device is available")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise TrialConfigError(f"device: {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+        raise TrialConfigError(f"{key}: {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
     return device
 
 
@@ -146,6 +150,7 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
     labels: torch.Tensor,
+    *,
     augment: Augment,
     generator: torch.Generator,
     precision: Precision,
@@ -194,12 +199,12 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     source: BatchSource,
+    *,
     augment: Augment,
     shuffle_generator: torch.Generator,
     augment_generator: torch.Generator,
     precision: Precision,
     batch_size: int,
-    *,
     epoch: int,
     iteration: int,
     max_steps: int | None = None,
@@ -221,7 +226,9 @@ def train_epoch(
         if max_steps is not None and step >= max_steps:
             break
         lr = optimizer.param_groups[0]["lr"]
-        loss, correct = train_step(backbone, head, optimizer, images, labels, augment, augment_generator, precision)
+        loss, correct = train_step(
+            backbone, head, optimizer, images, labels, augment=augment, generator=augment_generator, precision=precision
+        )
         scheduler.step()
         iteration += 1
         batch = labels.shape[0]

@@ -20,7 +20,8 @@ import data
 import evaluation
 import models
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.training import (
+from sweep.trial.config import TrialConfig
+from sweep.trial.training import (
     BatchSource,
     EpochResult,
     Precision,
@@ -30,16 +31,16 @@ from sweep.training import (
     resolve_precision,
     train_epoch,
 )
-from sweep.trial_config import TrialConfig
-
-__all__ = ["Reporter", "TrialConfig", "metric_names", "run"]
 
 # Keys of the config that may differ between a checkpoint and the run resuming it (locations, not the experiment).
 _RELOCATABLE_KEYS = {"dataset.root", "dataset.cache_dir", "validation.episodes_dir", "device"}
 
 
 class Reporter(Protocol):
-    """Receives each validation report; may also define `epoch_end(metrics)` for per-epoch training metrics."""
+    """Receives what a trial measures: training metrics after every epoch, validation reports with checkpoints."""
+
+    def epoch_end(self, metrics: dict[str, Any]) -> None:
+        """Called after every epoch with the epoch's training metrics (epoch, train_loss, train_acc, lr, …)."""
 
     def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
         """Called every `val_every` epochs and at the end; `checkpoint` is torch.save-able, weights_only-loadable."""
@@ -102,19 +103,17 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
             optimizer,
             scheduler,
             source,
-            augment,
-            generators.shuffle,
-            generators.augment,
-            precision,
-            config.batch_size,
+            augment=augment,
+            shuffle_generator=generators.shuffle,
+            augment_generator=generators.augment,
+            precision=precision,
+            batch_size=config.batch_size,
             epoch=epoch,
             iteration=iteration,
         )
         iteration = result.iteration
         train_metrics = _train_metrics(epoch, result)
-        epoch_end = getattr(reporter, "epoch_end", None)
-        if epoch_end is not None:
-            epoch_end(train_metrics)
+        reporter.epoch_end(train_metrics)
         if epoch % config.val_every == 0 or epoch == config.epochs:
             check_finite_state(backbone, head, epoch, iteration)
             metrics = {**train_metrics, **validate(config, backbone, val, episode_sets, device)}
@@ -170,27 +169,20 @@ def build_model(
 
 
 def validation_episodes(config: TrialConfig, val: data.CachedSplit, shot: int) -> data.EpisodeSet:
-    """The fixed episode set of `shot`: loaded from episodes_dir/val_{shot}shot.pt if set and present, else sampled
-    with validation.seed (and saved there atomically when episodes_dir is set)."""
+    """The fixed episode set of `shot`: episodes_dir/val_<shot>shot.pt when episodes_dir is set (sampled with
+    validation.seed and saved there the first time), else sampled with validation.seed."""
     v = config.validation
-    path = Path(v.episodes_dir) / f"val_{shot}shot.pt" if v.episodes_dir is not None else None
-    if path is not None and path.exists():
-        episodes = data.EpisodeSet.load(path)
-        expected = (v.way, shot, v.queries, v.episodes)
-        found = (episodes.n_way, episodes.n_shot, episodes.n_query, len(episodes))
-        if found != expected:
-            raise TrialConfigError(
-                f"{path}: episode set has (way, shot, queries, episodes) = {found}, the config asks for {expected}; "
-                "use another validation.episodes_dir"
-            )
-        episodes.check_labels(val.labels)
-        return episodes
-    episodes = data.EpisodeSet.sample(
-        val.labels, v.way, shot, v.queries, v.episodes, v.seed, class_names=val.class_names
+    path = Path(v.episodes_dir) / data.episode_file_name("val", shot) if v.episodes_dir is not None else None
+    return data.EpisodeSet.load_or_sample(
+        path,
+        val.labels,
+        n_way=v.way,
+        n_shot=shot,
+        n_query=v.queries,
+        n_episodes=v.episodes,
+        seed=v.seed,
+        class_names=val.class_names,
     )
-    if path is not None:
-        episodes.save(path)  # atomic; concurrent trials write identical sets
-    return episodes
 
 
 def validate(

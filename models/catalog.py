@@ -1,0 +1,76 @@
+"""What can be trained, by name: the backbones and the losses. Torch-free, so a spec validates without loading torch.
+
+Each loss is written once here, with everything the rest of the code asks of it: the similarity of its head, which
+margins it takes, its default temperature β (the published code's), and the head the episodes are fine-tuned with
+at test time (the published `metric_params_test`: β = 5, m = 0, no bias; the plain softmax baseline a biased linear
+head with β = 1). See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Similarity = Literal["dot", "cosine"]
+MarginRule = Literal["none", "non-positive", "any"]
+
+BACKBONES = ("conv4", "resnet12", "resnet18", "wrn28_10")
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A pretraining loss: its head's similarity, the margins it accepts, its default β, its fine-tuning head."""
+
+    name: str
+    similarity: Similarity
+    margin_rule: MarginRule
+    biased_head: bool  # the plain softmax baseline is nn.Linear with a bias, the others are bias-free margin heads
+    default_scale: float
+    finetune_scale: float
+
+    def scale_for(self, backbone: str) -> float:
+        """The published β of this loss on `backbone` (neg-softmax uses 10 on resnet12, 5 elsewhere)."""
+        if self.name == "neg-softmax" and backbone == "resnet12":
+            return 10.0
+        return self.default_scale
+
+    def margin_problem(self, margin: float) -> str | None:
+        """Why this loss cannot take `margin`, or None."""
+        if self.margin_rule == "none" and margin != 0.0:
+            return f"loss {self.name!r} takes no margin (got margin={margin}); use 'neg-softmax'"
+        if self.margin_rule == "non-positive" and margin > 0.0:
+            return (
+                f"loss {self.name!r} needs margin <= 0 (got margin={margin}); "
+                "a positive margin is CosFace: use loss 'cosine'"
+            )
+        return None
+
+    def finetune_head(self) -> dict:
+        """Settings {similarity, scale, bias} of the head fine-tuned on each test episode."""
+        return {"similarity": self.similarity, "scale": self.finetune_scale, "bias": self.biased_head}
+
+
+LOSSES: dict[str, Loss] = {
+    loss.name: loss
+    for loss in (
+        Loss("softmax", "dot", "none", biased_head=True, default_scale=1.0, finetune_scale=1.0),
+        Loss("cosine", "cosine", "any", biased_head=False, default_scale=30.0, finetune_scale=5.0),
+        Loss("neg-softmax", "dot", "non-positive", biased_head=False, default_scale=5.0, finetune_scale=5.0),
+        Loss("neg-cosine", "cosine", "non-positive", biased_head=False, default_scale=30.0, finetune_scale=5.0),
+    )
+}
+LOSS_NAMES = tuple(LOSSES)
+
+
+def loss_named(name: str) -> Loss:
+    """The loss called `name`; KeyError naming the known ones."""
+    if name not in LOSSES:
+        raise KeyError(f"unknown loss {name!r}; known losses: {', '.join(LOSS_NAMES)}")
+    return LOSSES[name]
+
+
+def trained_loss(loss: str, margin: float) -> str:
+    """The loss a trial trains: a neg-cosine sweep that samples m > 0 trains the CosFace-style cosine head."""
+    if loss == "neg-cosine" and margin > 0:
+        return "cosine"
+    return loss

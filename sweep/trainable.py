@@ -1,0 +1,93 @@
+"""The Tune trainable: one trial of a sweep, or one extra-seed retraining of a promoted configuration, on a worker.
+
+Both are `sweep.trial.run` of the trial config `sweep.space.trial_config` makes, reported through `TuneReporter`
+and resumed from Tune's checkpoint when a retry has one. The config Tune passes is either the searched values of a
+sweep trial (what OptunaSearch samples) or, for a retraining, {RETRAIN_KEY: {"trial_id", "params"}, SEED_OFFSET_KEY:
+k}, trained with seed spec.seed + k. A diverging run is not retried (it would diverge again): it keeps its last
+good report and its trial directory gets DIVERGED_MARKER with the error, which the results read back.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sweep import space
+from sweep.errors import DivergenceError
+from sweep.experiment import Experiment
+from sweep.objectives import objective_value
+from sweep.trial.checkpoints import CHECKPOINT_FILE, DIVERGED_MARKER
+
+RETRAIN_KEY = "retrain"
+SEED_OFFSET_KEY = "seed_offset"
+
+
+class TuneReporter:
+    """Reporter for `sweep.trial.run` under Ray Tune: metrics plus the objective, and the checkpoint as a directory."""
+
+    def __init__(self, objective: str) -> None:
+        self.objective = objective
+
+    def epoch_end(self, metrics: dict[str, Any]) -> None:
+        """Training metrics go to Tune with the next validation report (ASHA compares trials on those only)."""
+
+    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+        """Send one validation row and its checkpoint to Tune."""
+        import torch
+        from ray import tune
+
+        row = dict(metrics)
+        value = objective_value(row, self.objective)
+        if value is not None:
+            row[self.objective] = value
+        with tempfile.TemporaryDirectory(prefix="negmargin-ckpt-") as directory:
+            torch.save(checkpoint, Path(directory) / CHECKPOINT_FILE)
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def load_checkpoint_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The state dict inside a Tune checkpoint (loaded with weights_only=True), or None."""
+    if checkpoint is None:
+        return None
+    from sweep.trial.checkpoints import load_checkpoint
+
+    with checkpoint.as_directory() as directory:
+        return load_checkpoint(Path(directory))
+
+
+def point_of(config: dict[str, Any], spec_seed: int) -> tuple[dict[str, Any], int]:
+    """(searched values, training seed) of the config Tune passes: a sweep point, or a retraining of one."""
+    if RETRAIN_KEY in config:
+        return dict(config[RETRAIN_KEY]["params"]), spec_seed + int(config[SEED_OFFSET_KEY])
+    return dict(config), spec_seed
+
+
+def train(config: dict[str, Any], *, spec_data: dict[str, Any], experiment_root: str) -> None:
+    """Tune's trainable: the trial of `config`, resumed from Tune's checkpoint if there is one."""
+    from ray import tune
+
+    from sweep import trial
+    from sweep.spec import parse
+
+    spec = parse(spec_data)
+    params, seed = point_of(config, spec.seed)
+    trial_config = space.trial_config(spec, params, Experiment(Path(experiment_root)), seed=seed)
+    checkpoint = load_checkpoint_state(tune.get_checkpoint())
+    try:
+        trial.run(trial.TrialConfig.from_dict(trial_config), TuneReporter(spec.objective), checkpoint=checkpoint)
+    except DivergenceError as error:
+        Path(tune.get_context().get_trial_dir(), DIVERGED_MARKER).write_text(f"{error}\n")
+
+
+def with_resources(spec: Any, experiment: Experiment) -> Any:
+    """The trainable bound to `spec` and `experiment`, asking each trial for the spec's resources."""
+    from ray import tune
+
+    trainable = tune.with_parameters(
+        train, spec_data=spec.model_dump(mode="json"), experiment_root=str(experiment.root)
+    )
+    resources = {"cpu": spec.resources.cpu}
+    if spec.resources.gpu:
+        resources["gpu"] = spec.resources.gpu
+    return tune.with_resources(trainable, resources)
