@@ -4,8 +4,8 @@ What a sweep job runs is sweep.submission's business; here a job is an entrypoin
 runtime_env `working_dir` is a staging copy of the project root, with extra files (a sweep's spec) copied in, so
 `sweep`, `models`, `data`, `evaluation` import on every node as they are, and the spec travels with the code
 wherever it lives on the submitting machine. The copy holds the top-level files and the Python packages (directories
-with an __init__.py), without .venv, .git, runs, experiments, caches: a dataset kept under data/ (no __init__.py) stays home.
-Every request carries Ray's authentication token (token auth stays on): RAY_AUTH_TOKEN, else the file
+with an __init__.py), without .venv, .git, runs, experiments, caches: a dataset kept under data/ (no __init__.py) stays
+home. Every request carries Ray's authentication token (token auth stays on): RAY_AUTH_TOKEN, else the file
 RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
 """
 

@@ -1,8 +1,9 @@
 """Fail a sweep at once when its storage is a disk that only one node of the cluster sees.
 
 (A storage path that is a URI is refused earlier, by the spec: sweep.spec.check_storage_path.) Ray Tune writes
-every trial's results and checkpoints to storage_path from the node the trial runs on, and a trial retried after a node failure reads its last checkpoint from there on another node. So on a cluster of several nodes
-the path must be reachable from every node:
+every trial's results and checkpoints to storage_path from the node the trial runs on, and a trial retried after a node
+failure reads its last checkpoint from there on another node. So on a cluster of several nodes the path must be
+reachable from every node:
 - a path is when it lies on a network filesystem (per /proc/mounts: NFS, SMB/CIFS, Lustre, GPFS, BeeGFS,
   CephFS, GlusterFS, or a FUSE mount such as s3fs / gcsfuse / EFS utils);
 - a path also is when every alive node runs on this very machine: the multi-node test clusters started by

@@ -26,8 +26,8 @@ rounding (tests/evaluation/test_finetune.py runs both loops).
 Randomness (documented order, so that a per-episode loop reproduces it): one int64 seed per episode is drawn from
 `generator` for all E episodes at once (`episode_seeds`); episode e then draws from
 torch.Generator().manual_seed(seed_e) on the CPU, in this order: W₀ [way, D] (uniform_), b₀ [way] (uniform_, only
-when bias), permutations [epochs, n_support] = argsort(rand(epochs, n_support)) (`draw_episode_randomness`). Results therefore do not depend
-on the chunk size, nor on the device beyond float rounding.
+when bias), permutations [epochs, n_support] = argsort(rand(epochs, n_support)) (`draw_episode_randomness`). Results
+therefore do not depend on the chunk size, nor on the device beyond float rounding.
 """
 
 import contextlib

@@ -11,9 +11,9 @@ random worker ports) and its own temp dir `<cluster temp dir>/<node name>`: node
 share `runtime_resources/`, and one node's runtime-env garbage collection would delete a job's working_dir under
 another node's running driver. The cluster's temp dir is a short one of its own (Unix socket paths are limited to
 107 bytes), not /tmp/ray, so a plain `ray.init()` elsewhere on the machine never attaches to this cluster. Token
-authentication stays on: every node runs with RAY_AUTH_MODE=token and the token Ray reads (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, generated
-if missing). The dashboard and Jobs API listen on 127.0.0.1 only. What was started is recorded in
-`<state_dir>/cluster.json`.
+authentication stays on: every node runs with RAY_AUTH_MODE=token and the token Ray reads (RAY_AUTH_TOKEN,
+RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, generated if missing). The dashboard and Jobs API listen on 127.0.0.1 only.
+What was started is recorded in `<state_dir>/cluster.json`.
 """
 
 from __future__ import annotations
