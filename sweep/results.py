@@ -49,11 +49,11 @@ def _finite(value: Any) -> bool:
 
 def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[TrialRecord]:
     """Every trial of the experiment, in the order they were created."""
-    from ray.tune import ExperimentAnalysis
-
     spec = spec or experiment.spec()
     if not experiment.tune_dir.is_dir():
         raise ExperimentError(f"{experiment.root}: no trial results yet (no tune/ directory)")
+    from ray.tune import ExperimentAnalysis
+
     try:
         analysis = ExperimentAnalysis(str(experiment.tune_dir), default_metric=spec.objective, default_mode="max")
     except ValueError as error:

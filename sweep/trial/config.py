@@ -37,7 +37,6 @@ from models.catalog import BACKBONES, LOSS_NAMES, LOSSES
 from sweep.config_errors import describe_validation_error
 from sweep.errors import TrialConfigError
 
-LossName = Literal[LOSS_NAMES]
 SEARCHED_PARAMETERS = ("margin", "scale", "weight_decay", "drop_rate", "dropblock_size")
 _DEVICE_NAMES = ("auto", "cpu", "cuda")
 
@@ -92,7 +91,7 @@ class TrialSettings(Strict):
 
     dataset: DatasetConfig
     backbone: str
-    loss: LossName
+    loss: str  # models.catalog.LOSSES
     dropblock_ramp_iters: int = Field(40_000, ge=0)
     epochs: int = Field(400, ge=1)
     warmup_epochs: int = Field(100, ge=0)
@@ -109,6 +108,13 @@ class TrialSettings(Strict):
     def _known_backbone(cls, name: str) -> str:
         if name not in BACKBONES:
             raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
+        return name
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        if name not in LOSSES:
+            raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSS_NAMES)}")
         return name
 
     @field_validator("device")

@@ -7,8 +7,11 @@ import socket
 import pytest
 import yaml
 
+from clusters import jobs
 from clusters.errors import ClusterError
-from sweep import cluster_commands, jobs
+from sweep import submission
+from sweep.cli import cluster as cluster_cli
+from sweep.cli import jobs as jobs_cli
 from sweep.errors import SpecError
 
 
@@ -74,7 +77,7 @@ def test_staged_working_dir_holds_the_packages_and_spec_but_not_the_excluded_pat
     spec = tmp_path / "elsewhere" / "my spec.yaml"
     spec.parent.mkdir()
     spec.write_text("name: x\n")
-    staged = jobs.stage_working_dir(spec, tmp_path / "staged")
+    staged = jobs.stage_working_dir(tmp_path / "staged", {submission.SPEC_NAME: spec})
     names = {path.relative_to(staged).as_posix() for path in staged.rglob("*")}
     assert {
         "sweep/__init__.py",
@@ -84,7 +87,7 @@ def test_staged_working_dir_holds_the_packages_and_spec_but_not_the_excluded_pat
         "sweep/presets/default.yaml",
         "setup.cfg",
     } <= names
-    assert (staged / jobs.SPEC_NAME).read_text() == "name: x\n"
+    assert (staged / submission.SPEC_NAME).read_text() == "name: x\n"
     assert (
         not {
             ".venv",
@@ -108,11 +111,11 @@ def test_the_real_project_root_holds_the_four_packages():
 
 
 def test_entrypoint_runs_sweep_run_on_the_shipped_spec():
-    words = shlex.split(jobs.sweep_entrypoint("/shared/my experiments", name="n1", promote=False))
+    words = shlex.split(submission.sweep_entrypoint("/shared/my experiments", name="n1", promote=False))
     assert words == [
         "python",
         "-m",
-        "sweep",
+        "sweep.cli",
         "sweep",
         "run",
         "submitted_spec.yaml",
@@ -125,13 +128,13 @@ def test_entrypoint_runs_sweep_run_on_the_shipped_spec():
 
 
 def test_absolute_storage_can_be_submitted():
-    jobs.check_submitted_storage("/shared/experiments")
+    submission.check_submitted_storage("/shared/experiments")
 
 
 @pytest.mark.parametrize("storage", ["s3://bucket/experiments", "gs://b/x"])
 def test_uri_storage_is_refused_before_submitting(storage):
     with pytest.raises(SpecError, match=r"^storage_path: .* URI, but an experiment is a directory"):
-        jobs.check_submitted_storage(storage)
+        submission.check_submitted_storage(storage)
 
 
 def test_relative_storage_is_refused_before_contacting_any_cluster(tmp_path):
@@ -140,7 +143,7 @@ def test_relative_storage_is_refused_before_contacting_any_cluster(tmp_path):
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     with pytest.raises(SpecError, match=r"^storage_path: 'experiments' is relative"):
-        jobs.submit_sweep(str(spec_file), address="http://127.0.0.1:9")
+        submission.submit_sweep(str(spec_file), address="http://127.0.0.1:9")
 
 
 def test_no_dashboard_at_the_address_is_one_clear_line(clean_env):
@@ -157,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="negmargin")
     commands = parser.add_subparsers(dest="command", required=True)
     sweep_parser = commands.add_parser("sweep")
-    cluster_commands.register(commands, sweep_parser.add_subparsers(dest="sweep_command", required=True))
+    cluster_cli.register(commands)
+    jobs_cli.register(sweep_parser.add_subparsers(dest="sweep_command", required=True))
     return parser
 
 
@@ -165,7 +169,7 @@ def test_cli_parses_cluster_and_job_commands():
     parser = _parser()
     up = parser.parse_args(["cluster", "up", "--local", "--workers", "3", "--worker-cpus", "2"])
     assert (up.workers, up.worker_cpus, up.head_cpus, up.port, up.dashboard_port) == (3, 2.0, 1.0, 6379, 8265)
-    assert up.func is cluster_commands.cluster_up_command
+    assert up.func is cluster_cli.cluster_up_command
     submit = parser.parse_args(
         ["sweep", "submit", "spec.yaml", "--address", "http://h:8265", "--no-wait", "--storage", "/shared/e"]
     )
@@ -180,7 +184,7 @@ def test_cli_parses_cluster_and_job_commands():
         args = parser.parse_args(["sweep", command, "job-1"])
         assert args.job == "job-1" and args.address is None
     assert parser.parse_args(["sweep", "logs", "job-1", "-f"]).follow is True
-    assert parser.parse_args(["cluster", "down"]).func is cluster_commands.cluster_down_command
+    assert parser.parse_args(["cluster", "down"]).func is cluster_cli.cluster_down_command
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,13 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-from cluster_fixtures import cli, dashboard_get, nodes, start_cluster, wait_for
 
+from clusters import jobs
 from clusters.errors import ClusterError
 from clusters.local import cluster as local
-from sweep import jobs
+from sweep import submission
+
+from helpers.clusters import cli, dashboard_get, nodes, start_cluster, wait_for
 
 pytestmark = [pytest.mark.multinode, pytest.mark.timeout(600)]
 
@@ -59,10 +61,10 @@ def test_a_job_runs_in_the_shipped_project_and_reads_its_spec(cluster, tmp_path)
         "import os, sweep, models, data, evaluation; "
         "print('ok', all(os.path.isfile(p + '/__init__.py') for p in ('sweep', 'models', 'data', 'evaluation'))); "
         "print('excluded', any(os.path.exists(p) for p in ('.venv', '.git', 'experiments'))); "
-        f"print('spec', open('{jobs.SPEC_NAME}').read().strip()); "
+        f"print('spec', open('{submission.SPEC_NAME}').read().strip()); "
         "print('cwd', os.getcwd())"
     )
-    job_id = jobs.submit(f'python -c "{probe}"', cluster.dashboard_url, spec_path=spec)
+    job_id = jobs.submit(f'python -c "{probe}"', cluster.dashboard_url, extra_files={submission.SPEC_NAME: spec})
     assert jobs.wait(job_id, cluster.dashboard_url, timeout=240) == "SUCCEEDED"
     output = jobs.logs(job_id, cluster.dashboard_url)
     assert "ok True" in output and "excluded False" in output and "spec name: shipped" in output

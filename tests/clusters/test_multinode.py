@@ -3,7 +3,7 @@ submitted through the Jobs API, surviving the loss of a worker node and of the d
 
 The head has no CPUs, so every trial (resources {cpu: 1}) runs on worker-1 or worker-2, one at a time on each, and
 the experiment lives in this machine's temp dir, which every node of this one-machine cluster shares
-(sweep.storage_check accepts it for that reason).
+(clusters.storage accepts it for that reason).
 """
 
 import os
@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster_fixtures import cli, nodes, start_cluster, trial_rows, wait_for, write_tiny_imagefolder
 
+from clusters import jobs
 from clusters.local import cluster as local
 from sweep import experiment as experiments
-from sweep import jobs
+from sweep import submission
 from sweep.results import load_trials
+
+from helpers.clusters import cli, nodes, start_cluster, trial_rows, wait_for, write_colour_imagefolder
 
 pytestmark = [pytest.mark.multinode, pytest.mark.timeout(900)]
 
@@ -27,7 +29,7 @@ pytestmark = [pytest.mark.multinode, pytest.mark.timeout(900)]
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("multinode")
-    write_tiny_imagefolder(root / "folder", base_images=150)
+    write_colour_imagefolder(root / "folder", base_images=150)
     return root
 
 
@@ -40,7 +42,7 @@ def cluster(tmp_path_factory):
 
 
 def write_spec(workspace: Path, name: str, num_samples: int, max_epochs: int) -> tuple[Path, Path]:
-    """A conv4 sweep on the tiny image folder (a few seconds an epoch on one CPU), no early stopping; (spec, storage)."""
+    """A conv4 sweep on the tiny image folder (seconds an epoch on one CPU), no early stopping; (spec, storage)."""
     storage = workspace / name / "experiments"
     spec = {
         "name": name,
@@ -127,7 +129,7 @@ def test_a_sweep_submitted_through_the_jobs_api_completes_and_its_results_are_re
 def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(cluster, workspace):
     max_epochs, count = 6, 3
     spec_file, storage = write_spec(workspace, "driverloss", num_samples=count, max_epochs=max_epochs)
-    job_id = jobs.submit_sweep(str(spec_file), cluster.dashboard_url, promote=False)
+    job_id = submission.submit_sweep(str(spec_file), cluster.dashboard_url, promote=False)
 
     def one_finished_one_running():
         epochs = _last_epochs(storage)
@@ -171,7 +173,7 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(cluster, w
 def test_trials_of_a_killed_worker_resume_from_their_checkpoint_on_the_surviving_worker(cluster, workspace):
     max_epochs = 12
     spec_file, storage = write_spec(workspace, "nodeloss", num_samples=2, max_epochs=max_epochs)
-    job_id = jobs.submit_sweep(str(spec_file), cluster.dashboard_url, promote=False)
+    job_id = submission.submit_sweep(str(spec_file), cluster.dashboard_url, promote=False)
     at_kill = wait_for(
         lambda: (
             (epochs := _last_epochs(storage)) and len(epochs) == 2 and all(e >= 2 for e in epochs.values()) and epochs

@@ -1,3 +1,3 @@
-"""Fixtures for the data tests (defined in data_fixtures.py, a uniquely named module the tests import helpers from)."""
+"""Fixtures of the data tests: tiny datasets in each layout (written by helpers.datasets)."""
 
-from data_fixtures import cub_root, imagefolder_root, mini_csv_root, mini_json_root, mini_pickle_root  # noqa: F401
+from helpers.datasets import cub_root, imagefolder_root, mini_csv_root, mini_json_root, mini_pickle_root  # noqa: F401

@@ -29,11 +29,9 @@ PINNED_IMAGES_SHA256 = "d355798f4bf802af886ee9a249670464373036df80dc15de572c5dea
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache directory holding the generated default build."""
-    folder = tmp_path_factory.mktemp("glyph-cache")
-    build_glyph_dataset("base", folder).labels  # generates and caches the whole set
-    return folder
+def cache_dir(glyph_cache: Path) -> Path:
+    """The suite's cache directory holding the generated default build (tests/conftest.py)."""
+    return glyph_cache
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 import data.cache as cache
 from data import DataError, build_dataset, load_split, stored_size
-from sweep.data_command import register
+from sweep.cli.data import register
 
 
 def _entries(folder: Path) -> list[str]:

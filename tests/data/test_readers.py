@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fixtures import CUB_CLASSES, MINI_CLASSES, colour, write_image
 
 import data
 from data import DataError, build_dataset
 from data.readers import minimagenet
+
+from helpers.datasets import CUB_CLASSES, MINI_CLASSES, colour, write_image
 
 
 def test_imagefolder_reads_labels_classes_and_pixels(imagefolder_root: Path) -> None:
@@ -200,7 +201,7 @@ def test_pickle_with_wrong_structure(mini_pickle_root: Path) -> None:
     path = mini_pickle_root / "mini-imagenet-cache-val.pkl"
     path.write_bytes(pickle.dumps({"images": [1, 2]}))
     with pytest.raises(DataError, match="mini-imagenet-cache-val.pkl: expected a dict with keys image_data"):
-        build_dataset("mini-imagenet", mini_pickle_root, "val").labels
+        _ = build_dataset("mini-imagenet", mini_pickle_root, "val").labels
 
 
 def test_malicious_dataset_pickle_is_refused_unrun(mini_pickle_root: Path) -> None:
@@ -215,5 +216,5 @@ def test_malicious_dataset_pickle_is_refused_unrun(mini_pickle_root: Path) -> No
     path = mini_pickle_root / "mini-imagenet-cache-train.pkl"
     path.write_bytes(pickle.dumps({"image_data": Payload(), "class_dict": {}}))
     with pytest.raises(DataError, match=rf"{path}: refused to unpickle global (posix|os|nt)\.system"):
-        build_dataset("mini-imagenet", mini_pickle_root, "base").labels
+        _ = build_dataset("mini-imagenet", mini_pickle_root, "base").labels
     assert not marker.exists()

@@ -2,14 +2,14 @@
 
 import pytest
 import torch
-from eval_fixtures import (  # noqa: F401  (single_thread: autouse fixture)
+
+from evaluation import EvaluationError, evaluate, finetune_head
+
+from helpers.episodes import (
     FakeEpisodeSet,
     clustered_features,
     sample_episode_set,
-    single_thread,
 )
-
-from evaluation import EvaluationError, evaluate, finetune_head
 
 
 @pytest.mark.parametrize("loss", ["neg-cosine", "neg-softmax", "softmax"])

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from eval_fixtures import episode_batch, single_thread  # noqa: F401  (autouse fixture)
 
 from evaluation import (
     EvaluationError,
@@ -16,6 +15,8 @@ from evaluation import (
     reference_finetune,
 )
 from evaluation.finetune import _finetune_chunk
+
+from helpers.episodes import episode_batch
 
 WAY, QUERY, DIM = 5, 4, 16
 

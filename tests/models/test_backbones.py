@@ -127,5 +127,6 @@ def test_feature_dim_on_too_small_input_is_a_config_error():
 
 
 def test_public_api_matches_contract():
-    assert models.LOSSES == ("softmax", "cosine", "neg-softmax", "neg-cosine")
+    assert models.LOSS_NAMES == ("softmax", "cosine", "neg-softmax", "neg-cosine") == tuple(models.LOSSES)
+    assert tuple(models.list_backbones()) == models.BACKBONES  # the torch-free catalog names what is registered
     assert issubclass(ModelConfigError, ValueError)

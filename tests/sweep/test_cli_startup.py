@@ -3,12 +3,14 @@
 import subprocess
 import sys
 
+import pytest
+
 PROBE = """
 import sys
 from sweep.cli import build_parser, main
 build_parser().format_help()
 code = main(sys.argv[1:])
-print("loaded:", ",".join(name for name in ("torch", "ray") if name in sys.modules))
+print("loaded:", ",".join(name for name in ("torch", "ray", "tensorboard", "tqdm") if name in sys.modules))
 raise SystemExit(code)
 """
 
@@ -34,10 +36,31 @@ def test_a_spec_mistake_is_reported_before_torch_or_ray_load(tmp_path):
     assert uri.stdout.strip().splitlines()[-1] == "loaded:"
 
 
-def test_the_lazy_exports_of_data_all_resolve_and_no_submodule_shadows_one():
+def test_a_valid_spec_validates_without_torch(tmp_path):
+    """Validation of a whole preset (backbone and loss names included) reads only torch-free tables."""
+    probe = (
+        "import sys\nfrom sweep import spec\nfor name in spec.list_presets(): spec.load(spec.preset_path(name))\n"
+        "print(','.join(m for m in ('torch', 'ray') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stderr
+
+
+def test_report_of_an_experiment_loads_no_torch_tensorboard_or_tqdm(tmp_path):
+    from sweep import experiment, spec
+
+    created = experiment.create(spec.load(spec.preset_path("default")), storage=tmp_path)
+    result = _negmargin("sweep", "report", str(created.root), cwd=tmp_path)
+    assert result.returncode == 2 and "no trial results yet" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "loaded:"
+
+
+@pytest.mark.parametrize("package_name", ["data", "models", "sweep.trial"])
+def test_lazy_exports_all_resolve_and_no_submodule_shadows_one(package_name):
+    import importlib
     import pkgutil
 
-    import data
-
-    assert {info.name for info in pkgutil.iter_modules(data.__path__)}.isdisjoint(data.__all__)
-    assert all(getattr(data, name).__name__ == name for name in data.__all__)
+    package = importlib.import_module(package_name)
+    assert {info.name for info in pkgutil.iter_modules(package.__path__)}.isdisjoint(package.__all__)
+    for name in package.__all__:
+        assert getattr(package, name) is not None

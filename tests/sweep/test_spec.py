@@ -11,7 +11,8 @@ from sweep import spec as spec_module
 from sweep.errors import SpecError
 from sweep.experiment import Experiment
 from sweep.published import PUBLISHED
-from sweep.space import first_points, head_loss, optuna_space, trial_config
+from sweep.space import first_points, optuna_space, trial_config
+from sweep.trial.config import TrialConfig, TrialSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,7 @@ def test_every_preset_parses_and_published_presets_try_the_published_point_first
         setting = next(
             s
             for s in PUBLISHED
-            if (s.backbone, s.loss, s.shot) == (spec.backbone, spec.loss, spec.shots[0])
+            if (s.backbone, s.loss, s.shot) == (spec.backbone, spec.loss, spec.validation.shots[0])
             and s.dataset == spec.dataset.name
         )
         published = PUBLISHED[setting]
@@ -39,7 +40,7 @@ def test_every_preset_parses_and_published_presets_try_the_published_point_first
         for key, value in first.items():
             assert published[key] == value
         assert first["margin"] == published["margin"]
-        assert spec.budget.max_epochs in (200, 400) and spec.promotion.test_episodes == 600
+        assert spec.epochs in (200, 400) and spec.promotion.test_episodes == 600
 
 
 def test_default_preset_is_the_cpu_glyph_sweep():
@@ -59,9 +60,13 @@ def test_default_preset_is_the_cpu_glyph_sweep():
         (lambda d: d["search"]["scale"].update(extra=1), "search.scale.extra: unknown key"),
         (lambda d: d.update(backbone="vgg"), "backbone: unknown backbone 'vgg'"),
         (lambda d: d.update(loss="arcface"), "loss: unknown loss"),
-        (lambda d: d.update(shots=[5]), "objective"),
-        (lambda d: d["budget"].update(grace_period=99), "budget.grace_period"),
-        (lambda d: d.pop("budget"), "budget: required key is missing"),
+        (lambda d: d["validation"].update(shots=[5]), "objective"),
+        (lambda d: d["scheduler"].update(grace_period=99), "scheduler.grace_period: 99 exceeds epochs 6"),
+        (lambda d: d.pop("search"), "search: required key is missing"),
+        (lambda d: d["validation"].update(episodes_dir="/tmp/x"), "validation.episodes_dir: set by the experiment"),
+        (lambda d: d["dataset"].update(cache="/tmp/c"), "dataset.cache: unknown key"),
+        (lambda d: d.update(precision="fp16"), "precision"),
+        (lambda d: d.update(device="tpu"), "device"),
         (lambda d: d["resources"].update(gpu=1.5), "resources.gpu"),
         (lambda d: d.update(loss="neg-softmax"), "search.margin: neg-softmax takes m <= 0"),
         (lambda d: d.update(points_to_evaluate=[{"margin": 0.9}]), "points_to_evaluate[0].margin"),
@@ -95,10 +100,27 @@ def test_space_and_trial_config_follow_the_spec(tmp_path):
     assert config["loss"] == "cosine"  # a positive margin in a neg-cosine sweep trains the CosFace-style head
     assert config["margin"] == 0.2 and config["dropblock_size"] == 2
     assert config["validation"]["episodes_dir"] == str(tmp_path / "episodes")
-    assert head_loss("neg-cosine", -0.1) == "neg-cosine"
-    from sweep.trial import TrialConfig
-
+    assert trial_config(spec, {**params, "margin": -0.1}, Experiment(tmp_path))["loss"] == "neg-cosine"
     assert TrialConfig.from_dict(config).margin == 0.2
+
+
+def test_every_trial_setting_is_a_sweep_key_and_reaches_the_trial(tmp_path):
+    """The spec embeds the trial's own settings: each one, set in a spec, is what the trial config receives."""
+    data = _default()
+    data.update(precision="fp32", warmup_epochs=2, dropblock_ramp_iters=77)
+    data["dataset"]["cache_dir"] = "/tmp/glyph-cache"
+    data["validation"].update(way=4, seed=9)
+    spec = spec_module.parse(data)
+    params = {"margin": -0.2, "scale": 12.0, "weight_decay": 1e-4, "drop_rate": 0.1, "dropblock_size": 2}
+    config = TrialConfig.from_dict(trial_config(spec, params, Experiment(tmp_path)))
+    assert set(TrialSettings.model_fields) <= set(type(spec).model_fields)
+    for key in TrialSettings.model_fields:
+        if key != "validation":
+            assert getattr(config, key) == getattr(spec, key), key
+    assert config.validation.model_dump(exclude={"episodes_dir"}) == spec.validation.model_dump(
+        exclude={"episodes_dir"}
+    )
+    assert (config.precision, config.dataset.cache_dir, config.validation.way) == ("fp32", "/tmp/glyph-cache", 4)
 
 
 def test_cli_bad_spec_exits_2_with_one_line_and_starts_nothing(tmp_path):
@@ -108,7 +130,7 @@ def test_cli_bad_spec_exits_2_with_one_line_and_starts_nothing(tmp_path):
     bad.write_text(yaml.safe_dump(data))
     storage = tmp_path / "storage"
     result = subprocess.run(
-        [sys.executable, "-m", "sweep", "sweep", "run", str(bad), "--storage", str(storage)],
+        [sys.executable, "-m", "sweep.cli", "sweep", "run", str(bad), "--storage", str(storage)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -122,14 +144,14 @@ def test_cli_bad_spec_exits_2_with_one_line_and_starts_nothing(tmp_path):
 
 def test_cli_missing_spec_file_and_bad_address_exit_2(tmp_path):
     missing = subprocess.run(
-        [sys.executable, "-m", "sweep", "sweep", "run", str(tmp_path / "none.yaml")],
+        [sys.executable, "-m", "sweep.cli", "sweep", "run", str(tmp_path / "none.yaml")],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert missing.returncode == 2 and "no such spec file" in missing.stderr
     address = subprocess.run(
-        [sys.executable, "-m", "sweep", "sweep", "run", "--address", "nonsense", "--storage", str(tmp_path / "s")],
+        [sys.executable, "-m", "sweep.cli", "sweep", "run", "--address", "nonsense", "--storage", str(tmp_path / "s")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -137,7 +159,7 @@ def test_cli_missing_spec_file_and_bad_address_exit_2(tmp_path):
     assert address.returncode == 2 and "--address" in address.stderr
     assert not (tmp_path / "s").exists()
     uri = subprocess.run(
-        [sys.executable, "-m", "sweep", "sweep", "run", "--storage", "s3://bucket/experiments"],
+        [sys.executable, "-m", "sweep.cli", "sweep", "run", "--storage", "s3://bucket/experiments"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -147,3 +169,14 @@ def test_cli_missing_spec_file_and_bad_address_exit_2(tmp_path):
         "negmargin: error: --storage: 's3://bucket/experiments' is a URI, but"
     )
     assert len(uri.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "path", ["s3://bucket/experiments", "gs://bucket/x", "abfs://container@account/x", "file:///x"]
+)
+def test_uris_are_refused_as_experiment_storage(path):
+    with pytest.raises(SpecError) as error:
+        spec_module.check_storage_path(path)
+    assert str(error.value).startswith(f"storage_path: {path!r} is a URI, but") and "filesystem path" in str(
+        error.value
+    )

@@ -1,4 +1,4 @@
-"""A tiny sweep on a real local Ray cluster (CPU): trials, ASHA, Optuna storage, promotion, report, TensorBoard, resume."""
+"""A tiny sweep on a real local Ray cluster (CPU): trials, ASHA, Optuna, promotion, report, TensorBoard, resume."""
 
 import json
 import os
@@ -185,7 +185,7 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning_finished_trials(works
     storage = tmp_path / "interrupted"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     driver = subprocess.Popen(
-        [sys.executable, "-m", "sweep", "sweep", "run", str(spec_file), "--storage", str(storage), "--no-promote"],
+        [sys.executable, "-m", "sweep.cli", "sweep", "run", str(spec_file), "--storage", str(storage), "--no-promote"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

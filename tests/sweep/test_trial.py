@@ -4,63 +4,18 @@ import io
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
+from data import DataError
 from sweep import trial
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.training import WARMUP_START_FACTOR, WarmupCosine
-from sweep.trial_config import TrialConfig
+from sweep.trial.config import TrialConfig
+from sweep.trial.runner import check_finite_state
+from sweep.trial.training import WARMUP_START_FACTOR, WarmupCosine
 
-BASE_CLASSES, BASE_PER_CLASS = 6, 16  # 96 images: 3 iterations of batch 32 per epoch
-VAL_CLASSES, VAL_PER_CLASS = 6, 10  # 5-shot + 5 queries
-
-
-def write_tiny_imagefolder(root: Path) -> Path:
-    """root/{base,val,novel}/<class>/*.png: 40x40 pictures, one colour and stripe pattern per class."""
-    rng = np.random.default_rng(0)
-    for split, classes, per_class in (
-        ("base", BASE_CLASSES, BASE_PER_CLASS),
-        ("val", VAL_CLASSES, VAL_PER_CLASS),
-        ("novel", VAL_CLASSES, VAL_PER_CLASS),
-    ):
-        for c in range(classes):
-            colour = rng.integers(0, 256, size=3)
-            period = 2 + (c % 4)
-            for i in range(per_class):
-                image = rng.integers(0, 60, size=(40, 40, 3)) + colour * 0.7
-                image[:, ::period] = 255 - image[:, ::period]
-                folder = root / split / f"{split}{c}"
-                folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return root
-
-
-def tiny_config(root: Path, cache: Path, **overrides) -> dict:
-    """A 2-epoch conv4 trial on the tiny dataset, validated every epoch on 10 episodes per shot."""
-    config = {
-        "dataset": {"name": "imagefolder", "root": str(root), "cache_dir": str(cache), "image_size": 32},
-        "backbone": "conv4",
-        "loss": "neg-cosine",
-        "margin": -0.1,
-        "scale": 10.0,
-        "weight_decay": 5e-4,
-        "drop_rate": 0.2,  # DropBlock in conv4's blocks 3-4: the resume test then needs torch's RNG state too
-        "dropblock_size": 2,
-        "dropblock_ramp_iters": 2,
-        "epochs": 2,
-        "warmup_epochs": 1,
-        "batch_size": 32,
-        "lr": 3e-3,
-        "val_every": 1,
-        "validation": {"episodes": 10, "shots": [1, 5], "queries": 5, "finetune_epochs": 5, "seed": 3},
-        "seed": 7,
-        "device": "cpu",
-    }
-    return TrialConfig.from_dict(config, overrides).model_dump()
+from helpers.trials import BASE_CLASSES, tiny_config, write_tiny_imagefolder
 
 
 class ListReporter:
@@ -197,7 +152,7 @@ def test_resume_with_another_config_is_refused(two_epoch_run):
 def test_saved_episode_sets_must_match_the_config(two_epoch_run):
     config, _, _ = two_epoch_run
     other = TrialConfig.from_dict(config.model_dump(), {"validation.queries": 4})
-    with pytest.raises(TrialConfigError, match="val_1shot.pt"):
+    with pytest.raises(DataError, match=r"val_1shot.pt: episode set has .* = \(5, 1, 5, 10\), \(5, 1, 4, 10\) were"):
         trial.run(other, ListReporter())
 
 
@@ -261,8 +216,8 @@ def test_cuda_without_a_gpu_is_a_config_error(dataset_root):
 
 def test_non_finite_weights_count_as_divergence():
     backbone, head = torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)
-    trial.check_finite_state(backbone, head, epoch=1, iteration=3)
+    check_finite_state(backbone, head, epoch=1, iteration=3)
     with torch.no_grad():
         head.weight[0, 0] = float("inf")
     with pytest.raises(DivergenceError, match="non-finite weights after epoch 1, iteration 3"):
-        trial.check_finite_state(backbone, head, epoch=1, iteration=3)
+        check_finite_state(backbone, head, epoch=1, iteration=3)

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from clusters import jobs
 from clusters.local import cluster as local
-from sweep import cluster_commands, jobs
+from sweep.cli import cluster as cluster_cli
+from sweep.cli import jobs as jobs_cli
 
 
 def cli(argv: list[str]) -> tuple[int, argparse.Namespace]:
@@ -23,7 +25,8 @@ def cli(argv: list[str]) -> tuple[int, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="negmargin")
     commands = parser.add_subparsers(dest="command", required=True)
     sweep_parser = commands.add_parser("sweep")
-    cluster_commands.register(commands, sweep_parser.add_subparsers(dest="sweep_command", required=True))
+    cluster_cli.register(commands)
+    jobs_cli.register(sweep_parser.add_subparsers(dest="sweep_command", required=True))
     args = parser.parse_args(argv)
     return args.func(args), args
 
@@ -80,7 +83,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
-def write_tiny_imagefolder(
+def write_colour_imagefolder(
     root: Path, base_images: int, val_images: int = 12, classes: int = 5, size: int = 20
 ) -> Path:
     """root/{base,val}/<class>/<i>.png: `classes` classes told apart by colour, seeded noise on top."""

@@ -12,15 +12,17 @@ import pytest
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_trial import tiny_config, write_tiny_imagefolder
 
-from sweep import train_command
+from sweep.cli import train as train_cli
 from sweep.errors import TrialConfigError
+from sweep.trial import run_dir
+
+from helpers.trials import tiny_config, write_tiny_imagefolder
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="negmargin")
-    train_command.register(parser.add_subparsers(dest="command", required=True))
+    train_cli.register(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
 
 
@@ -109,10 +111,10 @@ def test_resume_continues_from_the_last_checkpoint(finished_run, config_file, tm
 
 
 def test_default_out_dirs_are_unique_and_named_after_the_run(config_file):
-    from sweep.trial_config import TrialConfig
+    from sweep.trial.config import TrialConfig
 
     config = TrialConfig.from_yaml(config_file)
-    first, second = (train_command.default_out_dir(config) for _ in range(2))
+    first, second = (run_dir.default_out_dir(config) for _ in range(2))
     assert first != second
     assert re.fullmatch(r"\d{8}-\d{6}-conv4-neg-cosine-[0-9a-f]{6}", first.name) and first.parent == Path("runs")
 

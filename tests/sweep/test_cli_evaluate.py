@@ -12,7 +12,7 @@ import data
 import models
 from evaluation import EvaluationError
 from evaluation.checkpoint import load_backbone_from_checkpoint
-from sweep.evaluate_command import register
+from sweep.cli.evaluate import register
 
 
 def _parser() -> argparse.ArgumentParser:
