@@ -14,4 +14,8 @@ class ExperimentError(ValueError):
 
 
 class DivergenceError(RuntimeError):
-    """Training produced a NaN or infinite loss; names the epoch and iteration."""
+    """Training produced a NaN or infinite loss (or weights); names the epoch and iteration. `epoch`: where."""
+
+    def __init__(self, message: str, *, epoch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch

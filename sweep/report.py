@@ -54,6 +54,9 @@ def _promoted_rows(promotion: dict[str, Any] | None) -> list[dict[str, Any]]:
             row[f"ci95_{shot}shot"] = test["ci95"]
         for shot, seeds in trial.get("seeds", {}).items():
             row[f"seeds_{shot}shot"] = f"{seeds['mean']:.2f} ± {seeds['std']:.2f} (n={seeds['n']})"
+        failed = trial.get("seeds_failed", [])
+        if failed:
+            row["seeds_failed"] = ", ".join(f"seed {run['seed']} {run['reason'].split(':')[0]}" for run in failed)
         rows.append(row)
     return rows
 

@@ -28,6 +28,7 @@ class TuneReporter:
 
     def __init__(self, objective: str) -> None:
         self.objective = objective
+        self.reports = 0
 
     def epoch_end(self, metrics: dict[str, Any]) -> None:
         """Training metrics go to Tune with the next validation report (ASHA compares trials on those only)."""
@@ -44,6 +45,15 @@ class TuneReporter:
         with tempfile.TemporaryDirectory(prefix="negmargin-ckpt-") as directory:
             torch.save(checkpoint, Path(directory) / CHECKPOINT_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(directory))
+        self.reports += 1
+
+    def report_divergence(self, error: DivergenceError) -> None:
+        """Close a run that diverged before its first validation: Tune needs one row with the objective, so it
+        gets -inf (no score: results and ASHA rank it last) and `diverged`, without a checkpoint."""
+        from ray import tune
+
+        if self.reports == 0:
+            tune.report({"epoch": error.epoch, self.objective: float("-inf"), "diverged": True})
 
 
 def load_checkpoint_state(checkpoint: Any) -> dict[str, Any] | None:
@@ -74,10 +84,12 @@ def train(config: dict[str, Any], *, spec_data: dict[str, Any], experiment_root:
     params, seed = point_of(config, spec.seed)
     trial_config = space.trial_config(spec, params, Experiment(Path(experiment_root)), seed=seed)
     checkpoint = load_checkpoint_state(tune.get_checkpoint())
+    reporter = TuneReporter(spec.objective)
     try:
-        trial.run(trial.TrialConfig.from_dict(trial_config), TuneReporter(spec.objective), checkpoint=checkpoint)
+        trial.run(trial.TrialConfig.from_dict(trial_config), reporter, checkpoint=checkpoint)
     except DivergenceError as error:
         Path(tune.get_context().get_trial_dir(), DIVERGED_MARKER).write_text(f"{error}\n")
+        reporter.report_divergence(error)
 
 
 def with_resources(spec: Any, experiment: Experiment) -> Any:

@@ -137,7 +137,9 @@ def check_finite_state(backbone: nn.Module, head: nn.Module, epoch: int, iterati
     """DivergenceError if a weight or BatchNorm statistic went non-finite (a last step can, with a finite loss)."""
     tensors = [t for m in (backbone, head) for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
     if not torch.stack([torch.isfinite(t).all() for t in tensors]).all():
-        raise DivergenceError(f"training diverged: non-finite weights after epoch {epoch}, iteration {iteration}")
+        raise DivergenceError(
+            f"training diverged: non-finite weights after epoch {epoch}, iteration {iteration}", epoch=epoch
+        )
 
 
 def model_spec(config: TrialConfig, num_classes: int) -> dict[str, Any]:

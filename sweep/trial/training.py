@@ -256,5 +256,6 @@ def _raise_if_diverged(first_bad: torch.Tensor, epoch: int, start_iteration: int
     if bad >= 0:
         raise DivergenceError(
             f"training diverged: non-finite loss at epoch {epoch}, iteration {bad} "
-            f"(step {bad - start_iteration} of the epoch); lower lr or check the loss settings"
+            f"(step {bad - start_iteration} of the epoch); lower lr or check the loss settings",
+            epoch=epoch,
         )

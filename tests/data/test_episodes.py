@@ -73,3 +73,19 @@ def test_too_few_images_names_the_class() -> None:
 def test_too_few_classes_for_way() -> None:
     with pytest.raises(DataError, match="5-way episodes need 5 classes; the split has 3"):
         EpisodeSet.sample(np.repeat(np.arange(3), 30), 5, 1, 16, 5, seed=0)
+
+
+def test_load_or_sample_saves_once_then_reloads_and_checks(tmp_path):
+    labels = torch.arange(6).repeat_interleave(8)
+    path = tmp_path / "episodes" / "val_1shot.pt"
+    sizes = {"n_way": 5, "n_shot": 1, "n_query": 3, "n_episodes": 7, "seed": 4}
+    first = EpisodeSet.load_or_sample(path, labels, **sizes)
+    assert path.exists() and first.indices.shape == (7, 5, 4)
+    again = EpisodeSet.load_or_sample(path, labels, **{**sizes, "seed": 99})  # saved: the seed no longer matters
+    assert torch.equal(again.indices, first.indices)
+    with pytest.raises(DataError, match=r"val_1shot.pt: episode set has .* = \(5, 1, 3, 7\), \(5, 1, 4, 7\)"):
+        EpisodeSet.load_or_sample(path, labels, **{**sizes, "n_query": 4})
+    with pytest.raises(DataError, match="different split"):
+        EpisodeSet.load_or_sample(path, labels.flip(0), **sizes)
+    unsaved = EpisodeSet.load_or_sample(None, labels, **sizes)
+    assert torch.equal(unsaved.indices, first.indices)  # the same seed draws the same set

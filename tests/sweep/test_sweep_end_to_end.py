@@ -2,6 +2,7 @@
 
 import json
 import os
+import statistics
 import signal
 import subprocess
 import sys
@@ -15,16 +16,16 @@ import yaml
 
 import data
 from sweep import experiment as experiments
-from sweep import promote, selections
+from sweep import promote, seeds, selections
+from sweep import spec as spec_module
 from sweep.cli import main
 from sweep.results import load_trials
 
 TINY_SPEC = {
     "name": "tiny",
-    "dataset": {"name": "glyphs", "root": None, "cache": None, "image_size": 16},
+    "dataset": {"name": "glyphs", "root": None, "cache_dir": None, "image_size": 16},
     "backbone": "conv4",
     "loss": "neg-cosine",
-    "shots": [1, 5],
     "search": {
         "margin": {"uniform": [-0.4, 0.2]},
         "scale": {"loguniform": [5.0, 20.0]},
@@ -32,19 +33,15 @@ TINY_SPEC = {
         "drop_rate": {"fixed": 0.0},
         "dropblock_size": {"fixed": 1},
     },
-    "budget": {
-        "max_epochs": 3,
-        "val_every": 1,
-        "warmup_epochs": 0,
-        "batch_size": 256,
-        "lr": 3.0e-3,
-        "grace_period": 1,
-        "reduction_factor": 2,
-        "val_episodes": 10,
-        "val_queries": 5,
-        "val_finetune_epochs": 5,
-        "dropblock_ramp_iters": 10,
-    },
+    "points_to_evaluate": [{"margin": -0.1, "scale": 8.0}],
+    "epochs": 3,
+    "val_every": 1,
+    "warmup_epochs": 0,
+    "batch_size": 256,
+    "lr": 3.0e-3,
+    "dropblock_ramp_iters": 10,
+    "validation": {"episodes": 10, "shots": [1, 5], "queries": 5, "finetune_epochs": 5},
+    "scheduler": {"grace_period": 1, "reduction_factor": 2},
     "num_samples": 6,
     "max_concurrent": 2,
     "resources": {"cpu": 1, "gpu": 0},
@@ -56,10 +53,11 @@ TINY_SPEC = {
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, glyph_cache):
     root = tmp_path_factory.mktemp("sweep")
-    cache = root / "cache"
-    spec = dict(TINY_SPEC, dataset=dict(TINY_SPEC["dataset"], cache=str(cache)), storage_path=str(root / "experiments"))
+    cache = root / "cache"  # this module's decoded images; the glyph set itself is the suite's (glyph_cache)
+    dataset = dict(TINY_SPEC["dataset"], root=str(glyph_cache), cache_dir=str(cache))
+    spec = dict(TINY_SPEC, dataset=dataset, storage_path=str(root / "experiments"))
     spec_file = root / "tiny.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     return root, spec_file, cache
@@ -106,7 +104,8 @@ def test_optuna_study_holds_every_trial_and_tried_the_given_point_first(finished
     experiment, _, _ = finished
     study = optuna.load_study(study_name="sweep", storage=experiment.optuna_url)
     assert len(study.trials) == 6
-    assert {"margin", "scale"} <= set(study.trials[0].params)
+    assert study.trials[0].params == {"margin": -0.1, "scale": 8.0}  # the spec's points_to_evaluate, tried first
+    assert len({trial.params["margin"] for trial in study.trials}) == 6
 
 
 def test_validation_and_test_episode_sets_are_saved_and_reused(finished):
@@ -129,7 +128,7 @@ def test_the_test_split_is_read_only_by_promotion(finished, workspace):
 
 def test_promotion_results_carry_cis_and_paired_comparisons(finished):
     experiment, _, _ = finished
-    promotion = promote.load(experiment)
+    promotion = experiment.promotion()
     assert [trial["rank"] for trial in promotion["trials"]] == [1, 2]
     for trial in promotion["trials"]:
         for shot in ("1", "5"):
@@ -173,7 +172,9 @@ def test_tensorboard_holds_curves_hparams_and_margin_figure(finished):
     accumulator.Reload()
     tags = accumulator.Tags()
     assert {"trial/val_acc_1shot", "trial/val_acc_5shot", "trial/train_loss"} <= set(tags["scalars"])
-    assert "hparams" in accumulator.PluginTagToContent("hparams") or accumulator.PluginTagToContent("hparams")
+    assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(
+        accumulator.PluginTagToContent("hparams")
+    )
     summary = EventAccumulator(str(experiment.tensorboard_dir / "summary"))
     summary.Reload()
     assert "sweep/accuracy_vs_margin" in summary.Tags()["images"]
@@ -227,5 +228,28 @@ def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, 
     for shot in ("1", "5"):
         seeds = trial["seeds"][shot]
         assert seeds["n"] == 2 and seeds["runs"][0] == trial["test"][shot]["mean"]
-        assert seeds["std"] >= 0 and min(seeds["runs"]) <= seeds["mean"] <= max(seeds["runs"])
+        assert seeds["runs"][1] != seeds["runs"][0]  # another training seed: another network
+        assert seeds["mean"] == pytest.approx(statistics.fmean(seeds["runs"]))
+        assert seeds["std"] == pytest.approx(statistics.stdev(seeds["runs"])) and seeds["std"] > 0
+    assert trial["seeds_failed"] == []
     assert (experiment.root / "seeds").is_dir()
+
+
+def test_a_diverging_extra_seed_is_reported_as_diverged_not_dropped(workspace, tmp_path):
+    """Retraining with the sweep's own trainable: a run whose loss diverges is not retried and is listed."""
+    _, spec_file, _ = workspace
+    data_spec = yaml.safe_load(spec_file.read_text())
+    data_spec.update(lr=1e30, epochs=1, storage_path=str(tmp_path))
+    data_spec["scheduler"]["grace_period"] = 1
+    data_spec["promotion"]["extra_seeds"] = 1
+    spec = spec_module.parse(data_spec)
+    experiment = experiments.create(spec)
+    params = {"margin": -0.1, "scale": 8.0, "weight_decay": 5e-4, "drop_rate": 0.0, "dropblock_size": 1}
+    runs = seeds.retrain(spec, experiment, [{"trial_id": "t1", "params": params}])
+    assert len(runs) == 1 and runs[0].checkpoint is None and runs[0].seed == spec.seed + 1
+    assert runs[0].failure.startswith("diverged: training diverged: non-finite loss at epoch 1")
+    promotion = {"trials": [{"trial_id": "t1", "test": {"1": {"mean": 40.0}}}]}
+    seeds.add_seed_results(promotion, runs, score=lambda checkpoint: pytest.fail("a diverged run has no checkpoint"))
+    (trial,) = promotion["trials"]
+    assert trial["seeds"]["1"]["n"] == 1 and trial["seeds"]["1"]["runs"] == [40.0]
+    assert trial["seeds_failed"] == [{"seed": spec.seed + 1, "reason": runs[0].failure}]
