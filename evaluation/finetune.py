@@ -1,8 +1,8 @@
 """Fine-tuning of a fresh head on each episode's support set, for all episodes at once (the published protocol).
 
-PROTOCOL.md, "Episode evaluation": "A new head of the pretraining kind, β = 5, m = 0, initialised fresh
+The protocol (docs/protocol.md, 1.3 Test): a new head of the pretraining kind, β = 5, m = 0, initialised fresh
 (kaiming-uniform), trained with SGD (lr 0.01, momentum 0.9, dampening 0.9, weight decay 1e-3) for 100 passes over the
-shuffled support set in minibatches of 4; cross-entropy. Accuracy = argmax on the 80 queries."
+shuffled support set in minibatches of 4; cross-entropy. Accuracy = argmax on the 80 queries.
 
 The head of one episode, as the published code builds it (lib/model.py `get_linear_clf` with `metric_params_test`):
 - similarity "cosine" (losses cosine, neg-cosine): logits = β · (cos(z, W) − m · onehot(y)), no bias;
@@ -48,7 +48,7 @@ _SEED_HIGH = 2**63 - 1
 
 @dataclass(frozen=True, kw_only=True)
 class FinetuneSettings:
-    """Head and SGD settings of the per-episode fine-tuning (defaults = PROTOCOL.md)."""
+    """Head and SGD settings of the per-episode fine-tuning (defaults: docs/protocol.md, 1.3)."""
 
     similarity: str = "cosine"
     scale: float = 5.0

@@ -6,7 +6,7 @@ import torch
 import models
 from models import DropBlock2d, ModelConfigError, build_backbone, feature_dim, list_backbones
 
-# Published input size and feature dim per backbone (reference/PROTOCOL.md, "Backbones").
+# Published input size and feature dim per backbone (docs/protocol.md, 1.1).
 DEFAULT_SIZE = {"conv4": 84, "resnet12": 84, "resnet18": 224, "wrn28_10": 80}
 PUBLISHED_DIM = {"conv4": 1600, "resnet12": 640, "resnet18": 512, "wrn28_10": 640}
 # Feature dim at 32x32: conv4 flattens a 64 x 2 x 2 map; the others pool globally.

@@ -73,9 +73,11 @@ def test_two_epoch_run_reports_every_metric_at_each_validation_epoch(two_epoch_r
         assert set(metrics) == expected_keys
         assert math.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
         assert 0 <= metrics["train_acc"] <= 100 and metrics["images_per_s"] > 0
+        # chance is 20 %; the classes differ by colour and stripes, so features separate them after one epoch
+        # (measured: 53-54 % 1-shot, 84-88 % 5-shot on these 10 episodes of 25 queries)
+        assert 35 < metrics["val_acc_1shot"] <= 100 and 60 < metrics["val_acc_5shot"] <= 100
         for shot in (1, 5):
-            assert 100 / 5 / 5 <= metrics[f"val_acc_{shot}shot"] <= 100  # chance is 20 %; 10 episodes of 25 queries
-            assert 0 <= metrics[f"val_ci_{shot}shot"] < 50
+            assert 0 < metrics[f"val_ci_{shot}shot"] < 20
     assert final == reporter.metrics[-1]
     # lr of each epoch's last step (3 iterations per epoch, warm-up over the first epoch, then cosine to 1e-6)
     schedule = WarmupCosine(warmup_iters=3, total_iters=6, base_lr=config.lr)
