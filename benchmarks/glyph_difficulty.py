@@ -1,179 +1,227 @@
-"""Difficulty calibration of the embedded glyph benchmark: a small conv4 trained on base, episodes on novel.
+"""Difficulty of the embedded glyph benchmark, measured with our own pipeline: trials on base, promotion's scoring.
 
-Trains conv4 (4 x [conv3x3(64), BN, ReLU, maxpool 2], 32x32 input -> 256-d features) with a cosine-softmax head
-(scale β, additive margin m on the target logit) and Adam on the base split, then evaluates 5-way 1-shot and 5-shot
-nearest-centroid (cosine) episodes with 15 queries on the novel (or val) split. Self-contained (plain torch), CPU by
-default; not a test. The generator's distortion strengths were tuned with it so that 1-shot lands at ~50-70% and
-5-shot at ~70-85%.
+For each margin m (--margins) and seed (--seeds), one trial (`sweep.trial.run`) trains conv4 with the Neg-Cosine head
+(scale β, margin m; a positive m trains the cosine head, as a sweep does) on the glyph base split at --image-size,
+with the trial's own augmentation (crop scale 0.8-1, no flips), optimiser and schedule, and is validated once, at the
+end, on its fixed 100-episode val sets. Its final checkpoint is then scored on the novel split exactly as promotion
+scores one (sweep.promote.score_checkpoint): the backbone rebuilt by `evaluation.load_backbone_from_checkpoint`,
+features once, 600 fixed 5-way episodes per shot with 16 queries (sampled with seed 10 000, the test stream, and
+shared by every run, so runs are paired), the published per-episode fine-tuning (`evaluation.evaluate`, its loss's
+head, 100 epochs, seed 0), mean ± 95 % CI (`evaluation.mean_ci95`). For every m ≠ 0 the paired difference to m = 0
+of the same seed on the same episodes follows (`evaluation.paired_comparison`). CPU only; not a test.
 
-    python benchmarks/glyph_difficulty.py --epochs 10 --threads 2
+The difficulty figure (the m = 0 row; benchmarks/RESULTS.md, "Glyph benchmark difficulty (our pipeline)") is
+
+    python benchmarks/glyph_difficulty.py --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.glyphs import build_glyph_dataset  # noqa: E402
+import data  # noqa: E402
+import evaluation  # noqa: E402
+from models.catalog import trained_loss  # noqa: E402
+from sweep.trial import TrialConfig, run  # noqa: E402
 
-PAD = 2  # random-translation augmentation: pad by PAD px and crop back to the original size
-
-
-def conv4() -> nn.Sequential:
-    """4 x [conv3x3(64), BN, ReLU, maxpool 2] + flatten: [B, 3, 32, 32] -> [B, 256]."""
-    layers: list[nn.Module] = []
-    for i in range(4):
-        layers += [
-            nn.Conv2d(3 if i == 0 else 64, 64, 3, padding=1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-        ]
-    return nn.Sequential(*layers, nn.Flatten())
+DATASET = "glyphs"
+SHOTS = (1, 5)
+WAY = 5
+QUERIES = 16
+TEST_EPISODE_SEED = 10_000  # promotion's test stream: spec seed 0 + sweep.promote.TEST_EPISODE_SEED_OFFSET
+FINETUNE_SEED = 0  # promotion fine-tunes with the spec's seed (0 by default)
+DEVICE = torch.device("cpu")
 
 
-class CosineHead(nn.Module):
-    """Cosine-softmax logits β (cos θ - m·[target]): features [B, D] -> logits [B, C]."""
+@dataclass
+class MemoryReporter:
+    """A `sweep.trial.Reporter` that prints each epoch and keeps the last report and its checkpoint in memory."""
 
-    def __init__(self, dim: int, classes: int, scale: float, margin: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(classes, dim) * 0.01)
-        self.scale, self.margin = scale, margin
+    label: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    checkpoint: dict[str, Any] | None = None
 
-    def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        cosine = F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).T
-        if labels is not None and self.margin:
-            cosine = cosine - self.margin * F.one_hot(labels, cosine.shape[1])
-        return self.scale * cosine
-
-
-def split_tensors(split: str, cache: str | None, max_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images float [N, 3, 32, 32] in [-1, 1] (channels-last) and labels int64 [N] of a glyph split.
-
-    max_classes keeps every k-th class only (a quick, cheaper run), relabelled 0..C'-1.
-    """
-    dataset = build_glyph_dataset(split, cache)
-    labels = dataset.labels
-    classes = int(labels.max()) + 1
-    step = max(1, classes // max_classes) if max_classes else 1
-    chosen = np.flatnonzero(labels % step == 0) if step > 1 else np.arange(len(labels))
-    images = np.stack([dataset.read(i) for i in chosen])
-    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    return tensor.contiguous(memory_format=torch.channels_last), torch.from_numpy(labels[chosen] // step)
-
-
-def random_translate(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image by up to PAD px (zero padding): [B, 3, H, W] -> [B, 3, H, W]."""
-    size = batch.shape[-1]
-    padded = F.pad(batch, (PAD, PAD, PAD, PAD))
-    offsets = torch.randint(0, 2 * PAD + 1, (len(batch), 2), generator=generator)
-    shifted = [padded[i, :, y : y + size, x : x + size] for i, (y, x) in enumerate(offsets.tolist())]
-    return torch.stack(shifted).contiguous(memory_format=torch.channels_last)
-
-
-def train(images: torch.Tensor, labels: torch.Tensor, args: argparse.Namespace) -> nn.Module:
-    """Train conv4 + cosine head on base; returns the backbone."""
-    generator = torch.Generator().manual_seed(args.seed)
-    torch.manual_seed(args.seed)
-    backbone = conv4().to(memory_format=torch.channels_last)
-    head = CosineHead(256, int(labels.max()) + 1, args.scale, args.margin)
-    optimizer = torch.optim.Adam([*backbone.parameters(), *head.parameters()], lr=args.lr)
-    for epoch in range(args.epochs):
-        order = torch.randperm(len(images), generator=generator)
-        total, correct, loss_sum, start = 0, 0, 0.0, time.time()
-        backbone.train()
-        for begin in range(0, len(order), args.batch_size):
-            index = order[begin : begin + args.batch_size]
-            batch, target = random_translate(images[index], generator), labels[index]
-            logits = head(backbone(batch), target)
-            loss = F.cross_entropy(logits, target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(index)
-            correct += int((logits.argmax(1) == target).sum())
-            total += len(index)
+    def epoch_end(self, metrics: dict[str, Any]) -> None:
+        """Print the epoch's training metrics."""
         print(
-            f"epoch {epoch + 1}: loss {loss_sum / total:.3f} train acc {100 * correct / total:.1f}% "
-            f"({time.time() - start:.0f}s)",
+            f"  {self.label} epoch {metrics['epoch']}: loss {metrics['train_loss']:.3f}, "
+            f"train acc {metrics['train_acc']:.1f}%, {metrics['images_per_s']:.0f} images/s",
             flush=True,
         )
-    return backbone
+
+    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+        """Keep the validation report and its checkpoint (only the last one matters here)."""
+        self.metrics, self.checkpoint = metrics, checkpoint
 
 
-@torch.no_grad()
-def extract(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """L2-normalised features [N, 256] in eval mode."""
-    backbone.eval()
-    return F.normalize(torch.cat([backbone(chunk) for chunk in images.split(512)]), dim=1)
+@dataclass
+class RunResult:
+    """One (margin, seed) run: its final trial metrics, per-episode novel accuracies [E] per shot, wall seconds."""
+
+    margin: float
+    seed: int
+    metrics: dict[str, Any]
+    novel: dict[int, torch.Tensor]
+    seconds: float
 
 
-def episode_accuracies(features: torch.Tensor, labels: torch.Tensor, shot: int, args: argparse.Namespace) -> np.ndarray:
-    """Nearest-centroid (cosine) accuracy of seeded n-way episodes with `args.queries` queries per class: [E]."""
-    rng = np.random.Generator(np.random.PCG64(args.episode_seed))
-    by_class = [np.flatnonzero(labels.numpy() == c) for c in range(int(labels.max()) + 1)]
-    accuracies = []
-    for _ in range(args.episodes):
-        classes = rng.choice(len(by_class), args.way, replace=False)
-        picks = np.stack([rng.choice(by_class[c], shot + args.queries, replace=False) for c in classes])
-        episode = features[torch.from_numpy(picks)]  # [way, shot + queries, D]
-        centroids = F.normalize(episode[:, :shot].mean(1), dim=1)
-        predicted = (episode[:, shot:] @ centroids.T).argmax(-1)
-        truth = torch.arange(args.way)[:, None]
-        accuracies.append(float((predicted == truth).float().mean()))
-    return np.array(accuracies)
+def trial_config(args: argparse.Namespace, margin: float, seed: int) -> TrialConfig:
+    """The glyph benchmark's trial config for one margin and seed (validated at the last epoch only)."""
+    return TrialConfig.from_dict(
+        {
+            "dataset": {
+                "name": DATASET,
+                "root": args.cache,
+                "cache_dir": args.cache,
+                "image_size": args.image_size,
+                "crop_scale": [0.8, 1.0],
+                "hflip": False,
+            },
+            "backbone": args.backbone,
+            "loss": trained_loss("neg-cosine", margin),
+            "margin": margin,
+            "scale": args.scale,
+            "weight_decay": 5e-4,
+            "epochs": args.epochs,
+            "warmup_epochs": 0,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "val_every": args.epochs,
+            "validation": {"episodes": 100, "shots": list(SHOTS), "queries": QUERIES},
+            "seed": seed,
+            "device": DEVICE.type,
+        }
+    )
+
+
+def novel_episode_sets(novel: data.CachedSplit, episodes: int) -> dict[int, data.EpisodeSet]:
+    """The fixed test episode set of each shot, as promotion samples it; shared by every run."""
+    return {
+        shot: data.EpisodeSet.sample(novel.labels, WAY, shot, QUERIES, episodes, seed=TEST_EPISODE_SEED)
+        for shot in SHOTS
+    }
+
+
+def score_on_novel(
+    checkpoint: dict[str, Any], novel: data.CachedSplit, episode_sets: dict[int, data.EpisodeSet]
+) -> dict[int, torch.Tensor]:
+    """Per-episode novel accuracies [E] in [0, 1] per shot of a trial checkpoint, scored as promotion scores one."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "checkpoint.pt"
+        torch.save(checkpoint, path)
+        backbone, head, image_size = evaluation.load_backbone_from_checkpoint(path, DEVICE)
+    features = evaluation.extract_features(backbone, novel.images, batch_size=256, device=DEVICE, image_size=image_size)
+    labels = torch.as_tensor(novel.labels)
+    return {
+        shot: evaluation.evaluate(features, labels, episodes, seed=FINETUNE_SEED, device=DEVICE, **head)
+        for shot, episodes in episode_sets.items()
+    }
+
+
+def run_one(
+    args: argparse.Namespace, margin: float, seed: int, novel: data.CachedSplit, episode_sets: dict[int, Any]
+) -> RunResult:
+    """Train one trial to the end, then score its final checkpoint on the novel episodes."""
+    start = time.time()
+    reporter = MemoryReporter(f"m={margin:g} seed={seed}")
+    run(trial_config(args, margin, seed), reporter)
+    if reporter.checkpoint is None:
+        raise RuntimeError(f"trial m={margin} seed={seed} reported no checkpoint")
+    scores = score_on_novel(reporter.checkpoint, novel, episode_sets)
+    return RunResult(margin, seed, reporter.metrics, scores, time.time() - start)
+
+
+def summary(accuracy: torch.Tensor) -> str:
+    """'mean ± half-width' in percent of per-episode accuracies [E] in [0, 1]."""
+    mean, half_width = evaluation.mean_ci95(accuracy.double() * 100)
+    return f"{mean:.2f} ± {half_width:.2f}"
+
+
+def print_table(results: list[RunResult], episodes: int) -> None:
+    """One row per run: base train accuracy (last epoch), val accuracies, novel accuracies ± 95 % CI, seconds."""
+    print(f"\n{WAY}-way, {QUERIES} queries; val: 100 episodes per shot; novel: {episodes} episodes per shot (paired)")
+    header = f"{'margin':>7} {'seed':>4} {'train acc':>9} {'val 1-shot':>10} {'val 5-shot':>10} "
+    print(header + f"{'novel 1-shot':>14} {'novel 5-shot':>14} {'seconds':>7}")
+    for r in results:
+        row = f"{r.margin:>7g} {r.seed:>4} {r.metrics['train_acc']:>9.2f} "
+        row += f"{r.metrics['val_acc_1shot']:>10.2f} {r.metrics['val_acc_5shot']:>10.2f} "
+        print(row + f"{summary(r.novel[1]):>14} {summary(r.novel[5]):>14} {r.seconds:>7.0f}")
+
+
+def print_paired(results: list[RunResult]) -> None:
+    """Novel accuracy of each m ≠ 0 minus m = 0 of the same seed, on the same episodes (points, 95 % CI, p-values)."""
+    baseline = {r.seed: r for r in results if r.margin == 0}
+    others = [r for r in results if r.margin != 0]
+    if not others:
+        return
+    if not baseline:
+        print("\npaired differences: no m = 0 run to compare with")
+        return
+    print("\npaired differences on novel, m - (m = 0), same seed and episodes (points):")
+    print(f"{'margin':>7} {'seed':>4} {'shot':>4} {'diff ± 95% CI':>15} {'t p':>8} {'Wilcoxon p':>10} {'n':>4}")
+    for r in others:
+        for shot in SHOTS:
+            a, b = r.novel[shot].double() * 100, baseline[r.seed].novel[shot].double() * 100
+            stats = evaluation.paired_comparison(a, b)
+            diff = f"{stats['mean_diff']:+.2f} ± {stats['ci95']:.2f}"
+            print(
+                f"{r.margin:>7g} {r.seed:>4} {shot:>4} {diff:>15} {stats['t_pvalue']:>8.3g} "
+                f"{stats['wilcoxon_pvalue']:>10.3g} {stats['n']:>4}"
+            )
+
+
+def float_list(text: str) -> list[float]:
+    """'0,-0.3' -> [0.0, -0.3]."""
+    return [float(item) for item in text.split(",") if item.strip()]
+
+
+def int_list(text: str) -> list[int]:
+    """'0,1' -> [0, 1]."""
+    return [int(item) for item in text.split(",") if item.strip()]
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--cache", default=None, help="glyph cache dir (default: $NEGMARGIN_CACHE or ~/.cache/negmargin)"
+        "--cache", default=None, help="glyph and image cache dir (default: $NEGMARGIN_CACHE or ~/.cache/negmargin)"
     )
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--max-base-classes", type=int, default=None, help="train on a subset (quick runs)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--backbone", default="conv4")
+    parser.add_argument("--image-size", type=int, default=24, help="model input size")
+    parser.add_argument("--margins", type=float_list, default=[0.0, -0.3], help="comma-separated margins m")
     parser.add_argument("--scale", type=float, default=10.0, help="cosine-softmax scale β")
-    parser.add_argument("--margin", type=float, default=0.0, help="additive cosine margin m (negative allowed)")
-    parser.add_argument("--eval-split", default="novel", choices=("val", "novel"))
-    parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--way", type=int, default=5)
-    parser.add_argument("--queries", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--episode-seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seeds", type=int_list, default=[0], help="comma-separated trial seeds")
+    parser.add_argument("--episodes", type=int, default=600, help="novel test episodes per shot")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     return parser.parse_args()
 
 
 def main() -> None:
-    """Train, evaluate and print 1-shot and 5-shot accuracies with 95% confidence half-widths."""
+    """Train every (margin, seed), score each on the shared novel episodes, print the table and paired differences."""
     args = parse_args()
     torch.set_num_threads(args.threads)
     start = time.time()
-    base_images, base_labels = split_tensors("base", args.cache, args.max_base_classes)
-    eval_images, eval_labels = split_tensors(args.eval_split, args.cache)
-    print(
-        f"data: base {len(base_images)} images / {int(base_labels.max()) + 1} classes, {args.eval_split} "
-        f"{len(eval_images)} / {int(eval_labels.max()) + 1} ({time.time() - start:.0f}s)",
-        flush=True,
-    )
-    backbone = train(base_images, base_labels, args)
-    features = extract(backbone, eval_images)
-    for shot in (1, 5):
-        accuracy = episode_accuracies(features, eval_labels, shot, args)
-        half_width = 1.96 * accuracy.std(ddof=1) / np.sqrt(len(accuracy))
-        print(f"{args.eval_split} {args.way}-way {shot}-shot: {100 * accuracy.mean():.2f} +- {100 * half_width:.2f}%")
-    print(f"total {time.time() - start:.0f}s")
+    novel = data.load_split(DATASET, args.cache, "novel", args.image_size, args.cache, allow_test=True, progress=False)
+    episode_sets = novel_episode_sets(novel, args.episodes)
+    print(f"novel: {len(novel.labels)} images / {len(novel.class_names)} classes ({time.time() - start:.0f}s)")
+    results = []
+    for margin in args.margins:
+        for seed in args.seeds:
+            results.append(run_one(args, margin, seed, novel, episode_sets))
+    print_table(results, args.episodes)
+    print_paired(results)
+    print(f"\ntotal {time.time() - start:.0f}s")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The published hyperparameters (docs/protocol.md, "2. The published values"), used as the first points a sweep tries."""
+"""The published hyperparameters (docs/protocol.md, 2), used as the first points a sweep tries."""
 
 from __future__ import annotations
 
