@@ -11,7 +11,6 @@ _EXPORTS = {
     "LOSSES": "models.catalog",
     "LOSS_NAMES": "models.catalog",
     "Loss": "models.catalog",
-    "loss_named": "models.catalog",
     "trained_loss": "models.catalog",
     "DropBlock2d": "models.dropblock",
     "drop_block_2d": "models.dropblock",

@@ -62,13 +62,6 @@ LOSSES: dict[str, Loss] = {
 LOSS_NAMES = tuple(LOSSES)
 
 
-def loss_named(name: str) -> Loss:
-    """The loss called `name`; KeyError naming the known ones."""
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; known losses: {', '.join(LOSS_NAMES)}")
-    return LOSSES[name]
-
-
 def trained_loss(loss: str, margin: float) -> str:
     """The loss a trial trains: a neg-cosine sweep that samples m > 0 trains the CosFace-style cosine head."""
     if loss == "neg-cosine" and margin > 0:

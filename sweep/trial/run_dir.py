@@ -88,7 +88,6 @@ class RunDirReporter:
         # purge_step drops events a crashed run logged after its last checkpoint, so curves do not fold back.
         self.writer = SummaryWriter(log_dir=str(self.out), purge_step=start_epoch + 1 if start_epoch else None)
         self.best_metrics: dict[str, Any] | None = None
-        self.last_metrics: dict[str, Any] | None = None
         best = best_checkpoint_path(self.out)
         if start_epoch and best.exists():
             self.best_metrics = load_checkpoint(best)["metrics"]
@@ -120,7 +119,6 @@ class RunDirReporter:
             with open(path, "rb") as saved:
                 write_atomically(best_checkpoint_path(self.out), lambda stream: shutil.copyfileobj(saved, stream))
             self.best_metrics = dict(metrics)
-        self.last_metrics = dict(metrics)
         self._postfix[self.selection_metric] = f"{score:.2f}"
         self.bar.set_postfix(self._postfix)
 
