@@ -100,11 +100,15 @@ def test_mini_to_cub(tmp_path: Path, mini_csv_root: Path, cub_root: Path) -> Non
     root.mkdir()
     (root / "mini-imagenet").symlink_to(mini_csv_root)
     (root / "CUB_200_2011").symlink_to(cub_root / "CUB_200_2011")
-    base = build_dataset("mini-imagenet->cub", root, "base")
-    assert (base.name, base.split, len(base.class_names)) == ("mini-imagenet->cub", "base", 7)
-    val = build_dataset("mini-imagenet->cub", root, "val")
+    base = build_dataset("mini2cub", root, "base")
+    assert (base.name, base.split, len(base.class_names)) == ("mini2cub", "base", 7)
+    val = build_dataset("mini2cub", root, "val")
     assert val.class_names == [CUB_CLASSES[1], CUB_CLASSES[5]]
     assert val.fingerprint() == build_dataset("cub", cub_root, "val").fingerprint()  # caches are shared
+    for split in ("base", "val", "novel"):  # the old name opens the same dataset, so the same cache
+        old = build_dataset("mini-imagenet->cub", root, split)
+        new = build_dataset("mini2cub", root, split)
+        assert (old.name, old.class_names, old.fingerprint()) == (new.name, new.class_names, new.fingerprint())
 
 
 def test_glyphs_delegates_to_glyph_module(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,7 +148,7 @@ def test_unknown_dataset_and_missing_root(tmp_path: Path) -> None:
         build_dataset("imagefolder", None, "base")
     with pytest.raises(DataError, match="no mini-ImageNet layout"):
         build_dataset("mini-imagenet", tmp_path, "base")
-    with pytest.raises(DataError, match="CUB_200_2011/images"):
+    with pytest.raises(DataError, match="no CUB-200-2011 layout .*CUB_200_2011/images/"):
         build_dataset("cub", tmp_path, "base")
 
 
@@ -153,31 +157,32 @@ def test_unknown_split(imagefolder_root: Path) -> None:
         build_dataset("imagefolder", imagefolder_root, "test")
 
 
-def test_missing_split_file(mini_csv_root: Path, mini_json_root: Path) -> None:
+def test_missing_split_file_fails_whichever_split_is_opened(mini_csv_root: Path, mini_json_root: Path) -> None:
     (mini_csv_root / "test.csv").unlink()
-    with pytest.raises(DataError, match=f"split file not found: {mini_csv_root / 'test.csv'}"):
-        build_dataset("mini-imagenet", mini_csv_root, "novel")
+    with pytest.raises(DataError, match=r"Ravi & Larochelle CSVs \+ images/ \(lacks test\.csv\)"):
+        build_dataset("mini-imagenet", mini_csv_root, "base")
     (mini_json_root / "val.json").unlink()
-    with pytest.raises(DataError, match="val.json"):
-        build_dataset("mini-imagenet", mini_json_root, "val")
+    with pytest.raises(DataError, match=r"CloserLook JSON lists \(lacks val\.json\)"):
+        build_dataset("mini-imagenet", mini_json_root, "novel")
 
 
 def test_malformed_csv_and_json(mini_csv_root: Path, mini_json_root: Path) -> None:
     (mini_csv_root / "val.csv").write_text("file,class\na.png,n04\n")
-    with pytest.raises(DataError, match=r"val\.csv: expected a header 'filename,label'"):
+    with pytest.raises(DataError, match=r"val\.csv: expected a header 'filename,label', found 'file,class'"):
         build_dataset("mini-imagenet", mini_csv_root, "val")
     (mini_json_root / "base.json").write_text('{"label_names": []}')
     with pytest.raises(DataError, match=r"base\.json: expected label_names"):
         build_dataset("mini-imagenet", mini_json_root, "base")
 
 
-def test_missing_listed_image(mini_csv_root: Path, mini_json_root: Path) -> None:
+def test_missing_listed_image_fails_when_the_dataset_is_opened(mini_csv_root: Path, mini_json_root: Path) -> None:
     missing = mini_csv_root / "images" / "n0100000001.png"
     missing.unlink()
-    with pytest.raises(DataError, match=f"image file not found: {missing}"):
-        build_dataset("mini-imagenet", mini_csv_root, "base").fingerprint()
+    (mini_csv_root / "images" / "n0100000002.png").unlink()
+    with pytest.raises(DataError, match=f"image file not found: {missing} .listed in .*train.csv; 1 more of its"):
+        build_dataset("mini-imagenet", mini_csv_root, "base")
     (mini_json_root / "images" / "n0100000001.png").unlink()
-    with pytest.raises(DataError, match="base.json: listed image not found: .*n0100000001.png"):
+    with pytest.raises(DataError, match="image file not found: /elsewhere/.*n0100000001.png .listed in .*base.json"):
         build_dataset("mini-imagenet", mini_json_root, "base")
 
 
