@@ -11,6 +11,7 @@ from pathlib import Path
 
 from data.errors import DataError
 from data.readers.base import FileImageDataset, class_folder_dataset, class_folders, list_class_images, require_dir
+from data.readers.layouts import archive_note
 
 NAME = "imagefolder"
 SPLIT_FOLDERS = {"base": ("base", "train"), "val": ("val", "validation"), "novel": ("novel", "test")}
@@ -42,7 +43,9 @@ def build(root: Path, split: str, name: str = NAME) -> FileImageDataset:
     root = require_dir(Path(root), "dataset root")
     folders = split_folders(root)
     if split not in folders:
-        raise DataError(f"{split} split folder not found in {root}: expected {EXPECTED}; {_found(root)}")
+        raise DataError(
+            f"{split} split folder not found in {root}: expected {EXPECTED}; {_found(root)}{archive_note(root)}"
+        )
     listed = {part: class_folders(folder) for part, folder in folders.items()}
     images = {part: list_class_images(classes) for part, classes in listed.items()}  # every split checked
     return class_folder_dataset(name, split, root, listed[split], images[split])

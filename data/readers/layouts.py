@@ -96,13 +96,15 @@ def archive_note(folder: Path) -> str:
 
 class FileIndex:
     """Answers "is this file there?" from one cached listing per folder, so checking the 60,000 images of a split
-    list costs about one listing per class folder instead of one stat per image."""
+    list costs about one listing per class folder instead of one stat per image. Paths are plain strings here:
+    pathlib objects cost more than the lookups."""
 
     def __init__(self) -> None:
-        self._names: dict[Path, frozenset[str]] = {}
+        self._names: dict[str, frozenset[str]] = {}
 
-    def names(self, folder: Path) -> frozenset[str]:
+    def names(self, folder: str | Path) -> frozenset[str]:
         """Entry names in folder (empty when it does not exist or cannot be read)."""
+        folder = os.fspath(folder)
         names = self._names.get(folder)
         if names is None:
             try:
@@ -112,12 +114,13 @@ class FileIndex:
             self._names[folder] = names
         return names
 
-    def has(self, path: Path) -> bool:
+    def has(self, path: str | Path) -> bool:
         """Whether `path` names an entry of its folder."""
-        return path.name in self.names(path.parent)
+        folder, name = os.path.split(os.fspath(path))
+        return name in self.names(folder)
 
 
-def check_listed(listing: Path, paths: Sequence[Path], index: FileIndex | None = None) -> None:
+def check_listed(listing: Path, paths: Sequence[str], index: FileIndex | None = None) -> None:
     """Raise one DataError naming the first missing file (and how many more) unless every listed path exists."""
     index = index or FileIndex()
     missing = [path for path in paths if not index.has(path)]

@@ -6,7 +6,7 @@ layout and what it lacked):
 2. CloserLook JSON lists: root/{base,val,novel}.json (label_names, image_names, image_labels) as its
    write_miniImagenet_filelist.py writes them. Listed paths are used as written when they exist, else re-rooted: each
    trailing part of the listed path is tried under root, longest first (so /home/alice/…/ILSVRC2015/Data/CLS-LOC/train/
-   <wnid>/<file> is found as root/ILSVRC2015/…), and last root/images/<file>.
+   <wnid>/<file> is found as root/ILSVRC2015/…), then under root's ILSVRC train folder, and last root/images/<file>.
 3. Ravi & Larochelle CSVs over an ILSVRC train tree: the CSVs and root/ILSVRC2015/Data/CLS-LOC/train (or
    ILSVRC/Data/CLS-LOC/train) with no JSON lists; row <wnid><8 digits>.jpg is image number k (the last 5 digits) of
    <wnid>/ in the tree sorted by the number after `_`, the mapping CloserLook's write_miniImagenet_filelist.py uses.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +53,7 @@ CSV_ILSVRC = Layout("CSVs over an ILSVRC train tree", {**_CSV_NEEDS, "tree": Nee
 PICKLES = Layout("pickle caches", {part: Need(PICKLE_FILES[part]) for part in PARTS})
 LAYOUTS = (CSV_IMAGES, CLOSERLOOK_JSON, CSV_ILSVRC, PICKLES)
 
-Listing = tuple[list[Path], list[str]]  # image paths [N], class name per image [N]
+Listing = tuple[list[str], list[str]]  # image paths [N] (strings: 60,000 Path objects cost seconds), class per image
 
 
 def build(root: Path, split: str, name: str = NAME) -> ImageDataset:
@@ -94,7 +95,7 @@ def _check_disjoint(root: Path, listings: dict[str, Listing]) -> None:
 
 def _file_dataset(name: str, split: str, root: Path, listings: list[Listing]) -> FileImageDataset:
     """Concatenate per-part listings; classes sorted within each part, parts in base/val/novel order."""
-    paths: list[Path] = []
+    paths: list[str] = []
     labels: list[np.ndarray] = []
     class_names: list[str] = []
     for part_paths, part_classes in listings:
@@ -125,7 +126,7 @@ def read_csv(path: Path) -> list[tuple[str, str]]:
 
 def _csv_over_folder(path: Path, images: Path, index: FileIndex) -> Listing:
     rows = read_csv(path)
-    paths = [images / filename for filename, _ in rows]
+    paths = [os.path.join(images, filename) for filename, _ in rows]
     check_listed(path, paths, index)
     return paths, [label for _, label in rows]
 
@@ -147,7 +148,7 @@ def _csv_over_ilsvrc(path: Path, tree: Path, index: FileIndex) -> Listing:
         stem = filename.rsplit(".", 1)[0]
         if not stem[-5:].isdigit() or not 1 <= int(stem[-5:]) <= len(ordered[wnid]):
             raise DataError(f"{path}: {filename} names no image of the {len(ordered[wnid])} in {tree / wnid}")
-        paths.append(tree / wnid / ordered[wnid][int(stem[-5:]) - 1])
+        paths.append(os.path.join(tree, wnid, ordered[wnid][int(stem[-5:]) - 1]))
         labels.append(wnid)
     return paths, labels
 
@@ -179,30 +180,36 @@ def _read_json(root: Path, path: Path, index: FileIndex) -> Listing:
 
 
 class _Reroot:
-    """Finds a listed image under root: as written, else each trailing part of the path under root (longest first),
-    else root/images/<file>. The number of leading parts dropped for the last hit is tried first."""
+    """Finds a listed image: as written, else each trailing part of the path (longest first) under root and then
+    under each ILSVRC train folder in root, else root/images/<file>. The last hit's (folder, parts dropped) is tried
+    first, so a list of 38,400 images costs about one lookup each."""
 
     def __init__(self, root: Path, index: FileIndex) -> None:
-        self.root, self.index, self.last_drop = root, index, None
+        self.index = index
+        self.bases = [str(root), *(str(root / tree) for tree in ILSVRC_TRAIN if (root / tree).is_dir())]
+        self.images = str(root / "images")
+        self.last: tuple[str, int] | None = None
 
-    def __call__(self, listed: str) -> Path | None:
-        written = Path(listed)
-        if written.is_absolute() and self.index.has(written):
-            return written
+    def __call__(self, listed: str) -> str | None:
+        if os.path.isabs(listed) and self.index.has(listed):
+            return listed
         parts = [p for p in listed.replace("\\", "/").split("/") if p not in ("", ".")]
-        if parts and _DRIVE.fullmatch(parts[0]):  # C: of a list written on Windows
+        if not parts:
+            return None
+        if _DRIVE.fullmatch(parts[0]):  # C: of a list written on Windows
             parts = parts[1:]
-        order = list(range(len(parts)))
-        if self.last_drop is not None and self.last_drop < len(parts):
-            order.remove(self.last_drop)
-            order.insert(0, self.last_drop)
-        for drop in order:
-            candidate = self.root.joinpath(*parts[drop:])
+        if self.last is not None and self.last[1] < len(parts):
+            candidate = os.path.join(self.last[0], *parts[self.last[1] :])
             if self.index.has(candidate):
-                self.last_drop = drop
                 return candidate
-        fallback = self.root / "images" / parts[-1] if parts else None
-        return fallback if fallback is not None and self.index.has(fallback) else None
+        for base in self.bases:
+            for drop in range(len(parts)):
+                candidate = os.path.join(base, *parts[drop:])
+                if self.index.has(candidate):
+                    self.last = (base, drop)
+                    return candidate
+        fallback = os.path.join(self.images, parts[-1])
+        return fallback if self.index.has(fallback) else None
 
 
 _DRIVE = re.compile(r"[A-Za-z]:")
