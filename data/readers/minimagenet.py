@@ -63,17 +63,19 @@ def build(root: Path, split: str, name: str = NAME) -> ImageDataset:
     layout, found = detect(root, LAYOUTS, "mini-ImageNet")
     if layout is PICKLES:
         return _pickle_dataset(name, split, [found[part] for part in parts])
-    index = FileIndex()
-    read: Callable[[str], Listing]
-    if layout is CSV_IMAGES:
-        read = lambda part: _csv_over_folder(found[part], found["images"], index)  # noqa: E731
-    elif layout is CLOSERLOOK_JSON:
-        read = lambda part: _read_json(root, found[part], index)  # noqa: E731
-    else:
-        read = lambda part: _csv_over_ilsvrc(found[part], found["tree"], index)  # noqa: E731
+    read = _split_reader(layout, root, found, FileIndex())
     listings = {part: read(part) for part in PARTS}  # every split checked, whichever is opened
     _check_disjoint(root, listings)
     return _file_dataset(name, split, root, [listings[part] for part in parts])
+
+
+def _split_reader(layout: Layout, root: Path, found: dict[str, Path], index: FileIndex) -> Callable[[str], Listing]:
+    """part -> that split's listing in `layout`, every listed image checked to exist (nothing decoded)."""
+    if layout is CSV_IMAGES:
+        return lambda part: _csv_over_folder(found[part], found["images"], index)
+    if layout is CLOSERLOOK_JSON:
+        return lambda part: _read_json(root, found[part], index)
+    return lambda part: _csv_over_ilsvrc(found[part], found["tree"], index)
 
 
 def _parts(split: str) -> tuple[str, ...]:
