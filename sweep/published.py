@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from data.datasets import canonical_name
+
 
 class Setting(NamedTuple):
     """What a published configuration is for."""
@@ -49,12 +51,12 @@ PUBLISHED: dict[Setting, dict[str, float]] = {
     },
     Setting("cub", "resnet18", "neg-softmax", 1): {"margin": -0.05, "weight_decay": 5e-3, "scale": 5.0},
     Setting("cub", "resnet18", "neg-softmax", 5): {"margin": -0.005, "weight_decay": 3e-3, "scale": 5.0},
-    Setting("mini-imagenet->cub", "resnet18", "neg-cosine", 5): {
+    Setting("mini2cub", "resnet18", "neg-cosine", 5): {
         "margin": -0.05,
         "weight_decay": 5e-5,
         "scale": _NEG_COSINE_SCALE,
     },
-    Setting("mini-imagenet->cub", "resnet18", "neg-softmax", 5): {"margin": -0.005, "weight_decay": 1e-6, "scale": 5.0},
+    Setting("mini2cub", "resnet18", "neg-softmax", 5): {"margin": -0.005, "weight_decay": 1e-6, "scale": 5.0},
     Setting("mini-imagenet", "resnet12", "neg-cosine", 1): {
         "margin": -0.02,
         "weight_decay": 1e-4,
@@ -97,10 +99,11 @@ PUBLISHED: dict[Setting, dict[str, float]] = {
 
 
 def published_points(dataset: str, backbone: str, loss: str, shots: list[int]) -> list[dict[str, float]]:
-    """The published configurations for these shots (none where the paper has none), without duplicates."""
+    """The published configurations for these shots (none where the paper has none), without duplicates; a dataset
+    alias ("mini-imagenet->cub") finds its dataset's points."""
     points: list[dict[str, float]] = []
     for shot in shots:
-        point = PUBLISHED.get(Setting(dataset, backbone, loss, shot))
+        point = PUBLISHED.get(Setting(canonical_name(dataset), backbone, loss, shot))
         if point is not None and point not in points:
             points.append(dict(point))
     return points

@@ -175,17 +175,32 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def class_folder_dataset(name: str, split: str, root: Path, class_dirs: Sequence[Path]) -> FileImageDataset:
-    """A split whose classes are `class_dirs` (label = position in the list), images listed from each folder."""
-    paths: list[Path] = []
-    labels: list[int] = []
-    for label, folder in enumerate(class_dirs):
-        images = list_images(folder)
-        if not images:
+def class_folders(folder: Path) -> list[Path]:
+    """The class folders directly in `folder` (hidden ones skipped), sorted by name; none raises DataError."""
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"no class folders in {folder}")
+    return classes
+
+
+def list_class_images(class_dirs: Sequence[Path]) -> list[list[Path]]:
+    """The images of each class folder -> [C] lists; a folder with none raises DataError naming it."""
+    images = [list_images(folder) for folder in class_dirs]
+    for folder, listed in zip(class_dirs, images):
+        if not listed:
             raise DataError(f"class folder has no images: {folder}")
-        paths += images
-        labels += [label] * len(images)
-    return FileImageDataset(name, split, root, paths, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs])
+    return images
+
+
+def class_folder_dataset(
+    name: str, split: str, root: Path, class_dirs: Sequence[Path], images: Sequence[Sequence[Path]] | None = None
+) -> FileImageDataset:
+    """A split whose classes are `class_dirs` (label = position in the list), with `images` [C] per class (listed
+    from each folder when None)."""
+    images = list_class_images(class_dirs) if images is None else images
+    paths = [path for listed in images for path in listed]
+    labels = np.repeat(np.arange(len(class_dirs), dtype=np.int64), [len(listed) for listed in images])
+    return FileImageDataset(name, split, root, paths, labels, [d.name for d in class_dirs])
 
 
 class LazyArrayDataset(ImageDataset):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,10 +14,32 @@ import numpy as np
 import pytest
 
 import data
-from data import DataError, build_dataset
+from data import DataError, build_dataset, load_split
+from data.readers import base as base_readers
 from data.readers import minimagenet
+from sweep import spec as spec_module
+from sweep.published import published_points
+from sweep.space import first_points
+from sweep.trial.config import TrialConfig
 
-from helpers.datasets import CUB_CLASSES, MINI_CLASSES, colour, write_image
+from helpers.datasets import (
+    CUB_CLASSES,
+    FOREIGN,
+    ILSVRC_TRAIN,
+    MINI_CLASSES,
+    MINI_FILES,
+    WNIDS,
+    closerlook_lists,
+    colour,
+    global_index,
+    mini_listing,
+    write_class_folders,
+    write_closerlook_json,
+    write_cub_archive,
+    write_ilsvrc_tree,
+    write_image,
+    write_ravi_csv,
+)
 
 
 def test_imagefolder_reads_labels_classes_and_pixels(imagefolder_root: Path) -> None:
@@ -100,11 +126,17 @@ def test_mini_to_cub(tmp_path: Path, mini_csv_root: Path, cub_root: Path) -> Non
     root.mkdir()
     (root / "mini-imagenet").symlink_to(mini_csv_root)
     (root / "CUB_200_2011").symlink_to(cub_root / "CUB_200_2011")
-    base = build_dataset("mini-imagenet->cub", root, "base")
-    assert (base.name, base.split, len(base.class_names)) == ("mini-imagenet->cub", "base", 7)
-    val = build_dataset("mini-imagenet->cub", root, "val")
+    base = build_dataset("mini2cub", root, "base")
+    assert (base.name, base.split, len(base.class_names)) == ("mini2cub", "base", 7)
+    val = build_dataset("mini2cub", root, "val")
     assert val.class_names == [CUB_CLASSES[1], CUB_CLASSES[5]]
     assert val.fingerprint() == build_dataset("cub", cub_root, "val").fingerprint()  # caches are shared
+    old_name = {"name": "mini-imagenet->cub", "root": str(root)}  # a trial config that still says the old name
+    config = TrialConfig.model_validate({"dataset": old_name, "backbone": "resnet18", "loss": "neg-cosine"})
+    for split in ("base", "val", "novel"):  # the old name opens the same dataset, so the same cache
+        old = build_dataset(config.dataset.name, config.dataset.root, split)
+        new = build_dataset("mini2cub", root, split)
+        assert (old.name, old.class_names, old.fingerprint()) == (new.name, new.class_names, new.fingerprint())
 
 
 def test_glyphs_delegates_to_glyph_module(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,7 +176,7 @@ def test_unknown_dataset_and_missing_root(tmp_path: Path) -> None:
         build_dataset("imagefolder", None, "base")
     with pytest.raises(DataError, match="no mini-ImageNet layout"):
         build_dataset("mini-imagenet", tmp_path, "base")
-    with pytest.raises(DataError, match="CUB_200_2011/images"):
+    with pytest.raises(DataError, match="no CUB-200-2011 layout .*CUB_200_2011/images/"):
         build_dataset("cub", tmp_path, "base")
 
 
@@ -153,31 +185,32 @@ def test_unknown_split(imagefolder_root: Path) -> None:
         build_dataset("imagefolder", imagefolder_root, "test")
 
 
-def test_missing_split_file(mini_csv_root: Path, mini_json_root: Path) -> None:
+def test_missing_split_file_fails_whichever_split_is_opened(mini_csv_root: Path, mini_json_root: Path) -> None:
     (mini_csv_root / "test.csv").unlink()
-    with pytest.raises(DataError, match=f"split file not found: {mini_csv_root / 'test.csv'}"):
-        build_dataset("mini-imagenet", mini_csv_root, "novel")
+    with pytest.raises(DataError, match=r"Ravi & Larochelle CSVs \+ images/ \(lacks test\.csv\)"):
+        build_dataset("mini-imagenet", mini_csv_root, "base")
     (mini_json_root / "val.json").unlink()
-    with pytest.raises(DataError, match="val.json"):
-        build_dataset("mini-imagenet", mini_json_root, "val")
+    with pytest.raises(DataError, match=r"CloserLook JSON lists \(lacks val\.json\)"):
+        build_dataset("mini-imagenet", mini_json_root, "novel")
 
 
 def test_malformed_csv_and_json(mini_csv_root: Path, mini_json_root: Path) -> None:
     (mini_csv_root / "val.csv").write_text("file,class\na.png,n04\n")
-    with pytest.raises(DataError, match=r"val\.csv: expected a header 'filename,label'"):
+    with pytest.raises(DataError, match=r"val\.csv: expected a header 'filename,label', found 'file,class'"):
         build_dataset("mini-imagenet", mini_csv_root, "val")
     (mini_json_root / "base.json").write_text('{"label_names": []}')
     with pytest.raises(DataError, match=r"base\.json: expected label_names"):
         build_dataset("mini-imagenet", mini_json_root, "base")
 
 
-def test_missing_listed_image(mini_csv_root: Path, mini_json_root: Path) -> None:
+def test_missing_listed_image_fails_when_the_dataset_is_opened(mini_csv_root: Path, mini_json_root: Path) -> None:
     missing = mini_csv_root / "images" / "n0100000001.png"
     missing.unlink()
-    with pytest.raises(DataError, match=f"image file not found: {missing}"):
-        build_dataset("mini-imagenet", mini_csv_root, "base").fingerprint()
+    (mini_csv_root / "images" / "n0100000002.png").unlink()
+    with pytest.raises(DataError, match=f"image file not found: {missing} .listed in .*train.csv; 1 more of its"):
+        build_dataset("mini-imagenet", mini_csv_root, "base")
     (mini_json_root / "images" / "n0100000001.png").unlink()
-    with pytest.raises(DataError, match="base.json: listed image not found: .*n0100000001.png"):
+    with pytest.raises(DataError, match="image file not found: /elsewhere/.*n0100000001.png .listed in .*base.json"):
         build_dataset("mini-imagenet", mini_json_root, "base")
 
 
@@ -218,3 +251,284 @@ def test_malicious_dataset_pickle_is_refused_unrun(mini_pickle_root: Path) -> No
     with pytest.raises(DataError, match=rf"{path}: refused to unpickle global (posix|os|nt)\.system"):
         _ = build_dataset("mini-imagenet", mini_pickle_root, "base").labels
     assert not marker.exists()
+
+
+# ---- the layouts users really have, written as the field's own tooling writes them ----
+
+
+def _pairs(dataset: data.ImageDataset) -> set[tuple[Path, str]]:
+    return {(path, dataset.class_names[label]) for path, label in zip(dataset.paths, dataset.labels)}
+
+
+def _one_line_error(call, match: str) -> str:
+    with pytest.raises(DataError, match=match) as caught:
+        call()
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def test_closerlook_folder_reads_its_json_lists_not_the_csvs(closerlook_mini_root: Path) -> None:
+    root = closerlook_mini_root  # train/val/test.csv beside base/val/novel.json and ILSVRC2015/, no images/
+    label_names, lists = closerlook_lists(root)
+    for part in ("base", "val", "novel"):
+        dataset = build_dataset("mini-imagenet", root, part)
+        assert dataset.class_names == WNIDS[part]
+        paths, labels = lists[part]  # CloserLook's own pairs, its foreign paths re-rooted under root
+        expected = {(root / p[len(FOREIGN) + 1 :], label_names[label]) for p, label in zip(paths, labels)}
+        assert _pairs(dataset) == expected and len(dataset) == len(paths) == 3 * len(WNIDS[part])
+    base = build_dataset("mini-imagenet", root, "base")
+    i = base.paths.index(root / ILSVRC_TRAIN / "n01558993" / "n01558993_1005.JPEG")  # rank 3 by number
+    assert base.class_names[base.labels[i]] == "n01558993"
+    assert np.abs(base.read(i)[4, 4].astype(int) - colour(global_index("n01558993"), 3)).max() <= 3
+    assert build_dataset("mini-imagenet", root, "all").class_names == label_names  # CloserLook's global order
+
+
+def test_csvs_over_an_ilsvrc_tree_match_closerlook_to_the_pair(closerlook_mini_root: Path) -> None:
+    root = closerlook_mini_root
+    from_json = {part: _pairs(build_dataset("mini-imagenet", root, part)) for part in ("base", "val", "novel", "all")}
+    for part in ("base", "val", "novel"):
+        (root / f"{part}.json").unlink()  # before write_miniImagenet_filelist.py has run
+    for part, pairs in from_json.items():
+        dataset = build_dataset("mini-imagenet", root, part)
+        assert _pairs(dataset) == pairs
+        assert all(p.parent.parent == root / ILSVRC_TRAIN for p in dataset.paths)
+    base = build_dataset("mini-imagenet", root, "base")  # row ...00000004.jpg is the 4th file by number: _1005
+    assert {p.name for p in base.paths if p.parent.name == "n01532829"} == {
+        f"n01532829_{n}.JPEG" for n in (9, 10, 1005)
+    }
+
+
+def test_no_layout_names_each_one_tried_what_it_lacked_and_the_archive(closerlook_mini_root: Path) -> None:
+    root = closerlook_mini_root
+    for part in ("base", "val", "novel"):
+        (root / f"{part}.json").unlink()
+    shutil.rmtree(root / "ILSVRC2015")  # the state right after the download, before tar -zxvf
+    message = _one_line_error(lambda: build_dataset("mini-imagenet", root, "val"), "no mini-ImageNet layout")
+    assert message == (
+        f"no mini-ImageNet layout in {root}: tried Ravi & Larochelle CSVs + images/ (lacks images/); "
+        "CloserLook JSON lists (lacks base.json, val.json, novel.json); "
+        "CSVs over an ILSVRC train tree (lacks ILSVRC2015/Data/CLS-LOC/train/ or ILSVRC/Data/CLS-LOC/train/); "
+        "pickle caches (lacks mini-imagenet-cache-train.pkl, mini-imagenet-cache-val.pkl or "
+        "mini-imagenet-cache-validation.pkl, mini-imagenet-cache-test.pkl); "
+        f"ILSVRC2015_CLS-LOC.tar.gz is not extracted: run `tar -xzf {root / 'ILSVRC2015_CLS-LOC.tar.gz'} -C {root}`"
+    )
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        FOREIGN + "/ILSVRC2015/Data/CLS-LOC/train/{wnid}/{name}",  # another Linux machine
+        "/scratch/imagenet/train/{wnid}/{name}",  # only <wnid>/<file> in common
+        "ILSVRC2015/Data/CLS-LOC/train/{wnid}/{name}",  # relative
+        "{root}/ILSVRC2015/Data/CLS-LOC/train/{wnid}/{name}",  # this machine, as written
+    ],
+)
+def test_json_paths_from_elsewhere_are_rerooted_by_their_trailing_parts(tmp_path: Path, listed: str) -> None:
+    root = tmp_path / "mini"
+    write_ilsvrc_tree(root / ILSVRC_TRAIN)
+    (root / ILSVRC_TRAIN / "n01532829" / "n01532829_9.JPEG").rename(root / "n01532829_9.JPEG")  # a stray copy
+    names = [w for part in WNIDS.values() for w in part]
+    for part in ("base", "val", "novel"):
+        rows = [(wnid, f"{wnid}_{n}.JPEG") for wnid in WNIDS[part] for n in (10, 100)]
+        image_names = [listed.format(root=root, wnid=wnid, name=name) for wnid, name in rows]
+        write_closerlook_json(root / f"{part}.json", names, image_names, [names.index(w) for w, _ in rows])
+    base = build_dataset("mini-imagenet", root, "base")
+    assert base.paths[0] == root / ILSVRC_TRAIN / "n01532829" / "n01532829_10.JPEG"
+    assert all(p.parent == root / ILSVRC_TRAIN / base.class_names[label] for p, label in zip(base.paths, base.labels))
+
+
+def test_learn2learn_pickle_names(learn2learn_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = []
+    real = minimagenet.load_pickle
+    monkeypatch.setattr(minimagenet, "load_pickle", lambda path: loaded.append(path.name) or real(path))
+    val = build_dataset("mini-imagenet", learn2learn_root, "val")
+    assert loaded == []  # opening the val split decodes nothing, not even the base split
+    assert val.class_names == MINI_CLASSES["val"] and loaded == ["mini-imagenet-cache-validation.pkl"]
+    assert [val.read(i)[0, 0, 0] // 10 for i in range(len(val))] == val.labels.tolist()
+    assert build_dataset("mini-imagenet", learn2learn_root, "all").class_names == sum(MINI_CLASSES.values(), [])
+
+
+def _spy_decoding(monkeypatch: pytest.MonkeyPatch) -> list:
+    decoded: list = []
+    real = base_readers.decode_image
+    monkeypatch.setattr(base_readers, "decode_image", lambda path: decoded.append(path) or real(path))
+    real_pickle = minimagenet.load_pickle
+    monkeypatch.setattr(minimagenet, "load_pickle", lambda path: decoded.append(path) or real_pickle(path))
+    return decoded
+
+
+def _break_csv_val(root: Path) -> str:
+    (root / "images" / "n0400000001.png").unlink()
+    return f"image file not found: {root / 'images' / 'n0400000001.png'} .listed in {root / 'val.csv'}"
+
+
+def _break_json_novel(root: Path) -> str:
+    (root / "images" / "n0700000002.png").unlink()
+    return "image file not found: /elsewhere/ILSVRC/train/n07/n0700000002.png .listed in .*novel.json"
+
+
+def _break_pickle_val(root: Path) -> str:
+    (root / "mini-imagenet-cache-val.pkl").unlink()
+    return r"pickle caches \(lacks mini-imagenet-cache-val.pkl or mini-imagenet-cache-validation.pkl\)"
+
+
+def _break_folder_val(root: Path) -> str:
+    (root / "val" / "v2").mkdir()
+    return f"class folder has no images: {root / 'val' / 'v2'}"
+
+
+def _break_cub_novel(root: Path) -> str:
+    shutil.rmtree(root / "CUB_200_2011" / "images" / CUB_CLASSES[7])
+    (root / "CUB_200_2011" / "images" / CUB_CLASSES[7]).mkdir()
+    return f"class folder has no images: .*{CUB_CLASSES[7]}"
+
+
+@pytest.mark.parametrize(
+    "name, fixture, breaks",
+    [
+        ("mini-imagenet", "mini_csv_root", _break_csv_val),
+        ("mini-imagenet", "mini_json_root", _break_json_novel),
+        ("mini-imagenet", "mini_pickle_root", _break_pickle_val),
+        ("imagefolder", "imagefolder_root", _break_folder_val),
+        ("cub", "cub_root", _break_cub_novel),
+    ],
+)
+def test_every_split_is_checked_before_any_decoding(
+    name: str, fixture: str, breaks, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = request.getfixturevalue(fixture)
+    message = breaks(root)
+    decoded = _spy_decoding(monkeypatch)
+    _one_line_error(lambda: load_split(name, root, "base", 8, tmp_path / "cache", progress=False), message)
+    assert decoded == [] and not (tmp_path / "cache").exists()
+
+
+def test_mini2cub_checks_cub_before_decoding_mini(
+    tmp_path: Path, mini_csv_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "cross"
+    root.mkdir()
+    (root / "mini-imagenet").symlink_to(mini_csv_root)
+    (root / "CUB_200_2011").mkdir()  # an empty folder where the extracted CUB should be
+    decoded = _spy_decoding(monkeypatch)
+    _one_line_error(
+        lambda: load_split("mini2cub", root, "base", 8, tmp_path / "cache", progress=False),
+        f"no CUB-200-2011 layout in {root}",
+    )
+    assert decoded == []
+
+
+def _write_train_val_test(root: Path, val_name: str = "val") -> None:
+    write_class_folders(root / "train", ["n01", "n02", "n03"], 2)
+    write_class_folders(root / val_name, ["n04", "n05"], 2)
+    write_class_folders(root / "test", ["n06", "n07"], 2)
+
+
+@pytest.mark.parametrize("val_name", ["val", "validation"])
+def test_imagefolder_train_val_test(tmp_path: Path, val_name: str) -> None:
+    root = tmp_path / "tiered"  # as tiered-ImageNet and CIFAR-FS image folders come
+    _write_train_val_test(root, val_name)
+    expected = {"base": ["n01", "n02", "n03"], "val": ["n04", "n05"], "novel": ["n06", "n07"]}
+    for split, classes in expected.items():
+        dataset = build_dataset("imagefolder", root, split)
+        assert dataset.class_names == classes and dataset.labels.tolist() == [
+            c for c in range(len(classes)) for _ in "ab"
+        ]
+    pixel = build_dataset("imagefolder", root, "novel").read(3)[0, 0]  # class n07, img1
+    assert pixel.tolist() == list(colour(1, 1))
+
+
+def test_imagefolder_says_what_it_found_and_what_it_expects(tmp_path: Path) -> None:
+    root = tmp_path / "flat"
+    write_class_folders(root, ["n01", "n02"], 1)  # class folders with no split level
+    _one_line_error(
+        lambda: build_dataset("imagefolder", root, "base"),
+        re.escape(
+            f"base split folder not found in {root}: expected base/, val/, novel/ (or train/, val/, test/); "
+            "found n01/, n02/"
+        )
+        + "$",
+    )
+    _write_train_val_test(root)
+    write_class_folders(root / "base", ["n08"], 1)
+    _one_line_error(lambda: build_dataset("imagefolder", root, "val"), "both base/ and train/ would be the base split")
+
+
+def test_mini2cub_is_shell_safe_and_the_old_name_an_alias(tmp_path: Path) -> None:
+    assert all(shlex.quote(name) == name for name in data.list_datasets())  # typed unquoted in any shell
+    assert "mini-imagenet->cub" not in data.list_datasets()
+    new = published_points("mini2cub", "resnet18", "neg-cosine", [5])
+    assert (
+        new
+        == published_points("mini-imagenet->cub", "resnet18", "neg-cosine", [5])
+        == [{"margin": -0.05, "weight_decay": 5e-5, "scale": 30.0}]
+    )
+    for preset in ("resnet18-mini2cub-neg-cosine-5shot", "resnet18-mini2cub-neg-softmax-5shot"):
+        text = spec_module.preset_path(preset).read_text()
+        assert "name: mini2cub," in text
+        old_spec = tmp_path / f"{preset}.yaml"
+        old_spec.write_text(text.replace("name: mini2cub,", "name: mini-imagenet->cub,"))
+        old, new_spec = spec_module.load(old_spec), spec_module.load(spec_module.preset_path(preset))
+        assert old.dataset.name == "mini-imagenet->cub"
+        assert first_points(old) == first_points(new_spec) and first_points(old)[0]["margin"] in (-0.05, -0.005)
+
+
+def test_mini2cub_in_closerlook_filelists(tmp_path: Path, closerlook_mini_root: Path) -> None:
+    filelists = closerlook_mini_root.parent  # filelists/miniImagenet and filelists/CUB/CUB_200_2011
+    write_class_folders(filelists / "CUB" / "CUB_200_2011" / "images", CUB_CLASSES, 2, suffix=".jpg")
+    base = build_dataset("mini2cub", filelists, "base")
+    assert base.class_names == sum(WNIDS.values(), []) and len(base) == 7 * 3
+    assert build_dataset("mini2cub", filelists, "novel").class_names == [CUB_CLASSES[3], CUB_CLASSES[7]]
+
+
+@pytest.mark.parametrize("excel", [False, True])
+def test_csv_with_a_utf8_byte_order_mark(mini_csv_root: Path, excel: bool) -> None:
+    for part, rows in mini_listing().items():  # Excel's "CSV UTF-8": BOM, and CRLF line ends
+        write_ravi_csv(mini_csv_root / f"{MINI_FILES[part]}.csv", rows, bom=True, line_end="\r\n" if excel else "\n")
+    assert (mini_csv_root / "val.csv").read_bytes().startswith(b"\xef\xbb\xbffilename,label")
+    _check_mini(mini_csv_root)
+
+
+@pytest.mark.parametrize(
+    "image_data, found",
+    [
+        ([1, 2], "a list of 2 items (first: an int)"),
+        (0.5, "a float"),
+        (np.zeros((2, 6, 6, 3), dtype=np.float32), "a float32 array of shape (2, 6, 6, 3)"),
+        (np.zeros((2, 6, 6), dtype=np.uint8), "a uint8 array of shape (2, 6, 6)"),
+    ],
+)
+def test_pickle_with_wrong_image_data_says_what_it_found(mini_pickle_root: Path, image_data, found: str) -> None:
+    import pickle
+
+    path = mini_pickle_root / "mini-imagenet-cache-val.pkl"
+    path.write_bytes(pickle.dumps({"image_data": image_data, "class_dict": {"n04": [0]}}))
+    _one_line_error(
+        lambda: build_dataset("mini-imagenet", mini_pickle_root, "val").labels,
+        re.escape(f"{path}: image_data must be a uint8 array [N, H, W, 3], found {found}") + "$",
+    )
+
+
+def test_unextracted_cub_archive_is_named_with_the_command(tmp_path: Path) -> None:
+    root = tmp_path / "CUB"
+    root.mkdir()
+    archive = write_cub_archive(root / "CUB_200_2011.tgz")
+    message = _one_line_error(lambda: build_dataset("cub", root, "base"), "no CUB-200-2011 layout")
+    command = f"tar -xzf {archive} -C {root}"
+    assert message.endswith(f"; CUB_200_2011.tgz is not extracted: run `{command}`")
+    subprocess.run(shlex.split(command), check=True)  # the command it names works
+    assert sorted(p.name for p in root.iterdir()) == ["CUB_200_2011", "CUB_200_2011.tgz", "attributes.txt"]
+    base = build_dataset("cub", root, "base")
+    assert base.class_names == [CUB_CLASSES[i] for i in (0, 2, 4, 6)] and len(base) == 12
+    assert base.paths[0].name == "Bird_1_0001_796001.jpg"
+
+
+def test_unextracted_zip_of_an_image_folder(tmp_path: Path, imagefolder_root: Path) -> None:
+    root = tmp_path / "download"
+    root.mkdir()
+    shutil.make_archive(str(root / "cifar-fs"), "zip", imagefolder_root)
+    message = _one_line_error(lambda: build_dataset("imagefolder", root, "base"), "base split folder not found")
+    command = f"unzip {root / 'cifar-fs.zip'} -d {root}"
+    assert message.endswith(f"; cifar-fs.zip is not extracted: run `{command}`")
+    subprocess.run(shlex.split(command), check=True, stdout=subprocess.DEVNULL)  # the command it names works
+    assert build_dataset("imagefolder", root, "base").class_names == ["b0", "b1", "b2"]
