@@ -57,6 +57,13 @@ class DatasetConfig(Strict):
     crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop's area range (published 0.08–1)
     hflip: bool = True  # random horizontal flips (published); off where a mirror image is another class
 
+    @field_validator("name")
+    @classmethod
+    def _registered_name(cls, name: str) -> str:
+        from data.datasets import canonical_name  # torch-free: the readers need only numpy and PIL
+
+        return canonical_name(name)  # an old alias ("mini-imagenet->cub") is stored, reported and keyed by its name
+
     @field_validator("crop_scale")
     @classmethod
     def _crop_scale_range(cls, crop_scale: tuple[float, float]) -> tuple[float, float]:

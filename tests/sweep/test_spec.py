@@ -180,3 +180,11 @@ def test_uris_are_refused_as_experiment_storage(path):
     assert str(error.value).startswith(f"storage_path: {path!r} is a URI, but") and "filesystem path" in str(
         error.value
     )
+
+
+def test_an_old_dataset_alias_becomes_its_name_in_the_spec_and_the_trial():
+    data = yaml.safe_load(spec_module.preset_path("resnet18-mini2cub-neg-cosine-5shot").read_text())
+    data["dataset"]["name"] = "mini-imagenet->cub"
+    spec = spec_module.parse(data)
+    assert spec.dataset.name == "mini2cub"
+    assert first_points(spec)[0]["margin"] == -0.05  # the published point of the setting, found by its name
