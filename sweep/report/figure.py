@@ -95,7 +95,7 @@ def margin_figure(report: Report) -> Any:
     spec = report.spec
     shots = sorted(set(spec.validation.shots) | set(spec.promotion.shots))
     points = _points(report)
-    figure = Figure(figsize=(6.2 * len(shots) + 4.2, 5.4), layout="constrained")
+    figure = Figure(figsize=(6.0 * len(shots) + 4.4, 5.4), layout="constrained")
     grid = figure.add_gridspec(1, len(shots) + 1, width_ratios=[1.0] * len(shots) + [0.72])
     panels = [figure.add_subplot(grid[0, i]) for i in range(len(shots))]
     for panel in panels[1:]:
@@ -105,6 +105,7 @@ def margin_figure(report: Report) -> Any:
         colors.Normalize(min(scales), max(scales)) if max(scales) > min(scales) else colors.Normalize(0, 2 * scales[0])
     )
     cmap = cm.viridis
+    trend_drawn = False
     margins = [p.margin for p in points] or [0.0]
     offset = 0.015 * (max(margins) - min(margins) or 1.0)
     chance = 100.0 / spec.validation.way
@@ -158,6 +159,8 @@ def margin_figure(report: Report) -> Any:
         full = sorted((p.margin, p.val[shot][0]) for p in points if p.full_budget and shot in p.val)
         if len(full) >= 2:
             panel.plot(*zip(*full), linestyle="--", color="0.45", linewidth=1.0, zorder=2)
+            trend_drawn = True
+        panel.margins(x=0.14)  # room for the labels left of the leftmost points
         panel.axhline(chance, color="0.6", linestyle=":", linewidth=1.0)
         panel.axvline(0.0, color="0.6", linestyle="-", linewidth=0.6)
         panel.set_title(f"{shot}-shot")
@@ -193,12 +196,14 @@ def margin_figure(report: Report) -> Any:
         lines.Line2D([], [], linestyle="--", color="0.45", label="full-budget trials"),
         lines.Line2D([], [], linestyle=":", color="0.6", label=f"chance ({chance:.0f} %)"),
     ]
+    if not trend_drawn:
+        del handles[3]
     panels[0].legend(handles=handles, fontsize=7.5, loc="best", framealpha=0.9)
 
     side = figure.add_subplot(grid[0, len(shots)])
     side.axis("off")
     side.set_title("trials (#: Optuna number)", fontsize=9, loc="left")
-    side.text(0.0, 1.0, _side_table(report), family="monospace", fontsize=7.2, va="top", ha="left")
+    side.text(0.0, 1.0, _side_table(report), family="monospace", fontsize=8, va="top", ha="left")
     val_episodes, test_episodes = spec.validation.episodes, spec.promotion.test_episodes
     figure.suptitle(
         f"{spec.dataset.name} / {spec.backbone} / {spec.loss}: best val accuracy ({val_episodes} episodes) and test "

@@ -252,6 +252,20 @@ class _Run:
         self._writer.close()
 
 
+def experiment_summary(report: Report) -> summary_pb2.Summary:
+    """The HParams experiment (hparams_config_pb of `hparams` and `metrics`), with `differs` set on the searched
+    parameters whose values vary between trials. The HParams tab lists parameters that differ first and ticks the
+    first five, so those are the searched ones; "how it stopped", an outcome, comes after them."""
+    summary = hp.hparams_config_pb(hparams(report), metrics(report), time_created_secs=time.time())
+    value = summary.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    varying = {name for name in report.spec.searched() if len({repr(r.params[name]) for r in report.records}) > 1}
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in varying
+    value.metadata.CopyFrom(hparams_metadata.create_summary_metadata(data))
+    return summary
+
+
 def _session_end(status: int, end_time: float) -> summary_pb2.Summary:
     data = plugin_data_pb2.HParamsPluginData(
         session_end_info=plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=end_time)
@@ -294,7 +308,7 @@ def write(report: Report, figure_png: bytes) -> Path:
     root = report.experiment.tensorboard_dir
     shutil.rmtree(root, ignore_errors=True)
     experiment_run = _Run(root)
-    experiment_run.write(hp.hparams_config_pb(hparams(report), metrics(report), time_created_secs=time.time()))
+    experiment_run.write(experiment_summary(report))
     experiment_run.png(FIGURE_TAG, figure_png)
     experiment_run.close()
     for record in report.records:

@@ -12,7 +12,6 @@ import math
 
 import pandas as pd
 import pytest
-from helpers import tensorboard as board
 from tensorboard.plugins.hparams import api_pb2
 
 from sweep import experiment as experiments
@@ -21,6 +20,8 @@ from sweep import spec as spec_module
 from sweep.report import figure, tensorboard_files
 from sweep.results import TrialRecord
 from sweep.trial.checkpoints import DIVERGED_MARKER
+
+from helpers import tensorboard as board
 
 SPEC = spec_module.load(spec_module.preset_path("default"))  # 6 epochs, ASHA rungs at 1, 2, 4; val_acc_mean
 
@@ -65,7 +66,7 @@ def _trials():
             [(30, 40), (40, 55), (45, 60), (47, 63), (49, 66), (50, 68)],
             full,
         ),
-        _record("aaaa0002", {"margin": -0.4, "scale": 6.0}, [(21, 22)], asha),
+        _record("aaaa0002", {"margin": -0.4, "scale": 6.0, "weight_decay": 1e-4}, [(21, 22)], asha),
         _record(
             "aaaa0003",
             {"margin": -0.1, "scale": 12.0, "dropblock_size": 3},
@@ -74,7 +75,7 @@ def _trials():
         ),
         _record("aaaa0004", {"margin": 0.2, "scale": 8.0}, [(28, 38), (33, 45)], asha),
         _record("aaaa0005", {"margin": 0.25, "scale": 14.0}, [(20, 20), (20, 20)], "diverged"),
-        _record("aaaa0006", {"margin": -0.3, "scale": 5.5, "dropblock_size": 1}, [(24, 27)], asha),
+        _record("aaaa0006", {"margin": -0.3, "scale": 5.5, "drop_rate": 0.0, "dropblock_size": 1}, [(24, 27)], asha),
     ]
 
 
@@ -182,7 +183,9 @@ def test_tensorboard_holds_one_hparams_experiment_with_every_parameter_metric_an
 
     declared = loaded.experiment()
     infos = {info.name: info for info in declared.hparam_infos}
-    assert sorted(infos) == ["drop_rate", "dropblock_size", "margin", "scale", "stop", "weight_decay"]
+    # the HParams tab ticks the first five: the searched parameters (they differ between trials), then the outcome
+    assert list(infos) == ["drop_rate", "dropblock_size", "margin", "scale", "weight_decay", "stop"]
+    assert [info.differs for info in infos.values()] == [True] * 5 + [False]
     assert (infos["margin"].domain_interval.min_value, infos["margin"].domain_interval.max_value) == (-0.5, 0.3)
     # integers as their values: TensorBoard prints numbers with 5 digits (2.0000), so a few ints are listed as text
     assert infos["dropblock_size"].type == api_pb2.DATA_TYPE_STRING
