@@ -35,20 +35,24 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _asha_note(record: TrialRecord, records: list[TrialRecord], spec: SweepSpec) -> str:
-    epoch, objective = record.epochs_run, spec.objective
-    own = _objective_at(record, epoch, objective)
-    keep = (
+def asha_rule(spec: SweepSpec) -> str:
+    """ASHA's rule as the report states it once."""
+    return (
         f"ASHA lets a trial go on only if it is in the top 1/{spec.scheduler.reduction_factor:g} of the trials "
         "that reached the rung before it"
     )
+
+
+def _asha_note(record: TrialRecord, records: list[TrialRecord], spec: SweepSpec) -> str:
+    epoch, objective = record.epochs_run, spec.objective
+    own = _objective_at(record, epoch, objective)
     if own is None:
-        return f"stopped by ASHA after epoch {epoch} of {spec.epochs} ({keep})"
+        return f"stopped by ASHA after epoch {epoch} of {spec.epochs}"
     at_rung = sorted((v for r in records if (v := _objective_at(r, epoch, objective)) is not None), reverse=True)
     place = at_rung.index(own) + 1
     return (
         f"stopped by ASHA after epoch {epoch} of {spec.epochs}: {objective} {own:.1f} at the epoch-{epoch} rung, "
-        f"{_ordinal(place)} of the {len(at_rung)} trials that reported there ({keep})"
+        f"{_ordinal(place)} of the {len(at_rung)} trials that reported there"
     )
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from sweep import optuna_study
 from sweep.experiment import Experiment
+from sweep.report.stops import asha_rule
 from sweep.report.tables import Report
 
 PARAMETER_LABELS = {"margin": "m", "scale": "β", "weight_decay": "weight decay"}
@@ -195,7 +196,7 @@ def render(report: Report, fmt: str = "table") -> str:
             f"# {_title(report)}\n\n"
             + "\n".join(line.strip() if i == 0 else f"- {line.strip()}" for i, line in enumerate(answer_lines(report)))
             + f"\n\n## Trials\n\n{_markdown_table(_trial_table(report))}\n"
-            + f"## Trials that stopped before epoch {report.spec.epochs}\n\n"
+            + f"## Trials that stopped before epoch {report.spec.epochs}\n\n{asha_rule(report.spec)}.\n\n"
             + "\n".join(f"- {line.strip()}" for line in stops)
             + "\n\n## Promoted (test accuracy %, mean ± 95% CI)\n\n"
             + (_markdown_table(_promoted_table(report)) if not report.promoted.empty else f"{not_promoted}\n")
@@ -206,7 +207,7 @@ def render(report: Report, fmt: str = "table") -> str:
         + "\n".join(answer_lines(report))
         + f"\n\nTrials (best {report.spec.objective} first; val accuracy % at the best epoch ± 95% CI)\n"
         + _terminal_table(_trial_table(report), "(no trials)")
-        + f"\n\nTrials that stopped before epoch {report.spec.epochs}\n"
+        + f"\n\nTrials that stopped before epoch {report.spec.epochs} ({asha_rule(report.spec)})\n"
         + "\n".join(stops)
         + "\n\nPromoted (test accuracy %, mean ± 95% CI)\n"
         + _terminal_table(_promoted_table(report), not_promoted)
