@@ -33,11 +33,6 @@ class Report:
     stops: list[dict[str, Any]]  # per trial that did not run its full budget: epoch, reason, a sentence
     optuna_numbers: dict[str, int] = field(default_factory=dict)  # Ray trial id -> Optuna trial number
 
-    @property
-    def promoted_ids(self) -> list[str]:
-        """Ray trial ids of the promoted trials, by rank."""
-        return list(self.promoted["trial"]) if not self.promoted.empty else []
-
 
 def _trial_row(record: TrialRecord, spec: SweepSpec, optuna_number: int | None) -> dict[str, Any]:
     row: dict[str, Any] = {"trial": record.trial_id, "optuna": optuna_number}
