@@ -3,11 +3,13 @@
 <storage>/<name>-<YYYYmmdd-HHMMSS>-<suffix>/
     spec.yaml          the validated spec, as run
     episodes/          fixed episode sets: val_<k>shot.pt (made before trials), test_<k>shot.pt (by promotion)
-    tune/              Ray Tune results and checkpoints (RunConfig(storage_path=<exp>, name="tune"))
-    optuna.db          the Optuna study (SQLite)
+    tune/              Ray Tune results and checkpoints (RunConfig(storage_path=<exp>, name="tune")), one
+                       trial_<ray trial id>/ per trial; Tune's JSON/CSV results only, no TensorBoard files
+    optuna.db          the Optuna study (SQLite), named after the experiment directory
     promotion.json     test accuracies of the promoted trials, paired comparisons
     report.md          the last report
-    tensorboard/       per-trial curves, HParams, accuracy-versus-margin figure
+    accuracy_vs_margin.png   the accuracy-versus-margin figure
+    tensorboard/       the only TensorBoard files: per-trial curves, HParams, the same figure
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from sweep.errors import ExperimentError
 from sweep.spec import SweepSpec
 
 TUNE_NAME = "tune"
-STUDY_NAME = "sweep"
+
+
+def trial_dirname(trial_id: str) -> str:
+    """The directory name of a Ray trial inside tune/."""
+    return f"trial_{trial_id}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,14 @@ class Experiment:
     @property
     def tune_dir(self) -> Path:
         return self.root / TUNE_NAME
+
+    def trial_dir(self, trial_id: str) -> Path:
+        return self.tune_dir / trial_dirname(trial_id)
+
+    @property
+    def study_name(self) -> str:
+        """The name a sweep gives its Optuna study: the experiment directory's."""
+        return self.root.name
 
     @property
     def optuna_db(self) -> Path:
@@ -70,6 +84,10 @@ class Experiment:
     @property
     def tensorboard_dir(self) -> Path:
         return self.root / "tensorboard"
+
+    @property
+    def margin_figure(self) -> Path:
+        return self.root / "accuracy_vs_margin.png"
 
     def val_episodes(self, shot: int) -> Path:
         return self.episodes_dir / episode_file_name("val", shot)

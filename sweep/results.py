@@ -33,7 +33,8 @@ class TrialRecord:
     error: str | None = None
 
 
-def _stop_reason(status: str, epochs_run: int, max_epochs: int, trial_dir: Path) -> str:
+def stop_reason_of(status: str, epochs_run: int, max_epochs: int, trial_dir: Path) -> str:
+    """How a trial ended: completed, stopped early (ASHA), diverged, error, or its Tune status while unfinished."""
     if (trial_dir / DIVERGED_MARKER).exists():
         return "diverged"
     if status == "ERROR":
@@ -80,7 +81,7 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
                     **{key: trial.config[key] for key in SEARCHED_PARAMETERS if key in trial.config},
                 },
                 status=trial.status,
-                stop_reason=_stop_reason(trial.status, epochs_run, spec.epochs, trial_dir),
+                stop_reason=stop_reason_of(trial.status, epochs_run, spec.epochs, trial_dir),
                 epochs_run=epochs_run,
                 best=best,
                 best_objective=best.get(spec.objective),

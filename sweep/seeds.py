@@ -40,6 +40,7 @@ def retrain(
     from ray import tune
 
     from clusters.session import ray_session
+    from sweep.tune_loggers import result_loggers
 
     retrainings = [{"trial_id": trial["trial_id"], "params": trial["params"]} for trial in promoted]
     param_space = {
@@ -55,6 +56,7 @@ def retrain(
                 name=SEEDS_NAME,
                 storage_path=str(experiment.root),
                 verbose=1,
+                callbacks=result_loggers(),  # no TensorBoard files of Tune's own under the experiment
                 failure_config=tune.FailureConfig(max_failures=2),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=spec.objective),
             ),

@@ -13,7 +13,7 @@ from clusters.session import alive_nodes, ray_session
 from clusters.storage import check_storage_reachable
 from sweep import space, trainable
 from sweep.errors import ExperimentError, SpecError
-from sweep.experiment import STUDY_NAME, TUNE_NAME, Experiment
+from sweep.experiment import TUNE_NAME, Experiment, trial_dirname
 from sweep.spec import SweepSpec
 
 
@@ -26,26 +26,35 @@ def _check_storage(experiment: Experiment) -> None:
 
 
 def _searcher(spec: SweepSpec, experiment: Experiment) -> Any:
+    """Seeded TPE over the spec's space in the experiment's SQLite study (named after the experiment), each Optuna
+    trial linked to its Ray trial (sweep.searcher)."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
-    return OptunaSearch(
+    from sweep.searcher import LinkedOptunaSearch
+
+    return LinkedOptunaSearch(
         space=space.optuna_space(spec),
         metric=spec.objective,
         mode="max",
         points_to_evaluate=space.first_points(spec) or None,
         sampler=optuna.samplers.TPESampler(seed=spec.seed),
-        study_name=STUDY_NAME,
+        study_name=experiment.study_name,
         storage=optuna.storages.RDBStorage(experiment.optuna_url),
+        experiment_root=str(experiment.root),
+        max_epochs=spec.epochs,
     )
 
 
 def _run_config(spec: SweepSpec, experiment: Experiment) -> Any:
+    """Tune's results and checkpoints under <exp>/tune: JSON and CSV results, no TensorBoard files of Tune's own."""
     from ray import tune
+
+    from sweep.tune_loggers import result_loggers
 
     return tune.RunConfig(
         name=TUNE_NAME,
         storage_path=str(experiment.root),
+        callbacks=result_loggers(),
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=2, checkpoint_score_attribute=spec.objective, checkpoint_score_order="max"
@@ -55,7 +64,7 @@ def _run_config(spec: SweepSpec, experiment: Experiment) -> Any:
 
 
 def _trial_dirname(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
+    return trial_dirname(trial.trial_id)
 
 
 def build_tuner(spec: SweepSpec, experiment: Experiment) -> Any:

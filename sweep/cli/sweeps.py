@@ -77,10 +77,7 @@ def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Pa
         promote.run(experiment, selections_path=selections, address=address)
     result = report.write_all(experiment)
     print(report.render(result, "table"))
-    print(f"Results:     {experiment.root}")
-    print(f"Report:      {experiment.report_file}")
-    print(f"Optuna:      optuna-dashboard {experiment.optuna_url}")
-    print(f"TensorBoard: tensorboard --logdir {experiment.root}")
+    print("\n".join(report.pointer_lines(experiment)))
     return 0
 
 
@@ -117,6 +114,7 @@ def promote_command(args: argparse.Namespace) -> int:
 
     promote.run(experiment, top_k=args.top_k, selections_path=args.selections, address=args.address)
     print(report.render(report.write_all(experiment), "table"))
+    print("\n".join(report.pointer_lines(experiment)))
     return 0
 
 
@@ -131,6 +129,8 @@ def report_command(args: argparse.Namespace) -> int:
         experiments.latest(args.storage) if args.experiment is None else experiments.open_existing(args.experiment)
     )
     print(report.render(report.build(experiment), args.format), end="")
+    if args.format == "table":
+        print("\n" + "\n".join(report.pointer_lines(experiment)))
     return 0
 
 

@@ -1,0 +1,103 @@
+"""The report of a sweep as data: the selected hyperparameters, one row per trial, how each stopped trial ended,
+and the promoted configurations with their test accuracy.
+
+`build(experiment)` reads the experiment (Tune results, promotion.json, the Optuna study); `assemble(...)` makes the
+same report from records already read, which is what the tests and the writers use. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from sweep import optuna_study, selections
+from sweep.experiment import Experiment
+from sweep.report.stops import stop_notes
+from sweep.results import TrialRecord, load_trials
+from sweep.spec import SweepSpec
+from sweep.trial.config import SEARCHED_PARAMETERS
+
+
+@dataclass
+class Report:
+    """Everything a sweep report shows, as plain data and pandas tables."""
+
+    experiment: Experiment
+    spec: SweepSpec
+    records: list[TrialRecord]
+    trials: pd.DataFrame  # one row per trial, best objective first
+    promoted: pd.DataFrame  # one row per promoted trial, by rank
+    selected: list[dict[str, Any]]  # per shot: the selections entry (sweep.selections) this promotion gives
+    stops: list[dict[str, Any]]  # per trial that did not run its full budget: epoch, reason, a sentence
+    optuna_numbers: dict[str, int] = field(default_factory=dict)  # Ray trial id -> Optuna trial number
+
+
+def _trial_row(record: TrialRecord, spec: SweepSpec, optuna_number: int | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial": record.trial_id, "optuna": optuna_number}
+    row.update({name: record.params.get(name) for name in SEARCHED_PARAMETERS})
+    row.update({"epochs": record.epochs_run, "stop": record.stop_reason, "best_epoch": record.best.get("epoch")})
+    for shot in spec.validation.shots:
+        row[f"val_{shot}shot"] = record.best.get(f"val_acc_{shot}shot")
+        row[f"val_ci95_{shot}shot"] = record.best.get(f"val_ci_{shot}shot")
+    row["objective"] = record.best_objective
+    return row
+
+
+def _promoted_rows(promotion: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if promotion is None:
+        return []
+    rows = []
+    for trial in promotion["trials"]:
+        row: dict[str, Any] = {"rank": trial["rank"], "trial": trial["trial_id"], "epoch": trial.get("epoch")}
+        row.update({name: trial["params"].get(name) for name in SEARCHED_PARAMETERS})
+        for shot, test in trial["test"].items():
+            row[f"test_{shot}shot"] = test["mean"]
+            row[f"ci95_{shot}shot"] = test["ci95"]
+        for shot, seeds in trial.get("seeds", {}).items():
+            row[f"seeds_{shot}shot"] = f"{seeds['mean']:.2f} ± {seeds['std']:.2f} (n={seeds['n']})"
+        failed = trial.get("seeds_failed", [])
+        if failed:
+            row["seeds_failed"] = ", ".join(f"seed {run['seed']} {run['reason'].split(':')[0]}" for run in failed)
+        rows.append(row)
+    return rows
+
+
+def assemble(
+    experiment: Experiment,
+    spec: SweepSpec,
+    records: list[TrialRecord],
+    promotion: dict[str, Any] | None,
+    optuna_numbers: dict[str, int] | None = None,
+) -> Report:
+    """The report of `records` (sweep.results) and `promotion` (promotion.json, or None before promotion)."""
+    numbers = optuna_numbers or {}
+    trials = pd.DataFrame([_trial_row(record, spec, numbers.get(record.trial_id)) for record in records])
+    if not trials.empty:
+        trials = trials.sort_values("objective", ascending=False, na_position="last").reset_index(drop=True)
+    selected = selections.entries_from_promotion(spec, promotion) if promotion else []
+    return Report(
+        experiment=experiment,
+        spec=spec,
+        records=records,
+        trials=trials,
+        promoted=pd.DataFrame(_promoted_rows(promotion)),
+        selected=selected,
+        stops=stop_notes(records, spec, experiment),
+        optuna_numbers=numbers,
+    )
+
+
+def _optuna_numbers(experiment: Experiment) -> dict[str, int]:
+    """Optuna trial number of each Ray trial (empty for a study made before trials were linked)."""
+    if not experiment.optuna_db.exists():
+        return {}
+    return {ray_id: trial.number for ray_id, trial in optuna_study.trials_by_ray_id(experiment).items()}
+
+
+def build(experiment: Experiment) -> Report:
+    """The report of an experiment, from its Tune results, promotion file and Optuna study."""
+    spec = experiment.spec()
+    records = load_trials(experiment, spec)
+    return assemble(experiment, spec, records, experiment.promotion(), _optuna_numbers(experiment))

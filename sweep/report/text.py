@@ -1,0 +1,215 @@
+"""The report as text: the answer first (the selected hyperparameters and their test accuracy ± CI), then the trial
+table, how each stopped trial ended, and the promoted configurations. Formats: table (terminal), md, csv, json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from sweep import optuna_study
+from sweep.experiment import Experiment
+from sweep.report.stops import asha_rule
+from sweep.report.tables import Report
+
+PARAMETER_LABELS = {"margin": "m", "scale": "β", "weight_decay": "weight decay"}
+
+
+def format_number(value: Any) -> str:
+    """A table cell: – for missing, 2 significant digits in e-notation below 0.01, 3 decimals below 1, else 2."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 1e-2:
+            return f"{value:.1e}"
+        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
+    return str(value)
+
+
+def _with_ci(mean: Any, ci: Any) -> str:
+    if mean is None or pd.isna(mean):
+        return "–"
+    return f"{mean:.2f}" if ci is None or pd.isna(ci) else f"{mean:.2f} ± {ci:.2f}"
+
+
+def _dropblock(rate: Any, size: Any) -> str:
+    if rate is None or pd.isna(rate) or float(rate) == 0:
+        return "off"
+    return f"{float(rate):.2f} / {int(size)}"
+
+
+def format_params(params: dict[str, Any]) -> str:
+    """m -0.061, β 11.0, weight decay 1.6e-04, DropBlock 0.16 / 2 (rate / block size)."""
+    parts = [f"{PARAMETER_LABELS[name]} {format_number(float(params[name]))}" for name in PARAMETER_LABELS]
+    return ", ".join(parts) + f", DropBlock {_dropblock(params.get('drop_rate'), params.get('dropblock_size'))}"
+
+
+def _title(report: Report) -> str:
+    spec = report.spec
+    return (
+        f"{spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss}, {len(report.records)} trials of up to "
+        f"{spec.epochs} epochs, selected by {spec.objective}"
+    )
+
+
+def answer_lines(report: Report) -> list[str]:
+    """The selected hyperparameters per shot with their test accuracy ± 95% CI (or what to run to get them)."""
+    if report.selected:
+        episodes = report.selected[0]["test_episodes"]
+        lines = [f"Selected hyperparameters (test accuracy on {episodes} fixed test episodes, mean ± 95% CI)"]
+        for entry in report.selected:
+            lines.append(
+                f"  {entry['shot']}-shot: {entry['test_acc']:.2f} ± {entry['test_ci95']:.2f} %   "
+                f"{format_params(entry['params'])}   (trial {entry['trial_id']}, val {entry['val_acc']:.2f} %)"
+            )
+        return lines
+    if report.trials.empty or report.trials["objective"].isna().all():
+        return ["No trial has a validation score yet."]
+    best = report.trials.iloc[0]
+    return [
+        f"Not promoted yet. Best by validation: trial {best['trial']} ({report.spec.objective} "
+        f"{best['objective']:.2f} after {best['epochs']} epochs): {format_params(best.to_dict())}",
+        f"  negmargin sweep promote {report.experiment.root} scores the top {report.spec.promotion.top_k} on the "
+        "test episodes.",
+    ]
+
+
+def _trial_table(report: Report) -> pd.DataFrame:
+    frame = report.trials
+    if frame.empty:
+        return frame
+    shots = report.spec.validation.shots
+    table = pd.DataFrame(
+        {
+            "trial": frame["trial"],
+            "optuna #": [format_number(None if pd.isna(n) else int(n)) for n in frame["optuna"]],
+            "m": frame["margin"].map(format_number),
+            "β": frame["scale"].map(format_number),
+            "weight decay": frame["weight_decay"].map(format_number),
+            "DropBlock": [_dropblock(r, s) for r, s in zip(frame["drop_rate"], frame["dropblock_size"])],
+            "epochs": frame["epochs"],
+            "stop": frame["stop"],
+            "best epoch": frame["best_epoch"].map(lambda e: format_number(None if pd.isna(e) else int(e))),
+        }
+    )
+    for shot in shots:
+        table[f"val {shot}-shot"] = [
+            _with_ci(m, c) for m, c in zip(frame[f"val_{shot}shot"], frame[f"val_ci95_{shot}shot"])
+        ]
+    if len(shots) > 1:
+        table[report.spec.objective] = frame["objective"].map(format_number)
+    return table
+
+
+def _promoted_table(report: Report) -> pd.DataFrame:
+    frame = report.promoted
+    if frame.empty:
+        return frame
+    table = pd.DataFrame(
+        {
+            "rank": frame["rank"],
+            "trial": frame["trial"],
+            "m": frame["margin"].map(format_number),
+            "β": frame["scale"].map(format_number),
+            "weight decay": frame["weight_decay"].map(format_number),
+            "DropBlock": [_dropblock(r, s) for r, s in zip(frame["drop_rate"], frame["dropblock_size"])],
+            "checkpoint epoch": frame["epoch"],
+        }
+    )
+    for shot in report.spec.promotion.shots:
+        if f"test_{shot}shot" in frame:
+            table[f"test {shot}-shot"] = [
+                _with_ci(m, c) for m, c in zip(frame[f"test_{shot}shot"], frame[f"ci95_{shot}shot"])
+            ]
+    for column in frame.columns:
+        if column.startswith(("seeds_", "seeds_failed")):
+            table[column.replace("_", " ")] = frame[column].fillna("–")
+    return table
+
+
+def stop_lines(report: Report) -> list[str]:
+    """One line per trial that did not run the whole budget: at which epoch it stopped and why."""
+    return [f"  {stop['trial']}: {stop['note']}" for stop in report.stops]
+
+
+def pointers(experiment: Experiment) -> list[tuple[str, str, str]]:
+    """Where to look further, as (what, path or command, note): the directory, report.md, the figure, TensorBoard,
+    optuna-dashboard and the study it opens."""
+    return [
+        ("Results", str(experiment.root), ""),
+        ("Report", str(experiment.report_file), ""),
+        ("Figure", str(experiment.margin_figure), "also in TensorBoard's Images tab"),
+        ("TensorBoard", f"tensorboard --logdir {experiment.root}", ""),
+        ("Optuna", optuna_study.dashboard_command(experiment), f"study {optuna_study.study_name(experiment)}"),
+    ]
+
+
+def pointer_lines(experiment: Experiment) -> list[str]:
+    """`pointers` as aligned terminal lines."""
+    return [f"{what + ':':<13}{where}" + (f"   ({note})" if note else "") for what, where, note in pointers(experiment)]
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_none_\n"
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(format_number(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def _terminal_table(frame: pd.DataFrame, empty: str) -> str:
+    return frame.to_string(index=False) if not frame.empty else empty
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records")) if not frame.empty else []
+
+
+def render(report: Report, fmt: str = "table") -> str:
+    """The report as text: a terminal table, Markdown, CSV or JSON."""
+    if fmt == "json":
+        return json.dumps(
+            {
+                "experiment": str(report.experiment.root),
+                "study": optuna_study.study_name(report.experiment),
+                "selected": report.selected,
+                "trials": _records(report.trials),
+                "stops": report.stops,
+                "promoted": _records(report.promoted),
+            },
+            indent=2,
+            default=str,
+        )
+    if fmt == "csv":
+        trials = report.trials.assign(table="trials")
+        promoted = report.promoted.assign(table="promoted")
+        return pd.concat([trials, promoted], ignore_index=True).to_csv(index=False)
+    not_promoted = f"(not promoted yet: negmargin sweep promote {report.experiment.root})"
+    stops = stop_lines(report) or ["  (none: every trial ran its full budget)"]
+    if fmt == "md":
+        where = "\n".join(
+            f"- {what}: `{place}`" + (f" ({note})" if note else "") for what, place, note in pointers(report.experiment)
+        )
+        return (
+            f"# {_title(report)}\n\n"
+            + "\n".join(line.strip() if i == 0 else f"- {line.strip()}" for i, line in enumerate(answer_lines(report)))
+            + f"\n\n## Trials\n\n{_markdown_table(_trial_table(report))}\n"
+            + f"## Trials that stopped before epoch {report.spec.epochs}\n\n{asha_rule(report.spec)}.\n\n"
+            + "\n".join(f"- {line.strip()}" for line in stops)
+            + "\n\n## Promoted (test accuracy %, mean ± 95% CI)\n\n"
+            + (_markdown_table(_promoted_table(report)) if not report.promoted.empty else f"{not_promoted}\n")
+            + f"\n## Where to look\n\n{where}\n"
+        )
+    return (
+        f"{_title(report)}\n{report.experiment.root}\n\n"
+        + "\n".join(answer_lines(report))
+        + f"\n\nTrials (best {report.spec.objective} first; val accuracy % at the best epoch ± 95% CI)\n"
+        + _terminal_table(_trial_table(report), "(no trials)")
+        + f"\n\nTrials that stopped before epoch {report.spec.epochs} ({asha_rule(report.spec)})\n"
+        + "\n".join(stops)
+        + "\n\nPromoted (test accuracy %, mean ± 95% CI)\n"
+        + _terminal_table(_promoted_table(report), not_promoted)
+        + "\n"
+    )
