@@ -112,7 +112,10 @@ def render(report: Report, fmt: str = "table") -> str:
         promoted = report.promoted.assign(table="promoted")
         return pd.concat([trials, promoted], ignore_index=True).to_csv(index=False)
     spec = report.spec
-    title = f"{spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss} — objective {spec.objective}"
+    title = (
+        f"{spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss} — objective {spec.objective}, "
+        f"checkpoints selected on {spec.selection}"
+    )
     if fmt == "md":
         return (
             f"# {title}\n\nExperiment: `{report.experiment.root}`\n\n## Trials\n\n{_markdown(report.trials)}\n"

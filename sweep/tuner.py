@@ -48,7 +48,7 @@ def _run_config(spec: SweepSpec, experiment: Experiment) -> Any:
         storage_path=str(experiment.root),
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2, checkpoint_score_attribute=spec.objective, checkpoint_score_order="max"
+            num_to_keep=2, checkpoint_score_attribute=spec.selection, checkpoint_score_order="max"
         ),
         verbose=1,
     )
