@@ -10,8 +10,9 @@ the valid block positions of every (sample, channel) map, grows each seed into a
   whole batch tensor (row-major) and pairs the seed list repeated bs² times with the bs² offsets repeated n times,
   row by row, so seed t only gets the offsets k ≡ t (mod g), g = gcd(n, bs²), k = bs·di + dj, plus its own cell
   (i + (bs − 1) // 2, j + (bs − 1) // 2). When g = 1 that is the full square and both masks agree; otherwise the
-  blocks are incomplete and about 0.78 (bs 3) / 0.85 (bs 5) of the nominal area is dropped on average. Counting the
-  seeds needs one host sync per forward (`nonzero`), as the published code.
+  blocks are incomplete: on average 0.79× (bs 3) / 0.84× (bs 5) of what the exact mask drops, measured by
+  benchmarks/dropblock_mask.py (benchmarks/RESULTS.md). Counting the seeds needs one host sync per forward
+  (`nonzero`), as the published code.
 
 Both draw the same seeds from the same random stream. Extension for small inputs: the block size is clipped to the
 feature map (as timm does), so 32x32 inputs work.

@@ -48,11 +48,6 @@ class StartingPoint:
         """Whether the values appear in the authors' scripts or paper (an "ours" point does not)."""
         return self.origin != "ours"
 
-    def describe(self) -> str:
-        """One line: the values, the origin and the reference."""
-        values = ", ".join(f"{key} {value:g}" for key, value in self.params.items())
-        return f"{values}: {ORIGIN_LABELS[self.origin]}, {self.reference}"
-
 
 _NEG_COSINE_SCALE = 30.0  # lib/config.py metric_params.scale_factor
 _NO_DROPBLOCK = {"drop_rate": 0.0, "dropblock_size": 5}  # lib/config.py train.drop_rate / train.dropblock_size

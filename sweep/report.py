@@ -16,6 +16,7 @@ import pandas as pd
 
 from data.atomic import write_text_atomically
 from sweep.experiment import Experiment
+from sweep.first_points import FirstPoint, plan_first_points
 from sweep.results import TrialRecord, load_trials
 from sweep.spec import SweepSpec
 from sweep.trial.config import SEARCHED_PARAMETERS
@@ -32,8 +33,23 @@ class Report:
     records: list[TrialRecord]
 
 
-def _trial_row(record: TrialRecord, spec: SweepSpec) -> dict[str, Any]:
-    row: dict[str, Any] = {"trial": record.trial_id}
+# The `start` column: where a trial's point came from when it was one of the first points (sweep.space).
+START_LEGEND = (
+    "start: script = the authors' run script, paper = a value of the paper, ours = our own starting point "
+    "(not published), spec = the spec's points_to_evaluate; none (–) = sampled by Optuna"
+)
+
+
+def _start(record: TrialRecord, first: list[FirstPoint]) -> str | None:
+    """The origin of the first point `record` ran, or None for a sampled point."""
+    for point in first:
+        if all(record.params.get(key) == value for key, value in point.params.items()):
+            return point.origin
+    return None
+
+
+def _trial_row(record: TrialRecord, spec: SweepSpec, first: list[FirstPoint]) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial": record.trial_id, "start": _start(record, first)}
     row.update({name: record.params.get(name) for name in SEARCHED_PARAMETERS})
     row.update({"epochs": record.epochs_run, "stop": record.stop_reason, "best_epoch": record.best.get("epoch")})
     for shot in spec.validation.shots:
@@ -65,7 +81,8 @@ def build(experiment: Experiment) -> Report:
     """The report tables of an experiment, from its Tune results and promotion file."""
     spec = experiment.spec()
     records = load_trials(experiment, spec)
-    trials = pd.DataFrame([_trial_row(record, spec) for record in records])
+    first, _ = plan_first_points(spec)
+    trials = pd.DataFrame([_trial_row(record, spec, first) for record in records])
     if not trials.empty:
         trials = trials.sort_values("objective", ascending=False, na_position="last").reset_index(drop=True)
     return Report(experiment, spec, trials, pd.DataFrame(_promoted_rows(experiment.promotion())), records)
@@ -119,6 +136,7 @@ def render(report: Report, fmt: str = "table") -> str:
     if fmt == "md":
         return (
             f"# {title}\n\nExperiment: `{report.experiment.root}`\n\n## Trials\n\n{_markdown(report.trials)}\n"
+            f"{START_LEGEND}.\n\n"
             f"## Promoted (test, mean ± 95% CI)\n\n{_markdown(report.promoted)}"
         )
     trials = report.trials.map(_format_cell).to_string(index=False) if not report.trials.empty else "(no trials)"
@@ -128,7 +146,7 @@ def render(report: Report, fmt: str = "table") -> str:
         else "(not promoted yet: negmargin sweep promote EXP)"
     )
     return (
-        f"{title}\n{report.experiment.root}\n\nTrials\n{trials}\n\n"
+        f"{title}\n{report.experiment.root}\n\nTrials\n{trials}\n{START_LEGEND}\n\n"
         f"Promoted (test accuracy %, mean and 95% CI half-width)\n{promoted}\n"
     )
 

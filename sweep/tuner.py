@@ -1,8 +1,10 @@
 """Ray Tune + Optuna: run the trials of a sweep across a Ray cluster, and resume an interrupted sweep.
 
 Each trial is `sweep.trial.run` with a reporter that calls `ray.tune.report(metrics, checkpoint=…)`; Optuna's TPE
-sampler (seeded, stored in `<experiment>/optuna.db`) proposes the points, starting from the published configuration;
-ASHA (time_attr = epoch) stops weak trials early; a trial that fails is retried from its last checkpoint.
+sampler (seeded, stored in `<experiment>/optuna.db`) proposes the points after the first points (sweep.first_points:
+the setting's starting points of sweep.published, then the spec's own); Tune keeps checkpoints by the spec's
+selection metric; ASHA (time_attr = epoch) stops weak trials early; a trial that fails is retried from its last
+checkpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from clusters.storage import check_storage_reachable
 from sweep import space, trainable
 from sweep.errors import ExperimentError, SpecError
 from sweep.experiment import STUDY_NAME, TUNE_NAME, Experiment
+from sweep.first_points import first_points
 from sweep.spec import SweepSpec
 
 
@@ -33,7 +36,7 @@ def _searcher(spec: SweepSpec, experiment: Experiment) -> Any:
         space=space.optuna_space(spec),
         metric=spec.objective,
         mode="max",
-        points_to_evaluate=space.first_points(spec) or None,
+        points_to_evaluate=first_points(spec) or None,
         sampler=optuna.samplers.TPESampler(seed=spec.seed),
         study_name=STUDY_NAME,
         storage=optuna.storages.RDBStorage(experiment.optuna_url),
