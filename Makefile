@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/episode_eval.py
 	$(PY) benchmarks/data_pipeline.py
 	$(PY) benchmarks/trial_throughput.py
+	$(PY) benchmarks/dropblock_mask.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's GPU benchmarks in one call, on a machine with PyTorch but without network, Ray or our package
-# installed (PYTHONPATH = the repository root). Finishes in under 8 minutes; prints a summary table last.
+# installed (PYTHONPATH = the repository root). Finishes in under 9 minutes; prints a summary table last.
 #
-#   benchmarks/gpu_check.sh            # on a GPU: episode_eval, data_pipeline, trial_throughput at full settings
+#   benchmarks/gpu_check.sh            # on a GPU: episode_eval, data_pipeline, trial_throughput, dropblock_mask
 #   QUICK=1 benchmarks/gpu_check.sh    # smoke test on CPU with tiny settings (a minute or two)
 #
 # Environment: PYTHON (default: python3), LOG_DIR (default: $OUT if set, else a temporary folder) for the logs and
@@ -26,14 +26,16 @@ if [[ "$QUICK" == 1 ]]; then
     PIPELINE_ARGS=(--device cpu --images 96 --classes 4 --image-size 32 --batch-size 32 --epochs 2 --workers 2)
     TRIAL_ARGS=(--device cpu --backbone conv4 --image-size 32 --batch-size 16 --steps 2 --warmup 1 --workers 2
                 --threads 2 --images 64)
-    BUDGET=(120 120 180)
+    DROPBLOCK_ARGS=(--device cpu --draws 3 --batch 16)
+    BUDGET=(120 120 180 60)
 else
     DEVICE=cuda
     EPISODE_ARGS=(--device cuda)
     PIPELINE_ARGS=(--device cuda --workers "$WORKERS")
     TRIAL_ARGS=(--device cuda --backbone resnet12 --image-size 84 --batch-size 256 --steps 40 --warmup 10
                 --workers "$WORKERS")
-    BUDGET=(150 120 180)  # seconds per benchmark: 450 s in all, plus start-up
+    DROPBLOCK_ARGS=(--device cuda --draws 100)
+    BUDGET=(150 120 180 45)  # seconds per benchmark: 495 s in all, plus start-up
 fi
 
 echo "== negmargin gpu_check: device=$DEVICE quick=$QUICK logs=$LOG_DIR"
@@ -56,11 +58,12 @@ if [[ "$DEVICE" == cuda ]] && ! "$PYTHON" -c "import torch, sys; sys.exit(0 if t
     exit 2
 fi
 
-NAMES=(episode_eval data_pipeline trial_throughput)
+NAMES=(episode_eval data_pipeline trial_throughput dropblock_mask)
 COMMANDS=(
     "benchmarks/episode_eval.py ${EPISODE_ARGS[*]}"
     "benchmarks/data_pipeline.py ${PIPELINE_ARGS[*]}"
     "benchmarks/trial_throughput.py ${TRIAL_ARGS[*]} --json $LOG_DIR/trial_throughput.json"
+    "benchmarks/dropblock_mask.py ${DROPBLOCK_ARGS[*]}"
 )
 STATUS=()
 SECONDS_TAKEN=()

@@ -15,6 +15,9 @@ Similarity = Literal["dot", "cosine"]
 MarginRule = Literal["none", "non-positive", "any"]
 
 BACKBONES = ("conv4", "resnet12", "resnet18", "wrn28_10")
+# How DropBlock grows blocks from its seeds (models/dropblock.py, docs/protocol.md D9): the authors' construction,
+# or the full squares of DropBlock's definition.
+DROPBLOCK_MASKS = ("published", "exact")
 
 
 @dataclass(frozen=True)

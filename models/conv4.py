@@ -8,7 +8,7 @@ exactly the published one (same parameters, same outputs).
 import torch
 from torch import nn
 
-from models.dropblock import DropBlock2d
+from models.dropblock import DropBlock2d, DropBlockMask
 from models.layers import init_published
 from models.registry import register_backbone
 
@@ -35,13 +35,14 @@ class Conv4(nn.Module):
         drop_rate: float = 0.0,
         dropblock_size: int = 5,
         dropblock_ramp_iters: int = 40_000,
+        dropblock_mask: DropBlockMask = "exact",
     ) -> None:
         super().__init__()
         blocks = []
         for index in range(4):
             block = conv_block(3 if index == 0 else width, width)
             if index in DROPBLOCK_BLOCKS:
-                block.append(DropBlock2d(drop_rate, dropblock_size, dropblock_ramp_iters))
+                block.append(DropBlock2d(drop_rate, dropblock_size, dropblock_ramp_iters, dropblock_mask))
             blocks.append(block)
         self.trunk = nn.Sequential(*blocks)
         self.out_dim = width * (default_size // 16) ** 2
@@ -53,6 +54,17 @@ class Conv4(nn.Module):
 
 
 @register_backbone
-def conv4(*, drop_rate: float = 0.0, dropblock_size: int = 5, dropblock_ramp_iters: int = 40_000) -> Conv4:
+def conv4(
+    *,
+    drop_rate: float = 0.0,
+    dropblock_size: int = 5,
+    dropblock_ramp_iters: int = 40_000,
+    dropblock_mask: DropBlockMask = "exact",
+) -> Conv4:
     """Conv-4 (84 -> 1600); optional DropBlock after blocks 3–4 (off at the default rate 0, as published)."""
-    return Conv4(drop_rate=drop_rate, dropblock_size=dropblock_size, dropblock_ramp_iters=dropblock_ramp_iters)
+    return Conv4(
+        drop_rate=drop_rate,
+        dropblock_size=dropblock_size,
+        dropblock_ramp_iters=dropblock_ramp_iters,
+        dropblock_mask=dropblock_mask,
+    )

@@ -2,6 +2,10 @@
 
 Sign convention of the paper: logits = β · (s(z, W) − m · onehot(y)); a positive m is CosFace (large margin), a
 negative m is the method. The margin is applied only when labels are given (training), β always.
+
+Every head computes in float32 whatever the caller's precision: autocast is disabled inside `forward` and the
+features and weights are cast to float32, so the margins of −0.01 and −0.005 the published settings use are not
+rounded by bf16 (docs/protocol.md D1). The logits are float32 [B, C].
 """
 
 import math
@@ -12,6 +16,11 @@ from torch import nn
 
 from models.catalog import LOSS_NAMES, LOSSES, Similarity
 from models.errors import ModelConfigError
+
+
+def float32_compute(features: torch.Tensor) -> torch.autocast:
+    """A context in which autocast is off on the features' device: what runs inside it keeps its dtype."""
+    return torch.autocast(features.device.type, enabled=False)
 
 
 class MarginHead(nn.Module):
@@ -39,18 +48,20 @@ class MarginHead(nn.Module):
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def similarities(self, features: torch.Tensor) -> torch.Tensor:
-        """features [B, D] -> s(z, W) [B, C] without scale or margin."""
-        if self.similarity == "cosine":
-            return F.linear(F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1))
-        return F.linear(features, self.weight)
+        """features [B, D] -> s(z, W) float32 [B, C] without scale or margin."""
+        with float32_compute(features):
+            features, weight = features.float(), self.weight.float()
+            if self.similarity == "cosine":
+                return F.linear(F.normalize(features, dim=-1), F.normalize(weight, dim=-1))
+            return F.linear(features, weight)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """features [B, D], labels [B] | None -> logits [B, C]; margin only when labels are given."""
-        logits = self.similarities(features)
-        if labels is not None and self.margin != 0.0:
-            margin = F.one_hot(labels, logits.shape[-1]).to(logits.dtype) * self.margin
-            logits = logits - margin
-        return logits * self.scale
+        """features [B, D], labels [B] | None -> logits float32 [B, C]; margin only when labels are given."""
+        with float32_compute(features):
+            logits = self.similarities(features)
+            if labels is not None and self.margin != 0.0:
+                logits = logits - self.margin * F.one_hot(labels, logits.shape[-1]).to(torch.float32)
+            return logits * self.scale
 
     def extra_repr(self) -> str:
         """Summary shown by print(module)."""
@@ -65,8 +76,9 @@ class SoftmaxHead(nn.Linear):
         super().__init__(in_dim, num_classes, bias=True)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """features [B, D], labels [B] | None (ignored) -> logits [B, C]."""
-        return super().forward(features)
+        """features [B, D], labels [B] | None (ignored) -> logits float32 [B, C]."""
+        with float32_compute(features):
+            return F.linear(features.float(), self.weight.float(), self.bias.float())
 
 
 def head_similarity(loss: str) -> Similarity:

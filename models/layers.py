@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from models.dropblock import DropBlock2d
+from models.dropblock import DropBlock2d, DropBlockMask
 
 
 def init_published(module: nn.Module) -> None:
@@ -15,11 +15,13 @@ def init_published(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def block_regularizer(drop_rate: float, use_dropblock: bool, block_size: int, ramp_iters: int) -> nn.Module:
+def block_regularizer(
+    drop_rate: float, use_dropblock: bool, block_size: int, ramp_iters: int, mask: DropBlockMask = "exact"
+) -> nn.Module:
     """DropBlock2d for DropBlock blocks, otherwise plain dropout at `drop_rate` (as the published ResNets).
 
     DropBlock2d is built even at rate 0 so that the state_dict keys do not depend on the drop rate.
     """
     if use_dropblock:
-        return DropBlock2d(drop_rate, block_size, ramp_iters)
+        return DropBlock2d(drop_rate, block_size, ramp_iters, mask)
     return nn.Dropout(drop_rate)

@@ -41,14 +41,26 @@ def list_backbones() -> list[str]:
 
 
 def build_backbone(
-    name: str, *, drop_rate: float = 0.0, dropblock_size: int = 5, dropblock_ramp_iters: int = 40_000, **kwargs
+    name: str,
+    *,
+    drop_rate: float = 0.0,
+    dropblock_size: int = 5,
+    dropblock_ramp_iters: int = 40_000,
+    dropblock_mask: str = "exact",
+    **kwargs,
 ) -> nn.Module:
-    """Build backbone `name`: forward(x [B, 3, H, W]) -> features [B, out_dim]."""
+    """Build backbone `name`: forward(x [B, 3, H, W]) -> features [B, out_dim]. `dropblock_mask`: "exact" or
+    "published" (models/dropblock.py)."""
     if name not in _registered():
         raise ModelConfigError(f"unknown backbone {name!r}; known backbones: {', '.join(list_backbones())}")
-    check_dropblock_args(drop_rate, dropblock_size, dropblock_ramp_iters)
+    check_dropblock_args(drop_rate, dropblock_size, dropblock_ramp_iters, dropblock_mask)
     factory = _BACKBONES[name]
-    options = dict(drop_rate=drop_rate, dropblock_size=dropblock_size, dropblock_ramp_iters=dropblock_ramp_iters)
+    options = dict(
+        drop_rate=drop_rate,
+        dropblock_size=dropblock_size,
+        dropblock_ramp_iters=dropblock_ramp_iters,
+        dropblock_mask=dropblock_mask,
+    )
     options.update(kwargs)
     accepted = inspect.signature(factory).parameters
     unknown = sorted(set(options) - set(accepted))

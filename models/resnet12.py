@@ -9,6 +9,7 @@ Global average pooling (the published AvgPool2d(5) on the 5x5 map at 84 px) give
 import torch
 from torch import nn
 
+from models.dropblock import DropBlockMask
 from models.layers import block_regularizer, init_published
 from models.registry import register_backbone
 
@@ -47,11 +48,17 @@ class ResNet12Block(nn.Module):
 class ResNet12(nn.Module):
     """ResNet-12: [B, 3, H, W] -> [B, 640] (H, W >= 16)."""
 
-    def __init__(self, drop_rate: float = 0.0, dropblock_size: int = 5, dropblock_ramp_iters: int = 40_000) -> None:
+    def __init__(
+        self,
+        drop_rate: float = 0.0,
+        dropblock_size: int = 5,
+        dropblock_ramp_iters: int = 40_000,
+        dropblock_mask: DropBlockMask = "exact",
+    ) -> None:
         super().__init__()
         blocks = []
         for i, (cin, cout) in enumerate(zip((3, *WIDTHS[:-1]), WIDTHS)):
-            reg = block_regularizer(drop_rate, i >= 2, dropblock_size, dropblock_ramp_iters)
+            reg = block_regularizer(drop_rate, i >= 2, dropblock_size, dropblock_ramp_iters, dropblock_mask)
             blocks.append(ResNet12Block(cin, cout, reg))
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -64,6 +71,12 @@ class ResNet12(nn.Module):
 
 
 @register_backbone
-def resnet12(*, drop_rate: float = 0.0, dropblock_size: int = 5, dropblock_ramp_iters: int = 40_000) -> ResNet12:
+def resnet12(
+    *,
+    drop_rate: float = 0.0,
+    dropblock_size: int = 5,
+    dropblock_ramp_iters: int = 40_000,
+    dropblock_mask: DropBlockMask = "exact",
+) -> ResNet12:
     """ResNet-12 (84 -> 640), DropBlock in blocks 3-4."""
-    return ResNet12(drop_rate, dropblock_size, dropblock_ramp_iters)
+    return ResNet12(drop_rate, dropblock_size, dropblock_ramp_iters, dropblock_mask)

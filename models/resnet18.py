@@ -9,6 +9,7 @@ code does. Global average pooling equals the published AvgPool2d(7) at 224 px an
 import torch
 from torch import nn
 
+from models.dropblock import DropBlockMask
 from models.layers import block_regularizer, init_published
 from models.registry import register_backbone
 
@@ -45,7 +46,13 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     """ResNet-18: [B, 3, H, W] -> [B, 512] (H, W >= 32 keeps a non-empty final map)."""
 
-    def __init__(self, drop_rate: float = 0.0, dropblock_size: int = 5, dropblock_ramp_iters: int = 40_000) -> None:
+    def __init__(
+        self,
+        drop_rate: float = 0.0,
+        dropblock_size: int = 5,
+        dropblock_ramp_iters: int = 40_000,
+        dropblock_mask: DropBlockMask = "exact",
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, WIDTHS[0], kernel_size=7, stride=2, padding=3, bias=False),
@@ -58,7 +65,7 @@ class ResNet18(nn.Module):
             stride = 1 if i == 0 else 2
             blocks = []
             for b_in, b_stride in ((cin, stride), (cout, 1)):
-                reg = block_regularizer(drop_rate, i >= 2, dropblock_size, dropblock_ramp_iters)
+                reg = block_regularizer(drop_rate, i >= 2, dropblock_size, dropblock_ramp_iters, dropblock_mask)
                 blocks.append(BasicBlock(b_in, cout, b_stride, reg))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
@@ -72,6 +79,12 @@ class ResNet18(nn.Module):
 
 
 @register_backbone
-def resnet18(*, drop_rate: float = 0.0, dropblock_size: int = 5, dropblock_ramp_iters: int = 40_000) -> ResNet18:
+def resnet18(
+    *,
+    drop_rate: float = 0.0,
+    dropblock_size: int = 5,
+    dropblock_ramp_iters: int = 40_000,
+    dropblock_mask: DropBlockMask = "exact",
+) -> ResNet18:
     """ResNet-18 (224 -> 512), DropBlock in stages 3-4."""
-    return ResNet18(drop_rate, dropblock_size, dropblock_ramp_iters)
+    return ResNet18(drop_rate, dropblock_size, dropblock_ramp_iters, dropblock_mask)

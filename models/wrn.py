@@ -62,6 +62,12 @@ class WideResNet(nn.Module):
 
 
 @register_backbone
-def wrn28_10(*, drop_rate: float = 0.0, dropblock_size: int = 5, dropblock_ramp_iters: int = 40_000) -> WideResNet:
+def wrn28_10(
+    *,
+    drop_rate: float = 0.0,
+    dropblock_size: int = 5,
+    dropblock_ramp_iters: int = 40_000,
+    dropblock_mask: str = "exact",
+) -> WideResNet:
     """WRN-28-10 (80 -> 640) with plain dropout at `drop_rate`; DropBlock options are ignored."""
     return WideResNet(28, 10, drop_rate)

@@ -1,5 +1,8 @@
 """Promotion: the top-k trials by validation → their best checkpoints → the fixed 600-episode test set.
 
+Trials are ranked by the objective at their best checkpoint, which the spec's selection metric picks
+(`SweepSpec.selection`: 5-shot validation in the paper's presets, as the published code; sweep/results.py).
+
 This module is the only place that reads the test ("novel") split: `data.load_split(..., allow_test=True)`.
 Every promoted configuration is scored on the same saved test episodes with the same fine-tuning seed, so the
 paired comparisons between them are exact.
@@ -151,6 +154,7 @@ def run(
     promotion = {
         "experiment": str(experiment.root),
         "objective": spec.objective,
+        "selection_metric": spec.selection,
         "shots": spec.promotion.shots,
         "test_episodes": {str(shot): str(experiment.test_episodes(shot)) for shot in spec.promotion.shots},
         "trials": results,

@@ -19,7 +19,11 @@ from sweep.trial.config import SEARCHED_PARAMETERS
 
 @dataclass
 class TrialRecord:
-    """One trial of a sweep: its parameters, history, how it ended and its best checkpoint."""
+    """One trial of a sweep: its parameters, history, how it ended and its best checkpoint.
+
+    `best` is the validation report the spec's selection metric (`SweepSpec.selection`) ranks first (the earliest of
+    equal ones, as the published strict >), `best_checkpoint` its checkpoint, `best_objective` the objective there.
+    """
 
     trial_id: str
     params: dict[str, Any]
@@ -48,6 +52,27 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _with_metric(history: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`history` with column `name` (an objective name) computed from each row's per-shot accuracies."""
+    return history.assign(**{name: [objective_value(row, name) for row in history.to_dict("records")]})
+
+
+def _best_row(history: pd.DataFrame, selection: str) -> dict[str, Any]:
+    """The first report with the highest finite `selection` value, or {} when none has one."""
+    if selection not in history:
+        return {}
+    scored = history[history[selection].map(_finite)]
+    return scored.loc[scored[selection].idxmax()].to_dict() if not scored.empty else {}
+
+
+def _checkpoint_of(analysis: Any, trial: Any, best: dict[str, Any], selection: str) -> Any:
+    """The kept checkpoint reported with `best` (same epoch); Tune's best by `selection` if that one is gone."""
+    for result in trial.run_metadata.checkpoint_manager.best_checkpoint_results:
+        if result.metrics.get("epoch") == best.get("epoch"):
+            return result.checkpoint
+    return analysis.get_best_checkpoint(trial, metric=selection, mode="max")
+
+
 def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[TrialRecord]:
     """Every trial of the experiment, in the order they were created."""
     spec = spec or experiment.spec()
@@ -65,13 +90,11 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
     for trial in analysis.trials:
         history = analysis.trial_dataframes.get(trial.trial_id, pd.DataFrame())
         if not history.empty:
-            history = history.assign(
-                **{spec.objective: [objective_value(row, spec.objective) for row in history.to_dict("records")]}
-            )
+            history = _with_metric(_with_metric(history, spec.objective), spec.selection)
         epochs_run = int(history["epoch"].max()) if "epoch" in history else 0
-        scored = history[history[spec.objective].map(_finite)] if spec.objective in history else history.iloc[0:0]
-        best = scored.loc[scored[spec.objective].idxmax()].to_dict() if not scored.empty else {}
-        checkpoint = analysis.get_best_checkpoint(trial, metric=spec.objective, mode="max") if best else None
+        best = _best_row(history, spec.selection)
+        checkpoint = _checkpoint_of(analysis, trial, best, spec.selection) if best else None
+        objective = best.get(spec.objective)
         trial_dir = Path(trial.storage.trial_fs_path)
         records.append(
             TrialRecord(
@@ -84,7 +107,7 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
                 stop_reason=stop_reason_of(trial.status, epochs_run, spec.epochs, trial_dir),
                 epochs_run=epochs_run,
                 best=best,
-                best_objective=best.get(spec.objective),
+                best_objective=objective if _finite(objective) else None,
                 best_checkpoint=Path(checkpoint.path) if checkpoint is not None else None,
                 history=history,
                 error=str(trial_dir / trial.run_metadata.error_filename) if trial.run_metadata.error_filename else None,

@@ -58,7 +58,9 @@ def retrain(
                 verbose=1,
                 callbacks=result_loggers(),  # no TensorBoard files of Tune's own under the experiment
                 failure_config=tune.FailureConfig(max_failures=2),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=spec.objective),
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=1, checkpoint_score_attribute=spec.selection, checkpoint_score_order="max"
+                ),
             ),
         )
         results = tuner.fit()
@@ -72,7 +74,7 @@ def _seed_run(result: Any, spec: SweepSpec) -> SeedRun:
     marker = Path(result.path) / DIVERGED_MARKER
     if marker.exists():
         return SeedRun(trial_id, seed, None, f"diverged: {marker.read_text().strip()}")
-    best = result.get_best_checkpoint(spec.objective, "max")
+    best = result.get_best_checkpoint(spec.selection, "max")
     if best is None:
         reason = str(result.error).strip().splitlines()[0] if result.error else "no validation report"
         return SeedRun(trial_id, seed, None, f"error: {reason}")

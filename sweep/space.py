@@ -1,7 +1,8 @@
 """From a sweep spec to what Optuna searches and what each trial runs.
 
-`optuna_space(spec)` gives the distributions OptunaSearch samples; `trial_config(spec, params, experiment)` turns
-one sampled point into the `sweep.trial.config.TrialConfig` dictionary of that trial.
+`optuna_space(spec)` gives the distributions OptunaSearch samples, `first_points(spec)` (sweep.first_points) the
+points it tries first; `trial_config(spec, params, experiment)` turns one sampled point into the
+`sweep.trial.config.TrialConfig` dictionary of that trial.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import optuna.distributions as od
 
 from models.catalog import trained_loss
 from sweep.experiment import Experiment
-from sweep.published import published_points
 from sweep.spec import ParameterSpace, SweepSpec
 from sweep.trial.config import SEARCHED_PARAMETERS
 
@@ -30,21 +30,6 @@ def _distribution(space: ParameterSpace) -> od.BaseDistribution:
 def optuna_space(spec: SweepSpec) -> dict[str, od.BaseDistribution]:
     """The Optuna distributions of the searched parameters (fixed ones are not searched)."""
     return {name: _distribution(space) for name, space in spec.searched().items()}
-
-
-def first_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Points Optuna tries first: the published configuration(s) for this setting, then the spec's own.
-
-    Values that lie outside the spec's space, or are fixed by it, are dropped (the sampler fills them in).
-    """
-    searched = spec.searched()
-    points = []
-    published = published_points(spec.dataset.name, spec.backbone, spec.loss, spec.validation.shots)
-    for point in published + spec.points_to_evaluate:
-        kept = {key: value for key, value in point.items() if key in searched and searched[key].contains(value)}
-        if kept and kept not in points:
-            points.append(kept)
-    return points
 
 
 def trial_config(

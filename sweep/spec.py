@@ -191,15 +191,28 @@ class SweepSpec(TrialSettings):
             raise ValueError("search.margin: the plain softmax baseline has no margin; fix it at 0")
         if self.loss == "neg-softmax" and high > 0:
             raise ValueError("search.margin: neg-softmax takes m <= 0 (a positive margin needs a cosine head)")
+        searched = [name for name in SEARCHED_PARAMETERS if getattr(self.search, name).kind != "fixed"]
         for index, point in enumerate(self.points_to_evaluate):
             for key, value in point.items():
                 if key not in SEARCHED_PARAMETERS:
                     raise ValueError(f"points_to_evaluate[{index}]: unknown parameter {key!r}")
                 if not getattr(self.search, key).contains(value):
                     raise ValueError(f"points_to_evaluate[{index}].{key}: {value} lies outside the search space")
+            missing = [name for name in searched if name not in point]
+            if missing:
+                raise ValueError(
+                    f"points_to_evaluate[{index}]: no value for searched parameter(s) {', '.join(missing)} "
+                    "(a first point gives every searched parameter)"
+                )
         if self.resources.gpu == 0 and self.device.startswith("cuda"):
             raise ValueError(f"device: {self.device} needs resources.gpu > 0")
         return self
+
+    @property
+    def selection(self) -> str:
+        """The val accuracy that picks each trial's best checkpoint (Tune's checkpoint score, what promotion loads):
+        `selection_metric`, else the objective. The objective stays what ASHA and Optuna maximise."""
+        return self.selection_metric or self.objective
 
     def searched(self) -> dict[str, ParameterSpace]:
         """The parameters that vary (everything not fixed)."""

@@ -24,10 +24,12 @@ SEED_OFFSET_KEY = "seed_offset"
 
 
 class TuneReporter:
-    """Reporter for `sweep.trial.run` under Ray Tune: metrics plus the objective, and the checkpoint as a directory."""
+    """Reporter for `sweep.trial.run` under Ray Tune: metrics plus the objective and the checkpoint selection metric
+    (val_acc_mean is computed here), and the checkpoint as a directory."""
 
-    def __init__(self, objective: str) -> None:
+    def __init__(self, objective: str, selection: str | None = None) -> None:
         self.objective = objective
+        self.selection = selection or objective
         self.reports = 0
 
     def epoch_end(self, metrics: dict[str, Any]) -> None:
@@ -39,9 +41,10 @@ class TuneReporter:
         from ray import tune
 
         row = dict(metrics)
-        value = objective_value(row, self.objective)
-        if value is not None:
-            row[self.objective] = value
+        for name in (self.objective, self.selection):
+            value = objective_value(metrics, name)
+            if value is not None:
+                row[name] = value
         with tempfile.TemporaryDirectory(prefix="negmargin-ckpt-") as directory:
             torch.save(checkpoint, Path(directory) / CHECKPOINT_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(directory))
@@ -84,7 +87,7 @@ def train(config: dict[str, Any], *, spec_data: dict[str, Any], experiment_root:
     params, seed = point_of(config, spec.seed)
     trial_config = space.trial_config(spec, params, Experiment(Path(experiment_root)), seed=seed)
     checkpoint = load_checkpoint_state(tune.get_checkpoint())
-    reporter = TuneReporter(spec.objective)
+    reporter = TuneReporter(spec.objective, spec.selection)
     try:
         trial.run(trial.TrialConfig.from_dict(trial_config), reporter, checkpoint=checkpoint)
     except DivergenceError as error:

@@ -1,8 +1,10 @@
 """Ray Tune + Optuna: run the trials of a sweep across a Ray cluster, and resume an interrupted sweep.
 
 Each trial is `sweep.trial.run` with a reporter that calls `ray.tune.report(metrics, checkpoint=…)`; Optuna's TPE
-sampler (seeded, stored in `<experiment>/optuna.db`) proposes the points, starting from the published configuration;
-ASHA (time_attr = epoch) stops weak trials early; a trial that fails is retried from its last checkpoint.
+sampler (seeded, stored in `<experiment>/optuna.db`) proposes the points after the first points (sweep.first_points:
+the setting's starting points of sweep.published, then the spec's own); Tune keeps checkpoints by the spec's
+selection metric; ASHA (time_attr = epoch) stops weak trials early; a trial that fails is retried from its last
+checkpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from clusters.storage import check_storage_reachable
 from sweep import space, trainable
 from sweep.errors import ExperimentError, SpecError
 from sweep.experiment import TUNE_NAME, Experiment, trial_dirname
+from sweep.first_points import first_points
 from sweep.spec import SweepSpec
 
 
@@ -36,7 +39,7 @@ def _searcher(spec: SweepSpec, experiment: Experiment) -> Any:
         space=space.optuna_space(spec),
         metric=spec.objective,
         mode="max",
-        points_to_evaluate=space.first_points(spec) or None,
+        points_to_evaluate=first_points(spec) or None,
         sampler=optuna.samplers.TPESampler(seed=spec.seed),
         study_name=experiment.study_name,
         storage=optuna.storages.RDBStorage(experiment.optuna_url),
@@ -57,7 +60,7 @@ def _run_config(spec: SweepSpec, experiment: Experiment) -> Any:
         callbacks=result_loggers(),
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2, checkpoint_score_attribute=spec.objective, checkpoint_score_order="max"
+            num_to_keep=2, checkpoint_score_attribute=spec.selection, checkpoint_score_order="max"
         ),
         verbose=1,
     )

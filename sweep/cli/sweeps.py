@@ -94,8 +94,20 @@ def run_command(args: argparse.Namespace) -> int:
     tuner.check_dataset(spec)
     experiment = experiments.create(spec, storage=args.storage, name=args.name)
     print(f"Experiment:  {experiment.root}")
+    _print_first_points(spec)
     tuner.run(spec, experiment, address=args.address)
     return _finish(experiment, not args.no_promote, args.selections, args.address)
+
+
+def _print_first_points(spec: spec_module.SweepSpec) -> None:
+    from sweep.first_points import plan_first_points
+
+    points, skipped = plan_first_points(spec)
+    print("First points (tried before Optuna samples):" if points else "First points: none (Optuna samples them all)")
+    for index, point in enumerate(points, start=1):
+        print(f"  {index}. {point.describe()}")
+    for reason in skipped:
+        print(f"  not tried: {reason}")
 
 
 def resume_command(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from sweep.errors import DivergenceError
+from sweep.objectives import objective_value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +42,7 @@ def train_command(args: argparse.Namespace) -> int:
     out, checkpoint = prepare_out_dir(args.out, config, args.resume)
     if checkpoint is None:
         (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
-    selection = f"val_acc_{config.validation.shots[0]}shot"
+    selection = config.selection
     start_epoch = int(checkpoint["epoch"]) if checkpoint else 0
     reporter = RunDirReporter(
         out, config.model_dump(), selection, start_epoch=start_epoch, progress=not args.no_progress
@@ -59,10 +60,15 @@ def train_command(args: argparse.Namespace) -> int:
         raise
     summary = reporter.close(final)
     best = summary["best_metrics"] or {}
+    final_score, best_score = (objective_value(metrics, selection) for metrics in (final, best))
     print(
-        f"negmargin train: done at epoch {final.get('epoch')}: {selection} = {final.get(selection, float('nan')):.2f} "
-        f"(best {best.get(selection, float('nan')):.2f} at epoch {best.get('epoch')})\n"
+        f"negmargin train: done at epoch {final.get('epoch')}: {selection} = {_number(final_score)} "
+        f"(best {_number(best_score)} at epoch {best.get('epoch')})\n"
         f"  summary: {out / 'summary.json'}\n  tensorboard --logdir {out}",
         flush=True,
     )
     return 0
+
+
+def _number(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "nan"

@@ -14,6 +14,7 @@ import pandas as pd
 
 from sweep import optuna_study, selections
 from sweep.experiment import Experiment
+from sweep.first_points import FirstPoint, plan_first_points
 from sweep.report.stops import stop_notes
 from sweep.results import TrialRecord, load_trials
 from sweep.spec import SweepSpec
@@ -34,8 +35,25 @@ class Report:
     optuna_numbers: dict[str, int] = field(default_factory=dict)  # Ray trial id -> Optuna trial number
 
 
-def _trial_row(record: TrialRecord, spec: SweepSpec, optuna_number: int | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"trial": record.trial_id, "optuna": optuna_number}
+# The `start` column: where a trial's point came from when it was one of the first points (sweep.first_points).
+START_LEGEND = (
+    "start: script = the authors' run script, paper = a value of the paper, ours = our own starting point "
+    "(not published), spec = the spec's points_to_evaluate; – = sampled by Optuna"
+)
+
+
+def _start(record: TrialRecord, first: list[FirstPoint]) -> str | None:
+    """The origin of the first point `record` ran, or None for a sampled point."""
+    for point in first:
+        if all(record.params.get(key) == value for key, value in point.params.items()):
+            return point.origin
+    return None
+
+
+def _trial_row(
+    record: TrialRecord, spec: SweepSpec, optuna_number: int | None, first: list[FirstPoint]
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial": record.trial_id, "optuna": optuna_number, "start": _start(record, first)}
     row.update({name: record.params.get(name) for name in SEARCHED_PARAMETERS})
     row.update({"epochs": record.epochs_run, "stop": record.stop_reason, "best_epoch": record.best.get("epoch")})
     for shot in spec.validation.shots:
@@ -73,7 +91,8 @@ def assemble(
 ) -> Report:
     """The report of `records` (sweep.results) and `promotion` (promotion.json, or None before promotion)."""
     numbers = optuna_numbers or {}
-    trials = pd.DataFrame([_trial_row(record, spec, numbers.get(record.trial_id)) for record in records])
+    first, _ = plan_first_points(spec)
+    trials = pd.DataFrame([_trial_row(record, spec, numbers.get(record.trial_id), first) for record in records])
     if not trials.empty:
         trials = trials.sort_values("objective", ascending=False, na_position="last").reset_index(drop=True)
     selected = selections.entries_from_promotion(spec, promotion) if promotion else []

@@ -11,7 +11,7 @@ import pandas as pd
 from sweep import optuna_study
 from sweep.experiment import Experiment
 from sweep.report.stops import asha_rule
-from sweep.report.tables import Report
+from sweep.report.tables import START_LEGEND, Report
 
 PARAMETER_LABELS = {"margin": "m", "scale": "β", "weight_decay": "weight decay"}
 
@@ -84,6 +84,7 @@ def _trial_table(report: Report) -> pd.DataFrame:
         {
             "trial": frame["trial"],
             "optuna #": [format_number(None if pd.isna(n) else int(n)) for n in frame["optuna"]],
+            "start": frame["start"].map(format_number),
             "m": frame["margin"].map(format_number),
             "β": frame["scale"].map(format_number),
             "weight decay": frame["weight_decay"].map(format_number),
@@ -195,7 +196,7 @@ def render(report: Report, fmt: str = "table") -> str:
         return (
             f"# {_title(report)}\n\n"
             + "\n".join(line.strip() if i == 0 else f"- {line.strip()}" for i, line in enumerate(answer_lines(report)))
-            + f"\n\n## Trials\n\n{_markdown_table(_trial_table(report))}\n"
+            + f"\n\n## Trials\n\n{_markdown_table(_trial_table(report))}\n{START_LEGEND}.\n\n"
             + f"## Trials that stopped before epoch {report.spec.epochs}\n\n{asha_rule(report.spec)}.\n\n"
             + "\n".join(f"- {line.strip()}" for line in stops)
             + "\n\n## Promoted (test accuracy %, mean ± 95% CI)\n\n"
@@ -207,6 +208,7 @@ def render(report: Report, fmt: str = "table") -> str:
         + "\n".join(answer_lines(report))
         + f"\n\nTrials (best {report.spec.objective} first; val accuracy % at the best epoch ± 95% CI)\n"
         + _terminal_table(_trial_table(report), "(no trials)")
+        + f"\n{START_LEGEND}"
         + f"\n\nTrials that stopped before epoch {report.spec.epochs} ({asha_rule(report.spec)})\n"
         + "\n".join(stops)
         + "\n\nPromoted (test accuracy %, mean ± 95% CI)\n"

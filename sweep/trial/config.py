@@ -11,15 +11,19 @@ YAML layout (every key optional except dataset.name, backbone and loss; unknown 
     drop_rate: 0.0              # DropBlock rate (plain dropout for wrn28_10)
     dropblock_size: 5
     dropblock_ramp_iters: 40000
+    dropblock_mask: exact       # exact (full squares) | published (the authors' blocks; docs/protocol.md D9)
     epochs: 400
     warmup_epochs: 100
     batch_size: 256
     lr: 3.0e-3
     val_every: 20
     validation: {episodes: 100, shots: [1, 5], queries: 16, way: 5, seed: 0, episodes_dir: null, finetune_epochs: 100}
+    selection_metric: null      # val accuracy that picks the best checkpoint: val_acc_1shot | val_acc_5shot |
+                                # val_acc_mean; null = a sweep's objective (a standalone trial: the first shot's)
     seed: 0
     device: auto                # auto | cpu | cuda | cuda:N
-    precision: auto             # auto (bf16 autocast + channels-last on CUDA, fp32 on CPU) | bf16 | fp32
+    precision: auto             # auto (bf16 autocast + channels-last on CUDA, fp32 on CPU) | bf16 | fp32; the head
+                                # and the loss always run in fp32 (docs/protocol.md D1)
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from data.geometry import check_crop_scale
 from models.catalog import BACKBONES, LOSS_NAMES, LOSSES
 from sweep.config_errors import describe_validation_error
 from sweep.errors import TrialConfigError
+from sweep.objectives import OBJECTIVES, ObjectiveName
 
 SEARCHED_PARAMETERS = ("margin", "scale", "weight_decay", "drop_rate", "dropblock_size")
 _DEVICE_NAMES = ("auto", "cpu", "cuda")
@@ -100,12 +105,14 @@ class TrialSettings(Strict):
     backbone: str
     loss: str  # models.catalog.LOSSES
     dropblock_ramp_iters: int = Field(40_000, ge=0)
+    dropblock_mask: Literal["published", "exact"] = "exact"  # models.catalog.DROPBLOCK_MASKS
     epochs: int = Field(400, ge=1)
     warmup_epochs: int = Field(100, ge=0)
     batch_size: int = Field(256, ge=2)
     lr: float = Field(3e-3, gt=0, allow_inf_nan=False)
     val_every: int = Field(20, ge=1)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    selection_metric: ObjectiveName | None = None  # which val accuracy picks the best checkpoint (None: see subclasses)
     seed: int = Field(0, ge=0)
     device: str = "auto"
     precision: Literal["auto", "bf16", "fp32"] = "auto"
@@ -138,6 +145,16 @@ class TrialSettings(Strict):
             raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs ({self.epochs})")
         return self
 
+    @model_validator(mode="after")
+    def _selection_is_validated(self) -> TrialSettings:
+        if self.selection_metric is not None:
+            needed, shots = list(OBJECTIVES[self.selection_metric]), self.validation.shots
+            if any(shot not in shots for shot in needed):
+                raise ValueError(
+                    f"selection_metric: {self.selection_metric} needs validation shots {needed}, validation has {shots}"
+                )
+        return self
+
 
 class TrialConfig(TrialSettings):
     """One trial: pretrain `backbone` with the `loss` head on the base classes, score on fixed val episodes."""
@@ -165,7 +182,13 @@ class TrialConfig(TrialSettings):
             "drop_rate": self.drop_rate,
             "dropblock_size": self.dropblock_size,
             "dropblock_ramp_iters": self.dropblock_ramp_iters,
+            "dropblock_mask": self.dropblock_mask,
         }
+
+    @property
+    def selection(self) -> str:
+        """The metric that picks the run's best checkpoint: selection_metric, else the first shot's val accuracy."""
+        return self.selection_metric or f"val_acc_{self.validation.shots[0]}shot"
 
     @classmethod
     def from_dict(

@@ -4,7 +4,7 @@ Run directory:
     <out>/config.yaml                          the validated config, as run
     <out>/events.out.tfevents.*                scalars (train/* per epoch, val/* per validation) and HParams
     <out>/checkpoints/epoch_XXXX/checkpoint.pt one per validation epoch
-    <out>/checkpoints/best/checkpoint.pt       best by the first configured shot's val accuracy
+    <out>/checkpoints/best/checkpoint.pt       best by the config's selection metric (TrialConfig.selection)
     <out>/summary.json                         final and best metrics, written at the end
 """
 
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from data.atomic import write_atomically, write_text_atomically
 from sweep.errors import TrialConfigError
+from sweep.objectives import objective_value
 from sweep.trial.checkpoints import (
     best_checkpoint_path,
     epoch_checkpoint_path,
@@ -114,8 +115,8 @@ class RunDirReporter:
         self.writer.flush()
         path = epoch_checkpoint_path(self.out, epoch)
         save_checkpoint(checkpoint, path)
-        score = metrics[self.selection_metric]
-        if self.best_metrics is None or score > self.best_metrics[self.selection_metric]:
+        score = objective_value(metrics, self.selection_metric)
+        if self.best_metrics is None or score > objective_value(self.best_metrics, self.selection_metric):
             with open(path, "rb") as saved:
                 write_atomically(best_checkpoint_path(self.out), lambda stream: shutil.copyfileobj(saved, stream))
             self.best_metrics = dict(metrics)

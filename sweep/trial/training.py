@@ -144,6 +144,24 @@ class BatchSource:
         return batch.pin_memory().to(self.device, non_blocking=True)
 
 
+def training_logits(
+    backbone: nn.Module, head: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, precision: Precision
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits with the margin, margin-free logits), both float32 [B, C], of inputs [B, 3, H, W] and labels [B].
+
+    Only the backbone runs under `precision`'s autocast; the head (normalisation, similarities, margin, β) runs
+    outside it on the features cast to float32, so m reaches the logits exactly (in bf16 a margin of −0.005 rounds
+    to 0 next to dot products ≥ 2; docs/protocol.md D1). The margin-free logits carry no gradient.
+    """
+    with precision.autocast(inputs.device):
+        features = backbone(inputs)
+    features = features.float()
+    logits = head(features, labels)
+    with torch.no_grad():
+        plain_logits = head(features.detach())
+    return logits, plain_logits
+
+
 def train_step(
     backbone: nn.Module,
     head: nn.Module,
@@ -157,18 +175,15 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on images [B, S, S, 3] (uint8, on the device) and labels [B].
 
-    Returns (loss [] fp32, correct [] int64) as device tensors, without a host sync; `correct` counts argmax hits of
-    the margin-free logits head(features) (with m < 0 the margin-adjusted accuracy is meaningless).
+    Returns (loss [] fp32, correct [] int64) as device tensors, without a host sync; the loss is the float32
+    cross-entropy of `training_logits`, `correct` counts argmax hits of the margin-free logits (with m < 0 the
+    margin-adjusted accuracy is meaningless).
     """
     inputs = augment(images, generator)
     if precision.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-    with precision.autocast(inputs.device):
-        features = backbone(inputs)
-        logits = head(features, labels)
-        with torch.no_grad():
-            plain_logits = head(features.detach())
-    loss = F.cross_entropy(logits.float(), labels)
+    logits, plain_logits = training_logits(backbone, head, inputs, labels, precision)
+    loss = F.cross_entropy(logits, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

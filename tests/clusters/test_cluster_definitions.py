@@ -121,6 +121,12 @@ def test_kuberay_rayjob_runs_the_configmap_spec_on_shared_storage():
     assert config_map["metadata"]["name"] == spec_volume["configMap"]["name"]
     spec = spec_module.parse(yaml.safe_load(config_map["data"]["spec.yaml"]), source="rayjob.yaml ConfigMap")
     assert spec.storage_path == "/shared/experiments" and spec.resources.gpu == 1
+    preset = spec_module.load(spec_module.preset_path(spec.name))  # the ConfigMap runs that preset's choices
+    assert (spec.search, spec.selection, spec.dropblock_mask) == (
+        preset.search,
+        preset.selection,
+        preset.dropblock_mask,
+    )
 
 
 def test_local_scripts_call_the_cluster_command():

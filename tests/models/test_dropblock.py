@@ -1,11 +1,15 @@
-"""DropBlock: the published mask and gamma, drop ratio, rescaling, ramp counter, eval identity."""
+"""DropBlock: both masks (exact squares, the published construction) against hand-computed ones and the authors'
+code, gamma, drop ratio, rescaling, ramp counter, eval identity, and the backbones that take the mask."""
+
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import models
 from models import DropBlock2d, ModelConfigError, drop_block_2d
-from models.dropblock import drop_block_mask, dropblock_gamma
+from models.dropblock import drop_block_mask, dropblock_gamma, exact_blocks, published_blocks
 
 
 def coverage_counts(size: int, block: int) -> list[int]:
@@ -28,6 +32,125 @@ def metaoptnet_block_mask(seeds: torch.Tensor, block: int) -> torch.Tensor:
     for b, c, i, j in seeds.nonzero().tolist():
         padded[b, c, i : i + block, j : j + block] = 1.0
     return 1.0 - padded
+
+
+def authors_compute_block_mask(mask: torch.Tensor, block_size: int) -> torch.Tensor:
+    """bl0/negative-margin.few-shot lib/dropblock.py `DropBlock._compute_block_mask` at 401ee5c, `.cuda()` removed."""
+    left_padding = int((block_size - 1) / 2)
+    right_padding = int(block_size / 2)
+    non_zero_idxs = mask.nonzero()
+    nr_blocks = non_zero_idxs.shape[0]
+    offsets = torch.stack(
+        [
+            torch.arange(block_size).view(-1, 1).expand(block_size, block_size).reshape(-1),
+            torch.arange(block_size).repeat(block_size),
+        ]
+    ).t()
+    offsets = torch.cat((torch.zeros(block_size**2, 2).long(), offsets.long()), 1)
+    if nr_blocks > 0:
+        non_zero_idxs = non_zero_idxs.repeat(block_size**2, 1)
+        offsets = offsets.repeat(nr_blocks, 1).view(-1, 4)
+        offsets = offsets.long()
+        block_idxs = non_zero_idxs + offsets
+        padded_mask = F.pad(mask, (left_padding, right_padding, left_padding, right_padding))
+        padded_mask[block_idxs[:, 0], block_idxs[:, 1], block_idxs[:, 2], block_idxs[:, 3]] = 1.0
+    else:
+        padded_mask = F.pad(mask, (left_padding, right_padding, left_padding, right_padding))
+    return 1 - padded_mask
+
+
+def seeds_at(shape: tuple[int, int, int, int], *cells: tuple[int, int, int, int]) -> torch.Tensor:
+    """A float seed tensor of `shape` with ones at `cells`."""
+    seeds = torch.zeros(shape)
+    for cell in cells:
+        seeds[cell] = 1.0
+    return seeds
+
+
+def grid(*rows: str) -> torch.Tensor:
+    """A [1, 1, H, W] float mask from rows of '#' (dropped, 1) and '.' (kept, 0)."""
+    return torch.tensor([[[[float(c == "#") for c in row] for row in rows]]])
+
+
+# Hand-computed masks. bs = 2 on a 4x4 map (3x3 seed grid), seeds at (0, 0) and (1, 2): n = 2, g = gcd(2, 4) = 2,
+# so seed 0 gets the offsets k = 0, 2 ((0,0), (1,0)) and seed 1 the offsets k = 1, 3 ((0,1), (1,1)); with
+# (bs - 1) // 2 = 0 each seed's own cell is its top-left corner.
+TWO_SEEDS_BS2 = seeds_at((1, 1, 3, 3), (0, 0, 0, 0), (0, 0, 1, 2))
+TWO_SEEDS_BS2_EXACT = grid("##..", "####", "..##", "....")
+TWO_SEEDS_BS2_PUBLISHED = grid("#...", "#.##", "...#", "....")
+# bs = 3 on a 5x5 map, three seeds in three channels at (0, 0): n = 3, g = gcd(3, 9) = 3. Seed t gets k ≡ t (mod 3):
+# the left, middle and right column of its square, and its own cell, the centre (1, 1).
+THREE_SEEDS_BS3 = seeds_at((1, 3, 3, 3), (0, 0, 0, 0), (0, 1, 0, 0), (0, 2, 0, 0))
+THREE_SEEDS_BS3_PUBLISHED = torch.cat(
+    [
+        grid("#....", "##...", "#....", ".....", "....."),
+        grid(".#...", ".#...", ".#...", ".....", "....."),
+        grid("..#..", ".##..", "..#..", ".....", "....."),
+    ],
+    dim=1,
+)
+# bs = 2, three seeds: g = gcd(3, 4) = 1, every seed gets all four offsets: the published mask is the exact one.
+THREE_SEEDS_BS2 = seeds_at((1, 1, 3, 3), (0, 0, 0, 0), (0, 0, 0, 2), (0, 0, 2, 1))
+THREE_SEEDS_BS2_BOTH = grid("####", "####", ".##.", ".##.")
+
+
+def test_exact_mask_is_the_full_squares():
+    torch.testing.assert_close(exact_blocks(TWO_SEEDS_BS2, 2), TWO_SEEDS_BS2_EXACT, rtol=0, atol=0)
+    square = grid("###..", "###..", "###..", ".....", ".....")
+    torch.testing.assert_close(exact_blocks(THREE_SEEDS_BS3, 3), torch.cat([square] * 3, dim=1), rtol=0, atol=0)
+    torch.testing.assert_close(exact_blocks(THREE_SEEDS_BS2, 2), THREE_SEEDS_BS2_BOTH, rtol=0, atol=0)
+
+
+def test_published_mask_pairs_seeds_and_offsets_as_the_authors_code():
+    torch.testing.assert_close(published_blocks(TWO_SEEDS_BS2, 2), TWO_SEEDS_BS2_PUBLISHED, rtol=0, atol=0)
+    torch.testing.assert_close(published_blocks(THREE_SEEDS_BS3, 3), THREE_SEEDS_BS3_PUBLISHED, rtol=0, atol=0)
+    torch.testing.assert_close(published_blocks(THREE_SEEDS_BS2, 2), THREE_SEEDS_BS2_BOTH, rtol=0, atol=0)
+    for seeds, block in ((TWO_SEEDS_BS2, 2), (THREE_SEEDS_BS3, 3), (THREE_SEEDS_BS2, 2)):
+        torch.testing.assert_close(1.0 - published_blocks(seeds, block), authors_compute_block_mask(seeds, block))
+
+
+@pytest.mark.parametrize("block", [2, 3, 4, 5])
+@pytest.mark.parametrize("seed", range(6))
+def test_published_mask_equals_the_authors_code_on_random_seeds(block, seed):
+    generator = torch.Generator().manual_seed(seed)
+    size = 11
+    seeds = (torch.rand(3, 4, size - block + 1, size - block + 1, generator=generator) < 0.04 + 0.02 * seed).float()
+    expected = authors_compute_block_mask(seeds, block)
+    torch.testing.assert_close(1.0 - published_blocks(seeds, block), expected, rtol=0, atol=0)
+    if math.gcd(int(seeds.sum()), block * block) == 1:  # then the published blocks are the full squares
+        torch.testing.assert_close(published_blocks(seeds, block), exact_blocks(seeds, block), rtol=0, atol=0)
+
+
+def test_no_seed_drops_nothing_in_either_mask():
+    seeds = torch.zeros(2, 3, 4, 4)
+    for blocks in (exact_blocks, published_blocks):
+        assert blocks(seeds, 3).shape == (2, 3, 6, 6) and blocks(seeds, 3).sum() == 0
+
+
+def test_both_masks_draw_the_same_seeds_and_differ_exactly_when_the_gcd_is_not_one():
+    shape, device = torch.Size((16, 32, 10, 10)), torch.device("cpu")  # ResNet-12 block 3 at 84 px, bs 5
+    periods = set()
+    for seed in range(20):
+        exact = drop_block_mask(shape, 0.1, 5, device, torch.Generator().manual_seed(seed), "exact")
+        published = drop_block_mask(shape, 0.1, 5, device, torch.Generator().manual_seed(seed), "published")
+        seeds = torch.rand(16, 32, 6, 6, generator=torch.Generator().manual_seed(seed)) < dropblock_gamma(
+            0.1, 5, 10, 10
+        )
+        period = math.gcd(int(seeds.sum()), 25)
+        periods.add(period)
+        assert bool(((published == 0) <= (exact == 0)).all())  # every cell the published mask drops, exact drops
+        assert bool((published == exact).all()) == (period == 1)
+    assert periods == {1, 5}  # both cases occur among these 20 draws
+
+
+@pytest.mark.parametrize("backbone", ["conv4", "resnet12", "resnet18"])
+def test_backbones_pass_the_mask_to_every_dropblock(backbone):
+    for mask in ("published", "exact"):
+        net = models.build_backbone(backbone, drop_rate=0.1, dropblock_size=3, dropblock_mask=mask)
+        blocks = [m for m in net.modules() if isinstance(m, DropBlock2d)]
+        assert blocks and {block.mask for block in blocks} == {mask}
+    with pytest.raises(ModelConfigError, match="dropblock_mask must be one of published, exact"):
+        models.build_backbone(backbone, drop_rate=0.1, dropblock_mask="approximate")
 
 
 def test_published_gamma():

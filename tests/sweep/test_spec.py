@@ -10,8 +10,9 @@ import yaml
 from sweep import spec as spec_module
 from sweep.errors import SpecError
 from sweep.experiment import Experiment
-from sweep.published import PUBLISHED
-from sweep.space import first_points, optuna_space, trial_config
+from sweep.first_points import first_points
+from sweep.published import STARTING_POINTS
+from sweep.space import optuna_space, trial_config
 from sweep.trial.config import TrialConfig, TrialSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,26 +22,18 @@ def _default() -> dict:
     return yaml.safe_load(spec_module.preset_path("default").read_text())
 
 
-def test_every_preset_parses_and_published_presets_try_the_published_point_first():
+def test_every_preset_parses_with_the_published_budget_and_choices():
     names = spec_module.list_presets()
-    assert "default" in names
-    assert len(names) == 1 + len(PUBLISHED)
+    assert "default" in names and len(names) == 1 + len(STARTING_POINTS)
     for name in names:
         spec = spec_module.load(spec_module.preset_path(name))
         if name == "default":
+            assert (spec.selection, spec.dropblock_mask) == (spec.objective, "exact")
             continue
-        setting = next(
-            s
-            for s in PUBLISHED
-            if (s.backbone, s.loss, s.shot) == (spec.backbone, spec.loss, spec.validation.shots[0])
-            and s.dataset == spec.dataset.name
-        )
-        published = PUBLISHED[setting]
-        first = first_points(spec)[0]
-        for key, value in first.items():
-            assert published[key] == value
-        assert first["margin"] == published["margin"]
         assert spec.epochs in (200, 400) and spec.promotion.test_episodes == 600
+        assert 5 in spec.validation.shots and spec.selection == "val_acc_5shot"  # as the published code (D10)
+        assert spec.dropblock_mask == "published"  # D9
+        assert spec.objective in ("val_acc_1shot", "val_acc_5shot")
 
 
 def test_default_preset_is_the_cpu_glyph_sweep():
@@ -70,6 +63,12 @@ def test_default_preset_is_the_cpu_glyph_sweep():
         (lambda d: d["resources"].update(gpu=1.5), "resources.gpu"),
         (lambda d: d.update(loss="neg-softmax"), "search.margin: neg-softmax takes m <= 0"),
         (lambda d: d.update(points_to_evaluate=[{"margin": 0.9}]), "points_to_evaluate[0].margin"),
+        (lambda d: d.update(selection_metric="val_acc_2shot"), "selection_metric"),
+        (
+            lambda d: d.update(objective="val_acc_1shot", selection_metric="val_acc_5shot", validation={"shots": [1]}),
+            "selection_metric: val_acc_5shot needs validation shots [5], validation has [1]",
+        ),
+        (lambda d: d.update(dropblock_mask="approximate"), "dropblock_mask"),
         (
             lambda d: d.update(storage_path="gs://bucket/experiments"),
             "storage_path: 'gs://bucket/experiments' is a URI",
@@ -107,7 +106,13 @@ def test_space_and_trial_config_follow_the_spec(tmp_path):
 def test_every_trial_setting_is_a_sweep_key_and_reaches_the_trial(tmp_path):
     """The spec embeds the trial's own settings: each one, set in a spec, is what the trial config receives."""
     data = _default()
-    data.update(precision="fp32", warmup_epochs=2, dropblock_ramp_iters=77)
+    data.update(
+        precision="fp32",
+        warmup_epochs=2,
+        dropblock_ramp_iters=77,
+        dropblock_mask="published",
+        selection_metric="val_acc_5shot",
+    )
     data["dataset"]["cache_dir"] = "/tmp/glyph-cache"
     data["validation"].update(way=4, seed=9)
     spec = spec_module.parse(data)
@@ -121,6 +126,7 @@ def test_every_trial_setting_is_a_sweep_key_and_reaches_the_trial(tmp_path):
         exclude={"episodes_dir"}
     )
     assert (config.precision, config.dataset.cache_dir, config.validation.way) == ("fp32", "/tmp/glyph-cache", 4)
+    assert config.backbone_kwargs["dropblock_mask"] == "published" and config.selection == "val_acc_5shot"
 
 
 def test_cli_bad_spec_exits_2_with_one_line_and_starts_nothing(tmp_path):

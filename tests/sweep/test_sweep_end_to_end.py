@@ -181,6 +181,9 @@ def test_report_and_selections(finished, capsys):
     assert len(report["trials"]) == 6 and len(report["promoted"]) == 2
     best = report["trials"][0]
     assert best["objective"] == max(row["objective"] for row in report["trials"])
+    started = [row for row in report["trials"] if isinstance(row["start"], str)]  # the others: sampled (null, NaN)
+    assert [(row["start"], row["margin"], row["scale"]) for row in started] == [("spec", -0.1, 8.0)]
+    assert experiment.promotion()["selection_metric"] == "val_acc_mean"  # no selection_metric: the objective
     entries = selections.read(selections_file)
     assert sorted(entry["shot"] for entry in entries) == [1, 5]
     assert all(entry["dataset"] == "glyphs" and entry["backbone"] == "conv4" for entry in entries)

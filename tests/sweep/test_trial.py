@@ -110,7 +110,12 @@ def test_checkpoint_format_loads_with_weights_only(two_epoch_run, tmp_path):
     }
     assert loaded["model_spec"] == {
         "backbone": "conv4",
-        "backbone_kwargs": {"drop_rate": 0.2, "dropblock_size": 2, "dropblock_ramp_iters": 2},
+        "backbone_kwargs": {
+            "drop_rate": 0.2,
+            "dropblock_size": 2,
+            "dropblock_ramp_iters": 2,
+            "dropblock_mask": "exact",
+        },
         "loss": "neg-cosine",
         "image_size": 32,
         "num_classes": BASE_CLASSES,
