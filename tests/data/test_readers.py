@@ -18,8 +18,8 @@ from data import DataError, build_dataset, load_split
 from data.readers import base as base_readers
 from data.readers import minimagenet
 from sweep import spec as spec_module
-from sweep.published import published_points
-from sweep.space import first_points
+from sweep.first_points import first_points
+from sweep.published import starting_points
 from sweep.trial.config import TrialConfig
 
 from helpers.datasets import (
@@ -457,19 +457,15 @@ def test_imagefolder_says_what_it_found_and_what_it_expects(tmp_path: Path) -> N
 def test_mini2cub_is_shell_safe_and_the_old_name_an_alias(tmp_path: Path) -> None:
     assert all(shlex.quote(name) == name for name in data.list_datasets())  # typed unquoted in any shell
     assert "mini-imagenet->cub" not in data.list_datasets()
-    new = published_points("mini2cub", "resnet18", "neg-cosine", [5])
-    assert (
-        new
-        == published_points("mini-imagenet->cub", "resnet18", "neg-cosine", [5])
-        == [{"margin": -0.05, "weight_decay": 5e-5, "scale": 30.0}]
-    )
+    new = [point.params for point in starting_points("mini2cub", "resnet18", "neg-cosine", [5])]
+    assert new and new[0]["margin"] == -0.05 and new[0]["weight_decay"] == 5e-5 and new[0]["scale"] == 30.0
     for preset in ("resnet18-mini2cub-neg-cosine-5shot", "resnet18-mini2cub-neg-softmax-5shot"):
         text = spec_module.preset_path(preset).read_text()
         assert "name: mini2cub," in text
         old_spec = tmp_path / f"{preset}.yaml"
         old_spec.write_text(text.replace("name: mini2cub,", "name: mini-imagenet->cub,"))
         old, new_spec = spec_module.load(old_spec), spec_module.load(spec_module.preset_path(preset))
-        assert old.dataset.name == "mini-imagenet->cub"
+        assert old.dataset.name == "mini2cub"  # an alias is stored as its dataset's name
         assert first_points(old) == first_points(new_spec) and first_points(old)[0]["margin"] in (-0.05, -0.005)
 
 

@@ -35,7 +35,7 @@ def test_there_is_one_preset_per_paper_setting_and_the_default():
 
 
 def _preset_name(setting: Setting) -> str:
-    dataset = {"mini-imagenet": "mini", "cub": "cub", "mini-imagenet->cub": "mini2cub"}[setting.dataset]
+    dataset = {"mini-imagenet": "mini", "cub": "cub", "mini2cub": "mini2cub"}[setting.dataset]
     return f"{setting.backbone}-{dataset}-{setting.loss}-{setting.shot}shot"
 
 
