@@ -6,11 +6,13 @@ Roots:
 - "mini-imagenet->cub": a folder holding `mini-imagenet/` (any mini-ImageNet layout) and `CUB_200_2011/`;
   base = all 100 mini-ImageNet classes, val / novel = CUB val / novel.
 - "imagefolder": root/{base,val,novel}/<class>/<image>.
-- "glyphs": delegated to data.glyphs.build_glyph_dataset(split, root); root may be None.
+- "glyphs", "glyphs-mini": delegated to data.glyphs.build_glyph_dataset(split, root, variant); root (the glyph
+  cache) may be None.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,14 +33,14 @@ def _mini_to_cub(root: Path, split: str) -> ImageDataset:
     raise DataError(f"unknown split {split!r} for {MINI_TO_CUB}; choose one of base, val, novel")
 
 
-def _glyphs(root: Path | None, split: str) -> ImageDataset:
+def _glyphs(root: Path | None, split: str, variant: str = "glyphs") -> ImageDataset:
     try:
         from data import glyphs
     except ModuleNotFoundError as error:
         if error.name != "data.glyphs":
             raise
         raise DataError("the glyphs dataset is not available in this installation (no data/glyphs.py)") from None
-    return glyphs.build_glyph_dataset(split, root)
+    return glyphs.build_glyph_dataset(split, root, variant)
 
 
 _BUILDERS: dict[str, Callable[..., ImageDataset]] = {
@@ -47,8 +49,9 @@ _BUILDERS: dict[str, Callable[..., ImageDataset]] = {
     MINI_TO_CUB: _mini_to_cub,
     "imagefolder": imagefolder.build,
     "glyphs": _glyphs,
+    "glyphs-mini": functools.partial(_glyphs, variant="glyphs-mini"),
 }
-ROOT_OPTIONAL = frozenset({"glyphs"})
+ROOT_OPTIONAL = frozenset({"glyphs", "glyphs-mini"})
 
 
 def list_datasets() -> list[str]:
