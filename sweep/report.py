@@ -71,17 +71,19 @@ def build(experiment: Experiment) -> Report:
     return Report(experiment, spec, trials, pd.DataFrame(_promoted_rows(experiment.promotion())), records)
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table, cells formatted by `format_cell`."""
     if frame.empty:
         return "_none_\n"
-    cells = frame.map(_format_cell)
+    cells = frame.map(format_cell)
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def _format_cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
+    """A table cell as text: – for missing, numbers to a few significant digits."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
     if isinstance(value, float):
@@ -115,12 +117,12 @@ def render(report: Report, fmt: str = "table") -> str:
     title = f"{spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss} — objective {spec.objective}"
     if fmt == "md":
         return (
-            f"# {title}\n\nExperiment: `{report.experiment.root}`\n\n## Trials\n\n{_markdown(report.trials)}\n"
-            f"## Promoted (test, mean ± 95% CI)\n\n{_markdown(report.promoted)}"
+            f"# {title}\n\nExperiment: `{report.experiment.root}`\n\n## Trials\n\n{markdown_table(report.trials)}\n"
+            f"## Promoted (test, mean ± 95% CI)\n\n{markdown_table(report.promoted)}"
         )
-    trials = report.trials.map(_format_cell).to_string(index=False) if not report.trials.empty else "(no trials)"
+    trials = report.trials.map(format_cell).to_string(index=False) if not report.trials.empty else "(no trials)"
     promoted = (
-        report.promoted.map(_format_cell).to_string(index=False)
+        report.promoted.map(format_cell).to_string(index=False)
         if not report.promoted.empty
         else "(not promoted yet: negmargin sweep promote EXP)"
     )
