@@ -25,12 +25,17 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     study.add_argument("--name", help="name prefix of --config's experiment (default: study-<config name>)")
     study.add_argument(
         "--margins",
-        help="comma-separated margins, e.g. -0.3,-0.1,0,0.1 (0 is added); default: 7 spanning the loss's range",
+        nargs="+",
+        metavar="M",
+        help="margins, e.g. --margins -0.3 -0.1 0 0.1 or --margins=-0.3,-0.1,0 (0 is added); "
+        "default: 7 spanning the sweep's margin range (or the loss's)",
     )
     study.add_argument("--seeds", type=int, help="training seeds per margin (default 1)")
     study.add_argument(
         "--holdout-fraction", type=float, help="share of each base class held out of pretraining (default 0.1)"
     )
+    study.add_argument("--test-episodes", type=int, help="with --config: novel test episodes per shot (default 600)")
+    study.add_argument("--queries", type=int, help="with --config: queries per class of an episode (default 16)")
     study.add_argument("--restart", action="store_true", help="discard the experiment's study and start a new one")
     study.add_argument("--format", choices=("table", "md", "csv", "json"), default="table", help="how to print")
     add_address(study)
@@ -42,7 +47,7 @@ def study_command(args: argparse.Namespace) -> int:
     from sweep import study
     from sweep.study.layout import FIGURES, StudyDir
 
-    margins = study.parse_margins(args.margins) if args.margins is not None else None
+    margins = study.parse_margins(",".join(args.margins)) if args.margins is not None else None
     if args.address:
         from clusters.session import validate_address
 
@@ -55,6 +60,8 @@ def study_command(args: argparse.Namespace) -> int:
         margins=margins,
         seeds=args.seeds,
         holdout_fraction=args.holdout_fraction,
+        test_episodes=args.test_episodes,
+        queries=args.queries,
         restart=args.restart,
     )
     margins_text = ", ".join(f"{m:g}" for m in request.margins)

@@ -89,9 +89,10 @@ def _complete(params: dict[str, Any], spec: SweepSpec) -> dict[str, Any]:
     return {name: values[name] for name in SEARCHED_PARAMETERS}
 
 
-def spec_for_config(config: TrialConfig, name: str, storage: str) -> SweepSpec:
+def spec_for_config(config: TrialConfig, name: str, storage: str, promotion: dict[str, Any] | None = None) -> SweepSpec:
     """A sweep spec that studies one trial config: its trial settings, every searched value fixed at the config's,
-    promotion at its defaults; the experiment it makes never runs a sweep, only the study."""
+    promotion at its defaults but for `promotion` (test_episodes, queries); the experiment it makes never runs a
+    sweep, only the study."""
     settings = config.model_dump(mode="json", include=set(TrialSettings.model_fields))
     settings["validation"]["episodes_dir"] = None
     settings["dataset"].update(holdout_fraction=0.0, holdout_seed=0)
@@ -101,15 +102,18 @@ def spec_for_config(config: TrialConfig, name: str, storage: str) -> SweepSpec:
     search = {key: {"fixed": getattr(config, key)} for key in SEARCHED_PARAMETERS}
     data = {**settings, "loss": loss, "name": name, "search": search, "num_samples": 1, "storage_path": storage}
     data["objective"] = objective
+    data["promotion"] = {key: value for key, value in (promotion or {}).items() if value is not None}
     from sweep.spec import parse
 
     return parse(data, source="--config")
 
 
-def config_point(config_file: Path, storage: str, name: str | None) -> tuple[SweepSpec, dict[str, Any], str]:
+def config_point(
+    config_file: Path, storage: str, name: str | None, promotion: dict[str, Any] | None = None
+) -> tuple[SweepSpec, dict[str, Any], str]:
     """(spec of a new experiment, searched values, source) for studying a trial config file."""
     config = TrialConfig.from_yaml(config_file)
-    spec = spec_for_config(config, name or f"study-{config_file.stem}", storage)
+    spec = spec_for_config(config, name or f"study-{config_file.stem}", storage, promotion)
     return spec, {key: getattr(config, key) for key in SEARCHED_PARAMETERS}, f"config {config_file}"
 
 

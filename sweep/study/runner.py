@@ -13,6 +13,7 @@ from sweep import experiment as experiments
 from sweep.errors import SpecError
 from sweep.experiment import Experiment
 from sweep.spec import SweepSpec
+from sweep.study.grid import checked_margins
 from sweep.study.layout import StudyDir
 from sweep.study.request import StudyRequest, build_request, config_point, resolve_request, save_request
 
@@ -26,23 +27,31 @@ def prepare(
     margins: list[float] | None = None,
     seeds: int | None = None,
     holdout_fraction: float | None = None,
+    test_episodes: int | None = None,
+    queries: int | None = None,
     restart: bool = False,
 ) -> tuple[Experiment, StudyRequest]:
-    """The experiment to study (with --config a new one, made once the request is known to be good) and the request;
-    every user error is raised here, before any training."""
+    """The experiment to study (with --config a new one, made once the request is known to be good, its test
+    episodes sized by `test_episodes` and `queries`) and the request; every user error is raised here, before any
+    training."""
     from sweep import tuner
-    from sweep.study.scoring import check_holdout
+    from sweep.study.scoring import check_holdout, check_novel
 
     if (experiment_path is None) == (config_file is None):
         raise SpecError("give an experiment directory or --config FILE (one of them)")
+    if config_file is None and (test_episodes is not None or queries is not None):
+        raise SpecError("--test-episodes and --queries size a --config study's episodes; an experiment has its own")
     options = {"margins": margins, "seeds": seeds, "holdout_fraction": holdout_fraction}
     if config_file is not None:
-        spec, params, source = config_point(config_file, storage, name)
+        promotion = {"test_episodes": test_episodes, "queries": queries}
+        spec, params, source = config_point(config_file, storage, name, promotion)
         request = build_request(spec, params, source, **options)
         experiment = None
     else:
         experiment = experiments.open_existing(experiment_path)
         spec = experiment.spec()
+        if margins is not None:
+            checked_margins(spec.loss, margins)  # before reading any trial: the cheapest mistake first
         study = StudyDir.of(experiment)
         request = (
             build_request(spec, *_selected(experiment, spec), **options)
@@ -50,6 +59,7 @@ def prepare(
             else resolve_request(study, spec, None, **options)
         )
     tuner.check_dataset(spec)
+    check_novel(spec)
     check_holdout(spec, request.holdout_fraction, request.holdout_seed)
     if experiment is None:
         experiment = experiments.create(spec, storage=storage)

@@ -78,6 +78,16 @@ def check_holdout(spec: SweepSpec, holdout_fraction: float, holdout_seed: int) -
     return base_queries(labels[held_out], spec, holdout_fraction)
 
 
+def check_novel(spec: SweepSpec) -> None:
+    """SpecError unless the novel split (its file list only) can give promotion's test episodes at every shot."""
+    labels = data.build_dataset(spec.dataset.name, spec.dataset.root, "novel").labels
+    promotion = spec.promotion
+    try:
+        data.EpisodeSet.sample(labels, promotion.way, max(promotion.shots), promotion.queries, 1, seed=0)
+    except data.DataError as error:
+        raise SpecError(f"test episodes ({promotion.way}-way, {promotion.queries} queries): {error}") from None
+
+
 def domains(spec: SweepSpec, experiment: Experiment, study: StudyDir, request: StudyRequest) -> dict[str, Domain]:
     """The novel test split with the experiment's test episodes, and the held-out base images with the study's."""
     ds, promotion = spec.dataset, spec.promotion
