@@ -23,7 +23,11 @@ from sweep.study.scoring import DOMAINS
 
 DOMAIN_TITLES = {"novel": "novel classes", "base": "held-out base classes"}
 DOMAIN_COLOURS = {"novel": "tab:red", "base": "tab:blue"}  # the paper's colours: novel red, base blue
-MEASURE_TITLES = {"inter": "D_inter (Eq. 3)", "intra": "D_intra (Eq. 3)", "phi": "φ = D_inter / D_intra (Eq. 4)"}
+MEASURE_TITLES = {
+    "inter": "D_inter, inter-class (Eq. 3)",
+    "intra": "D_intra, intra-class (Eq. 3)",
+    "phi": "φ = D_inter / D_intra (Eq. 4)",
+}
 
 
 def table(study: dict[str, Any]) -> pd.DataFrame:
@@ -133,20 +137,28 @@ def accuracy_figure(study: dict[str, Any]) -> Any:
                     ax.annotate("★", (margin, mean + value["ci95"]), ha="center", va="bottom", color="black")
             if 0.0 in margins:
                 ax.axhline(means[margins.index(0.0)], color="grey", linewidth=0.7, linestyle=":")
-            ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
-            ax.set_xticks(margins)
-            ax.set_xticklabels([f"{m:g}" for m in margins], rotation=45, fontsize=8)
+            _margin_axis(ax, margins)
             ax.set_title(f"{DOMAIN_TITLES[domain]}, {shot}-shot", fontsize=10)
-            ax.set_xlabel("margin m")
             ax.set_ylabel(f"{_way(study)}-way accuracy (%)")
-            ax.margins(y=0.15)
+    seeds = study["request"]["seeds"]
+    episodes = next(iter(study["episodes"]["novel"].values()))["episodes"]
     figure.suptitle(
-        f"{study['setting']}: accuracy vs margin ({study['request']['seeds']} seed(s); bars: 95 % CI of each mean "
-        f"over episodes; ★: beats m = 0, paired)",
+        f"{study['setting']}: few-shot accuracy vs margin, {seeds} training seed{'s' if seeds > 1 else ''}"
+        f"{' (dots: each seed)' if seeds > 1 else ''}\nbars: 95 % CI of each mean over {episodes} episodes; "
+        "dotted line: m = 0; ★: beats m = 0 in the paired test (table)",
         fontsize=9,
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.94))
     return figure
+
+
+def _margin_axis(ax: Any, margins: list[float]) -> None:
+    """The shared x axis: a tick at every margin studied, a dashed line at m = 0."""
+    ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--", zorder=0)
+    ax.set_xticks(margins)
+    ax.set_xticklabels([f"{m:g}" for m in margins], rotation=45 if len(margins) > 5 else 0, fontsize=8)
+    ax.set_xlabel("margin m")
+    ax.margins(x=0.08, y=0.15)
 
 
 def _way(study: dict[str, Any]) -> int:
@@ -171,15 +183,19 @@ def separation_figure(study: dict[str, Any]) -> Any:
                 color=DOMAIN_COLOURS[domain],
                 capsize=3,
             )
-            ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
-            ax.set_xticks(margins)
-            ax.set_xticklabels([f"{m:g}" for m in margins], rotation=45, fontsize=8)
-            ax.set_title(f"{MEASURE_TITLES[key]}, {DOMAIN_TITLES[domain]}", fontsize=10)
-            ax.set_xlabel("margin m")
-            ax.margins(y=0.15)
-    bars = "bars: standard deviation over seeds" if study["request"]["seeds"] > 1 else "one seed"
-    figure.suptitle(f"{study['setting']}: discriminability of L2-normalised features vs margin ({bars})", fontsize=9)
-    figure.tight_layout()
+            _margin_axis(ax, margins)
+            if row == 0:
+                ax.set_title(MEASURE_TITLES[key], fontsize=10)
+            if column == 0:
+                ax.set_ylabel(DOMAIN_TITLES[domain], fontsize=10, color=DOMAIN_COLOURS[domain])
+    seeds = study["request"]["seeds"]
+    bars = f"mean ± standard deviation over {seeds} seeds" if seeds > 1 else "one training seed"
+    figure.suptitle(
+        f"{study['setting']}: discriminability of the L2-normalised features vs margin ({bars})\n"
+        f"held-out base: {study['held_out_images']} images never trained on; novel: the whole test split",
+        fontsize=9,
+    )
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
     return figure
 
 
