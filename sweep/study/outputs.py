@@ -129,9 +129,11 @@ def accuracy_figure(study: dict[str, Any]) -> Any:
             colour = DOMAIN_COLOURS[domain]
             means = [value["mean"] for value in values]
             ax.errorbar(margins, means, yerr=[v["ci95"] for v in values], fmt="o-", color=colour, capsize=3)
-            if study["request"]["seeds"] > 1:
+            if study["request"]["seeds"] > 1:  # beside the bar, not on it
+                shift = 0.03 * (max(margins) - min(margins))
                 for margin, value in zip(margins, values):
-                    ax.scatter([margin] * len(value["per_seed"]), value["per_seed"], s=10, color=colour, alpha=0.4)
+                    seeds_x = [margin + shift] * len(value["per_seed"])
+                    ax.scatter(seeds_x, value["per_seed"], s=12, color=colour, alpha=0.5, marker="x")
             for margin, mean, value in zip(margins, means, values):
                 if (domain, shot, margin) in winners:
                     ax.annotate("★", (margin, mean + value["ci95"]), ha="center", va="bottom", color="black")
@@ -144,7 +146,7 @@ def accuracy_figure(study: dict[str, Any]) -> Any:
     episodes = next(iter(study["episodes"]["novel"].values()))["episodes"]
     figure.suptitle(
         f"{study['setting']}: few-shot accuracy vs margin, {seeds} training seed{'s' if seeds > 1 else ''}"
-        f"{' (dots: each seed)' if seeds > 1 else ''}\nbars: 95 % CI of each mean over {episodes} episodes; "
+        f"{' (×: each seed)' if seeds > 1 else ''}\nbars: 95 % CI of each mean over {episodes} episodes; "
         "dotted line: m = 0; ★: beats m = 0 in the paired test (table)",
         fontsize=9,
     )
