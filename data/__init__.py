@@ -22,6 +22,8 @@ _EXPORTS = {
     "build_dataset": "data.datasets",
     "list_datasets": "data.datasets",
     "EpisodeSet": "data.episodes",
+    "holdout_indices": "data.holdout",
+    "split_base": "data.holdout",
     "episode_file_name": "data.paths",
     "DataError": "data.errors",
     "ArrayImageDataset": "data.readers.base",

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,11 @@ class CachedSplit:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def subset(self, indices: np.ndarray) -> CachedSplit:
+        """The images [K, S, S, 3] and labels [K] at `indices` (copied into memory), with every class name kept."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return replace(self, images=np.asarray(self.images[indices]), labels=self.labels[indices])
 
 
 def load_cached(

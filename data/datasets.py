@@ -8,12 +8,14 @@ Roots (the accepted layouts of each are in data.readers.* and README.md, "Datase
   (`mini-imagenet/`, or `miniImagenet/` as in CloserLook's filelists/) and CUB (`CUB_200_2011/` directly, or under
   `CUB/` as in CloserLook's filelists/); base = all 100 mini-ImageNet classes, val / novel = CUB val / novel.
 - "imagefolder": root/{base,val,novel}/<class>/<image> (or train/val/test).
-- "glyphs": delegated to data.glyphs.build_glyph_dataset(split, root); root may be None.
+- "glyphs", "glyphs-mini": delegated to data.glyphs.build_glyph_dataset(split, root, variant); root (the glyph
+  cache) may be None.
 Whichever split is opened, the files of every split are checked first, so none fails after another was decoded.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,14 +56,14 @@ def _mini_to_cub(root: Path, split: str) -> ImageDataset:
     return cub_split
 
 
-def _glyphs(root: Path | None, split: str) -> ImageDataset:
+def _glyphs(root: Path | None, split: str, variant: str = "glyphs") -> ImageDataset:
     try:
         from data import glyphs
     except ModuleNotFoundError as error:
         if error.name != "data.glyphs":
             raise
         raise DataError("the glyphs dataset is not available in this installation (no data/glyphs.py)") from None
-    return glyphs.build_glyph_dataset(split, root)
+    return glyphs.build_glyph_dataset(split, root, variant)
 
 
 _BUILDERS: dict[str, Callable[..., ImageDataset]] = {
@@ -70,8 +72,9 @@ _BUILDERS: dict[str, Callable[..., ImageDataset]] = {
     MINI_TO_CUB: _mini_to_cub,
     "imagefolder": imagefolder.build,
     "glyphs": _glyphs,
+    "glyphs-mini": functools.partial(_glyphs, variant="glyphs-mini"),
 }
-ROOT_OPTIONAL = frozenset({"glyphs"})
+ROOT_OPTIONAL = frozenset({"glyphs", "glyphs-mini"})
 
 
 def list_datasets() -> list[str]:

@@ -30,6 +30,7 @@ class Loss:
     biased_head: bool  # the plain softmax baseline is nn.Linear with a bias, the others are bias-free margin heads
     default_scale: float
     finetune_scale: float
+    margin_span: tuple[float, float] = (0.0, 0.0)  # the margins a margin study spans when the sweep searched none
 
     def scale_for(self, backbone: str) -> float:
         """The published β of this loss on `backbone` (neg-softmax uses 10 on resnet12, 5 elsewhere)."""
@@ -53,16 +54,39 @@ class Loss:
         return {"similarity": self.similarity, "scale": self.finetune_scale, "bias": self.biased_head}
 
 
+_COSINE_SPAN = (-0.5, 0.3)  # a cosine head takes either sign (m > 0 is CosFace)
+_SOFTMAX_SPAN = (-1.0, 0.0)  # a dot-product head takes m <= 0 only
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss("softmax", "dot", "none", biased_head=True, default_scale=1.0, finetune_scale=1.0),
-        Loss("cosine", "cosine", "any", biased_head=False, default_scale=30.0, finetune_scale=5.0),
-        Loss("neg-softmax", "dot", "non-positive", biased_head=False, default_scale=5.0, finetune_scale=5.0),
-        Loss("neg-cosine", "cosine", "non-positive", biased_head=False, default_scale=30.0, finetune_scale=5.0),
+        Loss("softmax", "dot", "none", True, default_scale=1.0, finetune_scale=1.0),
+        Loss("cosine", "cosine", "any", False, default_scale=30.0, finetune_scale=5.0, margin_span=_COSINE_SPAN),
+        Loss(
+            "neg-softmax",
+            "dot",
+            "non-positive",
+            False,
+            default_scale=5.0,
+            finetune_scale=5.0,
+            margin_span=_SOFTMAX_SPAN,
+        ),
+        Loss(
+            "neg-cosine",
+            "cosine",
+            "non-positive",
+            False,
+            default_scale=30.0,
+            finetune_scale=5.0,
+            margin_span=_COSINE_SPAN,
+        ),
     )
 }
 LOSS_NAMES = tuple(LOSSES)
+
+
+def study_margin_problem(loss: str, margin: float) -> str | None:
+    """Why a margin study of `loss` cannot train `margin` (its trained loss refuses it), or None."""
+    return LOSSES[trained_loss(loss, margin)].margin_problem(margin)
 
 
 def trained_loss(loss: str, margin: float) -> str:

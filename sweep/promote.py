@@ -3,7 +3,8 @@
 Trials are ranked by the objective at their best checkpoint, which the spec's selection metric picks
 (`SweepSpec.selection`: 5-shot validation in the paper's presets, as the published code; sweep/results.py).
 
-This module is the only place that reads the test ("novel") split: `data.load_split(..., allow_test=True)`.
+This module and the margin study (sweep.study) are the only places that read the test ("novel") split:
+`data.load_split(..., allow_test=True)`.
 Every promoted configuration is scored on the same saved test episodes with the same fine-tuning seed, so the
 paired comparisons between them are exact.
 """
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from data.atomic import write_text_atomically
@@ -46,25 +48,53 @@ def test_episode_set(spec: SweepSpec, experiment: Experiment, novel: Any, shot: 
     )
 
 
-def score_checkpoint(
-    checkpoint: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device
-) -> dict[int, torch.Tensor]:
-    """Per-episode test accuracies [E] of one checkpoint file for each shot: features extracted once on `device`,
-    every episode set fine-tuned there."""
+def checkpoint_features(
+    checkpoint: Path, images: dict[str, np.ndarray], device: torch.device
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Features [N, D] of each named uint8 image array [N, S, S, 3] under one checkpoint's backbone (extracted on
+    `device`), and the fine-tuning head settings of its loss."""
     import evaluation
 
     backbone, head, image_size = evaluation.load_backbone_from_checkpoint(checkpoint, device)
-    features = evaluation.extract_features(backbone, novel.images, batch_size=256, device=device, image_size=image_size)
-    labels = torch.as_tensor(novel.labels)
+    features = {
+        name: evaluation.extract_features(backbone, array, batch_size=256, device=device, image_size=image_size)
+        for name, array in images.items()
+    }
+    return features, head
+
+
+def score_features(
+    features: torch.Tensor,
+    labels: np.ndarray,
+    episode_sets: dict[int, Any],
+    head: dict[str, Any],
+    spec: SweepSpec,
+    device: torch.device,
+) -> dict[int, torch.Tensor]:
+    """Per-episode accuracies [E] of features [N, D] with labels [N] for each shot's episode set, fine-tuned as
+    promotion does (the spec's seed and promotion.finetune_epochs)."""
+    import evaluation
+
+    labels_t = torch.as_tensor(labels)
     return {
         shot: evaluation.evaluate(
-            features, labels, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, device=device, **head
+            features, labels_t, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, device=device, **head
         )
         for shot, episodes in episode_sets.items()
     }
 
 
-def _summary(accuracies: torch.Tensor) -> dict[str, float]:
+def score_checkpoint(
+    checkpoint: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device
+) -> dict[int, torch.Tensor]:
+    """Per-episode test accuracies [E] of one checkpoint file for each shot: features extracted once on `device`,
+    every episode set fine-tuned there."""
+    features, head = checkpoint_features(checkpoint, {"novel": novel.images}, device)
+    return score_features(features["novel"], novel.labels, episode_sets, head, spec, device)
+
+
+def accuracy_summary(accuracies: torch.Tensor) -> dict[str, float]:
+    """{mean, ci95, episodes} in percent of per-episode accuracies [E] in [0, 1]."""
     import evaluation
 
     mean, half_width = evaluation.mean_ci95(accuracies.double() * 100)
@@ -86,17 +116,18 @@ def _paired(
                     "shot": shot,
                     "a": first["trial_id"],
                     "b": second["trial_id"],
-                    **{k: _plain(v) for k, v in stats.items()},
+                    **{k: plain_json(v) for k, v in stats.items()},
                 }
             )
     return comparisons
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
+    """A JSON-ready copy of a tensor, numpy scalar or tuple (json.dumps' `default`)."""
     if isinstance(value, torch.Tensor):
         return value.tolist()
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        return [plain_json(v) for v in value]
     if hasattr(value, "item"):
         return value.item()
     return value
@@ -141,14 +172,14 @@ def run(
                 "val": {key: value for key, value in record.best.items() if str(key).startswith("val_")},
                 "epoch": int(record.best.get("epoch", 0)),
                 "checkpoint": str(record.best_checkpoint),
-                "test": {str(shot): _summary(acc) for shot, acc in accuracies[record.trial_id].items()},
+                "test": {str(shot): accuracy_summary(acc) for shot, acc in accuracies[record.trial_id].items()},
             }
         )
     if spec.promotion.extra_seeds:
 
         def test_means(checkpoint: Path) -> dict[int, float]:
             scored = score_checkpoint(checkpoint, novel, episode_sets, spec, device)
-            return {shot: _summary(acc)["mean"] for shot, acc in scored.items()}
+            return {shot: accuracy_summary(acc)["mean"] for shot, acc in scored.items()}
 
         seeds.add_seed_results({"trials": results}, seeds.retrain(spec, experiment, results, address), test_means)
     promotion = {
@@ -161,7 +192,7 @@ def run(
         "comparisons": _paired(results, accuracies, spec.promotion.shots),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    write_text_atomically(experiment.promotion_file, json.dumps(promotion, indent=2, default=_plain))
+    write_text_atomically(experiment.promotion_file, json.dumps(promotion, indent=2, default=plain_json))
     selections.merge(
         selections_path or selections.default_path(experiment), selections.entries_from_promotion(spec, promotion)
     )

@@ -37,38 +37,61 @@ def retrain(
     spec: SweepSpec, experiment: Experiment, promoted: list[dict[str, Any]], address: str | None = None
 ) -> list[SeedRun]:
     """Train every promoted configuration with `spec.promotion.extra_seeds` more seeds; one SeedRun per run."""
+    from clusters.session import ray_session
+
+    points = [{"trial_id": trial["trial_id"], "params": trial["params"]} for trial in promoted]
+    offsets = list(range(1, spec.promotion.extra_seeds + 1))
+    with ray_session(address):
+        results = grid_tuner(spec, experiment, points, offsets, storage=experiment.root, name=SEEDS_NAME).fit()
+    return [seed_run(result, spec) for result in results]
+
+
+def grid_tuner(
+    spec: SweepSpec,
+    experiment: Experiment,
+    points: list[dict[str, Any]],
+    seed_offsets: list[int],
+    *,
+    storage: Path,
+    name: str,
+) -> Any:
+    """A Tuner that trains every point ({"trial_id": label, "params": searched values}) with seed spec.seed + k for
+    every k of `seed_offsets`, at full budget (no early stopping), with the sweep's trainable, retries from
+    checkpoints (FailureConfig) and the best checkpoint by the selection metric kept; Tune's state in storage/name."""
     from ray import tune
 
-    from clusters.session import ray_session
+    param_space = {
+        trainable.RETRAIN_KEY: tune.grid_search(points),
+        trainable.SEED_OFFSET_KEY: tune.grid_search(list(seed_offsets)),
+    }
+    return tune.Tuner(
+        trainable.with_resources(spec, experiment),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric=spec.objective, mode="max", max_concurrent_trials=spec.max_concurrent),
+        run_config=grid_run_config(spec, storage, name),
+    )
+
+
+def grid_run_config(spec: SweepSpec, storage: Path, name: str) -> Any:
+    """The RunConfig of a grid of full-budget runs: retries, and the best checkpoint by the selection metric kept."""
+    from ray import tune
+
     from sweep.tune_loggers import result_loggers
 
-    retrainings = [{"trial_id": trial["trial_id"], "params": trial["params"]} for trial in promoted]
-    param_space = {
-        trainable.RETRAIN_KEY: tune.grid_search(retrainings),
-        trainable.SEED_OFFSET_KEY: tune.grid_search(list(range(1, spec.promotion.extra_seeds + 1))),
-    }
-    with ray_session(address):
-        tuner = tune.Tuner(
-            trainable.with_resources(spec, experiment),
-            param_space=param_space,
-            tune_config=tune.TuneConfig(metric=spec.objective, mode="max", max_concurrent_trials=spec.max_concurrent),
-            run_config=tune.RunConfig(
-                name=SEEDS_NAME,
-                storage_path=str(experiment.root),
-                verbose=1,
-                callbacks=result_loggers(),  # no TensorBoard files of Tune's own under the experiment
-                failure_config=tune.FailureConfig(max_failures=2),
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=1, checkpoint_score_attribute=spec.selection, checkpoint_score_order="max"
-                ),
-            ),
-        )
-        results = tuner.fit()
-    return [_seed_run(result, spec) for result in results]
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(storage),
+        verbose=1,
+        callbacks=result_loggers(),  # no TensorBoard files of Tune's own under the experiment
+        failure_config=tune.FailureConfig(max_failures=2),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=1, checkpoint_score_attribute=spec.selection, checkpoint_score_order="max"
+        ),
+    )
 
 
-def _seed_run(result: Any, spec: SweepSpec) -> SeedRun:
-    """What one retraining left: its best checkpoint, or the divergence / error that kept it from having one."""
+def seed_run(result: Any, spec: SweepSpec) -> SeedRun:
+    """What one run of a grid left: its best checkpoint, or the divergence / error that kept it from having one."""
     trial_id = result.config[trainable.RETRAIN_KEY]["trial_id"]
     seed = spec.seed + int(result.config[trainable.SEED_OFFSET_KEY])
     marker = Path(result.path) / DIVERGED_MARKER

@@ -1,8 +1,8 @@
 """The `negmargin` command (also `python -m sweep.cli`): argparse and printing only.
 
 One parser; each module of this package adds its commands (`register`) and handles them (`<command>_command`):
-sweeps (run, resume, promote, report, select, list), jobs (submit, status, logs, stop), cluster (up, down), train,
-evaluate, data (prepare). The work is done by the library modules they call; no module outside sweep/cli imports
+sweeps (run, resume, promote, report, select, list), study, jobs (submit, status, logs, stop), cluster (up, down),
+train, evaluate, data (prepare). The work is done by the library modules they call; no module outside sweep/cli imports
 this package. Building the parser loads neither torch nor Ray.
 """
 
@@ -33,7 +33,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    from sweep.cli import cluster, data, evaluate, jobs, sweeps, train
+    from sweep.cli import cluster, data, evaluate, jobs, study, sweeps, train
 
     parser = argparse.ArgumentParser(
         prog="negmargin",
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_commands_parsers = sweep_parser.add_subparsers(dest="sweep_command", required=True, metavar="SWEEP_COMMAND")
     sweeps.register(sweep_commands_parsers)
     jobs.register(sweep_commands_parsers)
+    study.register(sweep_commands_parsers)
     cluster.register(commands)
     train.register(commands)
     evaluate.register(commands)

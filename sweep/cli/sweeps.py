@@ -9,7 +9,7 @@ from sweep import experiment as experiments
 from sweep import spec as spec_module
 
 
-def _add_address(parser: argparse.ArgumentParser) -> None:
+def add_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address",
         help="Ray cluster to join (HOST:6379, ray://HOST:10001 or auto); default $RAY_ADDRESS, "
@@ -21,7 +21,7 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     """Add the sweep subcommands."""
     run = sweep_subparsers.add_parser("run", help="run a sweep (default: the embedded glyph preset), promote, report")
     run.add_argument("spec", nargs="?", help="spec file or preset name (see `negmargin sweep list`); default: default")
-    _add_address(run)
+    add_address(run)
     run.add_argument(
         "--storage", help="directory (or shared path) that holds experiments; default: the spec's storage_path"
     )
@@ -36,7 +36,7 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
 
     resume = sweep_subparsers.add_parser("resume", help="finish an interrupted sweep, then promote and report")
     resume.add_argument("experiment", type=Path)
-    _add_address(resume)
+    add_address(resume)
     resume.add_argument("--no-promote", action="store_true")
     resume.add_argument("--selections", type=Path)
     resume.set_defaults(func=resume_command)
@@ -45,7 +45,7 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument("experiment", type=Path)
     promote.add_argument("--top-k", type=int)
     promote.add_argument("--selections", type=Path)
-    _add_address(promote)
+    add_address(promote)
     promote.set_defaults(func=promote_command)
 
     report = sweep_subparsers.add_parser("report", help="print the trial and promotion tables of an experiment")

@@ -151,7 +151,8 @@ def pointer_lines(experiment: Experiment) -> list[str]:
     return [f"{what + ':':<13}{where}" + (f"   ({note})" if note else "") for what, where, note in pointers(experiment)]
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table, cells formatted by `format_number`."""
     if frame.empty:
         return "_none_\n"
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
@@ -196,11 +197,11 @@ def render(report: Report, fmt: str = "table") -> str:
         return (
             f"# {_title(report)}\n\n"
             + "\n".join(line.strip() if i == 0 else f"- {line.strip()}" for i, line in enumerate(answer_lines(report)))
-            + f"\n\n## Trials\n\n{_markdown_table(_trial_table(report))}\n{START_LEGEND}.\n\n"
+            + f"\n\n## Trials\n\n{markdown_table(_trial_table(report))}\n{START_LEGEND}.\n\n"
             + f"## Trials that stopped before epoch {report.spec.epochs}\n\n{asha_rule(report.spec)}.\n\n"
             + "\n".join(f"- {line.strip()}" for line in stops)
             + "\n\n## Promoted (test accuracy %, mean ± 95% CI)\n\n"
-            + (_markdown_table(_promoted_table(report)) if not report.promoted.empty else f"{not_promoted}\n")
+            + (markdown_table(_promoted_table(report)) if not report.promoted.empty else f"{not_promoted}\n")
             + f"\n## Where to look\n\n{where}\n"
         )
     return (

@@ -77,7 +77,7 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     ds = config.dataset
-    base = data.load_split(ds.name, ds.root, "base", ds.image_size, ds.cache_dir, progress=False)
+    base = training_base(config)
     val = data.load_split(ds.name, ds.root, "val", ds.image_size, ds.cache_dir, progress=False)
     episode_sets = {shot: validation_episodes(config, val, shot) for shot in config.validation.shots}
 
@@ -131,6 +131,17 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
             }
             reporter.report(dict(metrics), detached_copy(state))
     return metrics
+
+
+def training_base(config: TrialConfig) -> data.CachedSplit:
+    """The base images a trial trains on: the whole base split, less its held-out part when
+    dataset.holdout_fraction > 0 (data.split_base, the same split the margin study scores on)."""
+    ds = config.dataset
+    base = data.load_split(ds.name, ds.root, "base", ds.image_size, ds.cache_dir, progress=False)
+    if ds.holdout_fraction == 0:
+        return base
+    kept, _ = data.split_base(base, ds.holdout_fraction, ds.holdout_seed)
+    return kept
 
 
 def check_finite_state(backbone: nn.Module, head: nn.Module, epoch: int, iteration: int) -> None:

@@ -13,11 +13,11 @@ BASE_CLASSES, BASE_PER_CLASS = 6, 16  # 96 images: 3 iterations of batch 32 per 
 VAL_CLASSES, VAL_PER_CLASS = 6, 10  # 5-shot + 5 queries
 
 
-def write_tiny_imagefolder(root: Path) -> Path:
+def write_tiny_imagefolder(root: Path, base_per_class: int = BASE_PER_CLASS) -> Path:
     """root/{base,val,novel}/<class>/*.png: 40x40 pictures, one colour and stripe pattern per class."""
     rng = np.random.default_rng(0)
     for split, classes, per_class in (
-        ("base", BASE_CLASSES, BASE_PER_CLASS),
+        ("base", BASE_CLASSES, base_per_class),
         ("val", VAL_CLASSES, VAL_PER_CLASS),
         ("novel", VAL_CLASSES, VAL_PER_CLASS),
     ):

@@ -64,3 +64,9 @@ def test_lazy_exports_all_resolve_and_no_submodule_shadows_one(package_name):
     assert {info.name for info in pkgutil.iter_modules(package.__path__)}.isdisjoint(package.__all__)
     for name in package.__all__:
         assert getattr(package, name) is not None
+
+
+def test_a_study_margin_mistake_is_reported_before_torch_or_ray_load(tmp_path):
+    result = _negmargin("sweep", "study", str(tmp_path), "--margins=-0.2;0", cwd=tmp_path)
+    assert result.returncode == 2 and "--margins: expected comma-separated numbers" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "loaded:"

@@ -1,0 +1,200 @@
+"""Sweep efficiency, measured: does TPE + ASHA find what a full-budget grid finds, for a fraction of its epochs?
+
+On a sweep spec (default: the embedded demo preset), with the product's own parts only:
+  (a) the margin grid at full budget: the study's default grid (sweep.study.grid.default_margins) of the spec's
+      margin range, every other searched value at the spec's first point, trained by sweep.seeds.grid_tuner;
+  (b) a grid over margin × β (--scales), the same way;
+  (c) the spec's own TPE + ASHA sweep (sweep.tuner.run) with as many trials as (a), once per sweep seed (--sweep-seeds).
+For each: the best validation objective found (the spec's objective at a trial's best epoch) and the total training
+epochs spent. For (c) also: how many trials ASHA stopped whose margin is nearest to the margin (a) ranks best: an
+early rung that compares margins before their ordering settles stops exactly those. The product's claim: (c)
+reaches (a)'s best within 0.5 points with at most a third of its epochs. Prints a Markdown table (for RESULTS.md).
+Not a test; every run is real training, on a local Ray of this machine.
+
+    nice -n 10 python benchmarks/sweep_efficiency.py                 # the measurement (tens of minutes on 2 cores)
+    python benchmarks/sweep_efficiency.py --quick    # checks the script works (12 tiny trials; 24 min on 2 busy cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from clusters.session import ray_session  # noqa: E402
+from sweep import experiment as experiments  # noqa: E402
+from sweep import seeds, space, tuner  # noqa: E402
+from sweep import spec as spec_module  # noqa: E402
+from sweep.results import load_trials  # noqa: E402
+from sweep.spec import SweepSpec  # noqa: E402
+from sweep.study.grid import default_margins, label  # noqa: E402
+from sweep.trainable import RETRAIN_KEY  # noqa: E402
+from sweep.trial.config import SEARCHED_PARAMETERS, merge_overrides  # noqa: E402
+
+CLAIM_POINTS, CLAIM_EPOCH_FRACTION = 0.5, 1 / 3
+QUICK = {
+    "dataset.image_size": 16,
+    "epochs": 2,
+    "validation.episodes": 20,
+    "validation.finetune_epochs": 10,
+    "scheduler.grace_period": 1,
+}
+
+
+@dataclass
+class Method:
+    """One way of searching: its trials' (margin, β, best objective, epochs run, stopped early)."""
+
+    name: str
+    is_sweep: bool = False
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> float:
+        scores = [t["objective"] for t in self.trials if t["objective"] is not None and math.isfinite(t["objective"])]
+        return max(scores) if scores else float("nan")
+
+    @property
+    def epochs(self) -> int:
+        return sum(t["epochs"] for t in self.trials)
+
+    def best_margin(self) -> float | None:
+        scored = [t for t in self.trials if t["objective"] is not None]
+        return max(scored, key=lambda t: t["objective"])["margin"] if scored else None
+
+
+def base_point(spec: SweepSpec) -> dict[str, Any]:
+    """The spec's first point (published or points_to_evaluate), the fixed values, the middle of any other range."""
+    point = {**spec.fixed(), **(space.first_points(spec)[:1] or [{}])[0]}
+    for name, searched in spec.searched().items():
+        if name not in point:
+            low, high = searched.bounds()
+            point[name] = type(low)((low + high) / 2) if searched.kind != "loguniform" else math.sqrt(low * high)
+    return {name: point[name] for name in SEARCHED_PARAMETERS}
+
+
+def run_grid(spec: SweepSpec, storage: Path, name: str, points: list[dict[str, Any]]) -> Method:
+    """Every point trained at full budget (seed offset 0) as one Tune grid; its trials read back."""
+    started = time.perf_counter()
+    experiment = experiments.create(spec, storage=storage, name=name)
+    tuner.prepare_validation_episodes(spec, experiment)
+    labelled = [{"trial_id": f"{label(p['margin'])},b={p['scale']:g}", "params": p} for p in points]
+    results = seeds.grid_tuner(spec, experiment, labelled, [0], storage=experiment.root, name="tune").fit()
+    method = Method(name)
+    for result in results:
+        params = result.config[RETRAIN_KEY]["params"]
+        history = result.metrics_dataframe
+        scores = history[spec.objective] if history is not None and spec.objective in history else []
+        method.trials.append(
+            {
+                "margin": params["margin"],
+                "scale": params["scale"],
+                "objective": float(max(scores)) if len(scores) else None,
+                "epochs": int(history["epoch"].max()) if history is not None and "epoch" in history else 0,
+                "stopped": False,
+            }
+        )
+    method.seconds = time.perf_counter() - started
+    return method
+
+
+def run_sweep(spec: SweepSpec, storage: Path, sweep_seed: int, trials: int) -> Method:
+    """The spec's TPE + ASHA sweep with `trials` trials and sampler seed `sweep_seed`."""
+    started = time.perf_counter()
+    sweep_spec = spec.model_copy(update={"seed": sweep_seed, "num_samples": trials})
+    experiment = experiments.create(sweep_spec, storage=storage, name=f"tpe-asha-seed{sweep_seed}")
+    tuner.run(sweep_spec, experiment)
+    method = Method(f"(c) TPE + ASHA, sweep seed {sweep_seed}", is_sweep=True)
+    for record in load_trials(experiment, sweep_spec):
+        method.trials.append(
+            {
+                "margin": record.params["margin"],
+                "scale": record.params["scale"],
+                "objective": record.best_objective,
+                "epochs": record.epochs_run,
+                "stopped": record.stop_reason == "stopped early (ASHA)",
+            }
+        )
+    method.seconds = time.perf_counter() - started
+    return method
+
+
+def stopped_best_margin(sweep: Method, grid_margins: list[float], best_margin: float) -> int:
+    """Trials ASHA stopped whose margin is nearest to the grid's best margin."""
+    nearest = [min(grid_margins, key=lambda m: abs(m - t["margin"])) for t in sweep.trials if t["stopped"]]
+    return sum(margin == best_margin for margin in nearest)
+
+
+def table(grid: Method, methods: list[Method], grid_margins: list[float], objective: str) -> str:
+    """The Markdown table of every method against the margin grid (a)."""
+    lines = [
+        f"| method | trials | training epochs | best {objective} | vs grid (a) | epochs vs (a) | "
+        "stopped trials at (a)'s best margin | claim met | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    best_margin = grid.best_margin()
+    for method in methods:
+        gap = method.best - grid.best
+        fraction = method.epochs / grid.epochs if grid.epochs else float("nan")
+        stopped = stopped_best_margin(method, grid_margins, best_margin) if method.is_sweep else "–"
+        claim = gap >= -CLAIM_POINTS and fraction <= CLAIM_EPOCH_FRACTION
+        met = ("yes" if claim else "no") if method.is_sweep else "–"
+        lines.append(
+            f"| {method.name} | {len(method.trials)} | {method.epochs} | {method.best:.2f} | {gap:+.2f} | "
+            f"{fraction:.2f} | {stopped} | {met} | {method.seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default=None, help="spec file or preset name (default: the embedded default)")
+    parser.add_argument("--scales", default="5,10,20", help="β values of the margin × β grid (b)")
+    parser.add_argument("--sweep-seeds", default="0,1,2", help="TPE sampler seeds of (c)")
+    parser.add_argument("--margins", type=int, default=7, help="points of the margin grid (a)")
+    parser.add_argument("--storage", type=Path, default=None, help="where the experiments go (default: a temp dir)")
+    parser.add_argument("--quick", action="store_true", help="tiny budget: 3 margins, 2 β, 1 sweep seed, 2 epochs")
+    return parser.parse_args()
+
+
+def main() -> None:
+    """Run (a), (b) and (c) and print the table."""
+    args = parse_args()
+    spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
+    scales = [float(s) for s in args.scales.split(",")]
+    sweep_seeds = [int(s) for s in args.sweep_seeds.split(",")]
+    count = args.margins
+    if args.quick:
+        spec = spec_module.parse(merge_overrides(spec.model_dump(mode="json"), QUICK))
+        scales, sweep_seeds, count = scales[:2], sweep_seeds[:1], 3
+    tuner.check_dataset(spec)
+    storage = args.storage or Path(tempfile.mkdtemp(prefix="negmargin-efficiency-"))
+    point = base_point(spec)
+    grid_margins = default_margins(spec.loss, spec.search.margin.bounds(), count)
+    print(f"spec {spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss}, {spec.epochs} epochs; base {point}")
+    print(f"margins {grid_margins}; β {scales}; sweep seeds {sweep_seeds}; experiments in {storage}", flush=True)
+    with ray_session():
+        grid = run_grid(spec, storage, "grid-margin", [{**point, "margin": m} for m in grid_margins])
+        both = run_grid(
+            spec,
+            storage,
+            "grid-margin-beta",
+            [{**point, "margin": m, "scale": s} for m in grid_margins for s in scales],
+        )
+        sweeps = [run_sweep(spec, storage, seed, len(grid.trials)) for seed in sweep_seeds]
+    grid.name, both.name = "(a) margin grid, full budget", "(b) margin × β grid, full budget"
+    print(f"\n(a) ranks m = {grid.best_margin():g} best\n")
+    print(table(grid, [grid, both, *sweeps], grid_margins, spec.objective))
+
+
+if __name__ == "__main__":
+    main()

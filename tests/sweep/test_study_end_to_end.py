@@ -1,0 +1,225 @@
+"""`negmargin sweep study` end to end on a real local Ray (CPU, tiny images): a sweep's selected configuration at
+two margins × two seeds, scored on novel and held-out base episodes; and a study killed mid-grid that resumes
+without retraining its finished margins."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import data
+from sweep import experiment as experiments
+from sweep.cli import main
+from sweep.results import load_trials, ranked
+from sweep.study.layout import StudyDir
+
+from helpers.trials import BASE_CLASSES, tiny_config, write_tiny_imagefolder
+
+BASE_PER_CLASS, HOLDOUT = 30, 0.3  # 9 held-out images per class: 5-shot base episodes with 4 queries
+EPISODES, QUERIES = 20, 4
+
+
+def _spec(root: Path, cache: Path, storage: Path) -> dict:
+    return {
+        "name": "tiny-study",
+        "dataset": {"name": "imagefolder", "root": str(root), "cache_dir": str(cache), "image_size": 16},
+        "backbone": "conv4",
+        "loss": "neg-cosine",
+        "search": {
+            "margin": {"uniform": [-0.3, 0.1]},
+            "scale": {"fixed": 10.0},
+            "weight_decay": {"fixed": 5.0e-4},
+            "drop_rate": {"fixed": 0.0},
+            "dropblock_size": {"fixed": 1},
+        },
+        "epochs": 2,
+        "warmup_epochs": 0,
+        "val_every": 1,
+        "batch_size": 32,
+        "validation": {"episodes": 10, "shots": [1, 5], "queries": 5, "finetune_epochs": 3},
+        "scheduler": {"grace_period": 2},
+        "num_samples": 2,
+        "max_concurrent": 2,
+        "objective": "val_acc_mean",
+        "seed": 4,
+        "promotion": {"test_episodes": EPISODES, "shots": [1, 5], "queries": QUERIES, "finetune_epochs": 3},
+        "storage_path": str(storage),
+        "device": "cpu",
+    }
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    images = write_tiny_imagefolder(root / "images", base_per_class=BASE_PER_CLASS)
+    return root, images, root / "cache"
+
+
+@pytest.fixture(scope="module")
+def studied(workspace):
+    root, images, cache = workspace
+    spec_file = root / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(_spec(images, cache, root / "experiments")))
+    assert main(["sweep", "run", str(spec_file), "--no-promote"]) == 0
+    experiment = experiments.latest(root / "experiments")
+    argv = ["sweep", "study", str(experiment.root), "--margins", "-0.2", "--seeds", "2"]
+    out = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", *argv, "--holdout-fraction", str(HOLDOUT)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    study = json.loads(StudyDir.of(experiment).study_file.read_text())
+    return experiment, study, out.stdout
+
+
+def test_the_selected_configuration_is_trained_at_every_margin_and_seed(studied):
+    experiment, study, _ = studied
+    best = ranked(load_trials(experiment))[0]
+    assert study["request"]["params"] == best.params and "not promoted" in study["request"]["source"]
+    assert study["request"]["margins"] == [-0.2, 0.0]  # m = 0 added
+    runs = study["runs"]
+    assert [(run["margin"], run["seed"]) for run in runs] == [(-0.2, 4), (-0.2, 5), (0.0, 4), (0.0, 5)]
+    for run in runs:
+        assert run["failure"] is None and run["epoch"] in (1, 2) and 0 <= run["val_acc_1shot"] <= 100
+        checkpoint = torch.load(run["checkpoint"], weights_only=True)
+        trained = checkpoint["config"]
+        assert trained["margin"] == run["margin"] and trained["seed"] == run["seed"]
+        assert {k: trained[k] for k in ("scale", "weight_decay")} == {
+            k: best.params[k] for k in ("scale", "weight_decay")
+        }
+        assert trained["dataset"]["holdout_fraction"] == HOLDOUT  # pretrained without the held-out images
+    with_scores = [
+        sorted(torch.load(p, weights_only=True)["accuracies"]) for p in (experiment.root / "study").glob("scores/*.pt")
+    ]
+    assert with_scores == [["base", "novel"]] * 4
+
+
+def test_novel_and_held_out_base_episodes_are_fixed_and_shared(studied, workspace):
+    experiment, study, _ = studied
+    _, images, cache = workspace
+    base = data.load_split("imagefolder", str(images), "base", 16, str(cache), progress=False)
+    _, held = data.split_base(base, HOLDOUT, study["request"]["holdout_seed"])
+    assert study["held_out_images"] == len(held) == BASE_CLASSES * 9
+    for shot in (1, 5):
+        novel = data.EpisodeSet.load(experiment.test_episodes(shot))  # the experiment's, as promotion uses
+        assert novel.indices.shape == (EPISODES, 5, shot + QUERIES)
+        base_set = data.EpisodeSet.load(StudyDir.of(experiment).base_episodes(shot))
+        assert base_set.indices.shape == (EPISODES, 5, shot + QUERIES) and int(base_set.indices.max()) < len(held)
+        base_set.check_labels(held.labels)  # drawn over the held-out part
+        assert study["episodes"]["base"][str(shot)]["queries"] == QUERIES
+
+
+def test_every_margin_has_accuracies_and_discriminability_consistent_with_its_scores(studied):
+    experiment, study, _ = studied
+    for entry in study["margins"]:
+        assert entry["seeds"] == [4, 5]
+        for domain in ("novel", "base"):
+            separation = entry["discriminability"][domain]
+            assert separation["phi"]["mean"] == pytest.approx(
+                np.mean([i / j for i, j in zip(separation["inter"]["runs"], separation["intra"]["runs"])])
+            )
+            assert all(value > 0 for key in ("inter", "intra") for value in separation[key]["runs"])
+            for shot in ("1", "5"):
+                accuracy = entry["accuracy"][domain][shot]
+                saved = [
+                    torch.load(StudyDir.of(experiment).scores_file(f"m={entry['margin']:g}", seed), weights_only=True)
+                    for seed in entry["seeds"]
+                ]
+                per_seed = [float(s["accuracies"][domain][int(shot)].double().mean() * 100) for s in saved]
+                assert accuracy["per_seed"] == pytest.approx(per_seed)
+                assert accuracy["mean"] == pytest.approx(np.mean(per_seed)) and accuracy["ci95"] > 0
+
+
+def test_each_margin_is_compared_with_zero_on_the_same_episodes(studied):
+    _, study, stdout = studied
+    means = {e["margin"]: e["accuracy"] for e in study["margins"]}
+    found = {(c["domain"], c["shot"]): c for c in study["comparisons"]}
+    assert set(found) == {(d, s) for d in ("novel", "base") for s in (1, 5)}
+    for (domain, shot), comparison in found.items():
+        assert comparison["margin"] == -0.2 and comparison["n"] == EPISODES and comparison["seeds"] == [4, 5]
+        expected = means[-0.2][domain][str(shot)]["mean"] - means[0.0][domain][str(shot)]["mean"]
+        assert comparison["mean_diff"] == pytest.approx(expected)
+        assert 0 <= comparison["t_pvalue"] <= comparison["t_pvalue_holm"] <= 1
+        assert 0 <= comparison["wilcoxon_pvalue"] <= 1 and len(comparison["per_seed_diff"]) == 2
+    assert study["answer"].startswith("imagefolder / conv4 / neg-cosine: 1-shot: ")
+    assert stdout.strip().splitlines()[-1] == study["answer"]
+
+
+def test_table_figures_and_tensorboard_are_written(studied):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    experiment, study, _ = studied
+    paths = StudyDir.of(experiment)
+    table = pd.read_csv(paths.table_file("csv"))
+    assert table["margin"].tolist() == [-0.2, 0.0] and table["seeds"].tolist() == [2, 2]
+    assert table["loss"].tolist() == ["neg-cosine", "neg-cosine"]
+    assert table.loc[0, "novel_1shot_diff"] == pytest.approx(study["comparisons"][0]["mean_diff"])
+    assert len(json.loads(paths.table_file("json").read_text())) == 2
+    assert study["answer"] in paths.table_file("md").read_text()
+    for name in ("accuracy_vs_margin", "discriminability_vs_margin"):
+        assert paths.figure_file(name).stat().st_size > 20_000
+    figures = EventAccumulator(str(paths.tensorboard_dir / "figures"))
+    figures.Reload()
+    assert set(figures.Tags()["images"]) == {"study/accuracy_vs_margin", "study/discriminability_vs_margin"}
+    for margin in ("m=-0.2", "m=0"):
+        run = EventAccumulator(str(paths.tensorboard_dir / margin))
+        run.Reload()
+        assert "_hparams_/session_start_info" in run.PluginTagToContent("hparams")
+
+
+def test_a_study_killed_mid_grid_resumes_without_retraining_finished_margins(workspace, tmp_path):
+    """A trial config studied (--config), driver killed once one margin finished; a rerun finishes the others."""
+    _, images, cache = workspace
+    config = tiny_config(images, cache, epochs=2, val_every=1, **{"dataset.image_size": 16})
+    config_file = tmp_path / "trial.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    storage = tmp_path / "experiments"
+    argv = ["sweep", "study", "--config", str(config_file), "--storage", str(storage), "--margins", "-0.2", "-0.1"]
+    assert main(argv) == 2  # 16 queries (promotion's default) do not fit 10 novel images per class: refused at once
+    assert not storage.exists()
+    argv += ["--test-episodes", str(EPISODES), "--queries", str(QUERIES)]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", *argv, "--holdout-fraction", str(HOLDOUT)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,
+    )
+    finished = None
+    try:
+        deadline = time.time() + 400
+        while time.time() < deadline and finished is None:
+            time.sleep(1)
+            for result in storage.glob("*/study/tune/*/result.json"):
+                rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+                if rows and rows[-1].get("epoch") == 2:
+                    finished = result
+                    break
+        assert finished is not None, "no margin finished before the deadline"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    rows_before = finished.read_text()
+    assert not StudyDir.of(experiments.latest(storage)).study_file.exists()
+    experiment = experiments.latest(storage)
+    assert main(["sweep", "study", str(experiment.root)]) == 0  # no options: resume the saved study
+    assert finished.read_text() == rows_before  # the finished margin was not trained again
+    study = json.loads(StudyDir.of(experiment).study_file.read_text())
+    assert study["request"]["margins"] == [-0.2, -0.1, 0.0] and study["request"]["source"].startswith("config ")
+    assert [run["margin"] for run in study["runs"]] == [-0.2, -0.1, 0.0]
+    assert all(run["failure"] is None and run["checkpoint"] for run in study["runs"])
+    results = sorted((experiment.root / "study" / "tune").glob("*/result.json"))
+    assert len(results) == 3
+    assert all(json.loads(r.read_text().splitlines()[-1])["epoch"] == 2 for r in results)
