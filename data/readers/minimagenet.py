@@ -29,6 +29,7 @@ PARTS = ("base", "val", "novel")
 CSV_FILES = {"base": "train.csv", "val": "val.csv", "novel": "test.csv"}
 JSON_FILES = {"base": "base.json", "val": "val.json", "novel": "novel.json"}
 PICKLE_FILES = {part: f"mini-imagenet-cache-{CSV_FILES[part][:-4]}.pkl" for part in PARTS}
+PICKLE_IMAGE_SIZE = 84  # the cache pickles hold 84x84 images: the native side the image cache is capped at
 
 Listing = tuple[list[Path], list[str]]  # image paths [N], class name per image [N]
 
@@ -126,7 +127,8 @@ def _pickle_dataset(name: str, split: str, root: Path, parts: tuple[str, ...]) -
             raise DataError(f"split file not found: {path}")
         stat = path.stat()
         identity.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return LazyArrayDataset(name, split, _pickle_loader(files), f"{NAME}-pickle|{split}|" + ";".join(identity))
+    source_id = f"{NAME}-pickle|{split}|" + ";".join(identity)
+    return LazyArrayDataset(name, split, _pickle_loader(files), source_id, native_size=PICKLE_IMAGE_SIZE)
 
 
 def _pickle_loader(files: list[Path]) -> Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]:

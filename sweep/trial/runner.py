@@ -20,7 +20,7 @@ import data
 import evaluation
 import models
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.trial.config import TrialConfig
+from sweep.trial.config import DatasetConfig, TrialConfig
 from sweep.trial.training import (
     BatchSource,
     EpochResult,
@@ -77,8 +77,7 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     ds = config.dataset
-    base = data.load_split(ds.name, ds.root, "base", ds.image_size, ds.cache_dir, progress=False)
-    val = data.load_split(ds.name, ds.root, "val", ds.image_size, ds.cache_dir, progress=False)
+    base, val = (load_dataset_split(ds, split) for split in ("base", "val"))
     episode_sets = {shot: validation_episodes(config, val, shot) for shot in config.validation.shots}
 
     num_classes = len(base.class_names)
@@ -131,6 +130,22 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
             }
             reporter.report(dict(metrics), detached_copy(state))
     return metrics
+
+
+def load_dataset_split(dataset: DatasetConfig, split: str, *, allow_test: bool = False) -> data.CachedSplit:
+    """The cached `split` of a trial's dataset, stored as its image size, crop scale and max_stored_size say; the
+    trial, promotion and the margin study read their splits through this one function."""
+    return data.load_split(
+        dataset.name,
+        dataset.root,
+        split,
+        dataset.image_size,
+        dataset.cache_dir,
+        crop_scale_min=dataset.crop_scale[0],
+        max_stored_size=dataset.max_stored_size,
+        allow_test=allow_test,
+        progress=False,
+    )
 
 
 def check_finite_state(backbone: nn.Module, head: nn.Module, epoch: int, iteration: int) -> None:

@@ -2,8 +2,8 @@
 
 import json
 import os
-import statistics
 import signal
+import statistics
 import subprocess
 import sys
 import time
