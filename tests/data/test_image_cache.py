@@ -10,8 +10,9 @@ import pytest
 
 import data.cache as cache
 from data import DataError, build_dataset, load_split
-from helpers.datasets import write_image
 from sweep.cli.data import register
+
+from helpers.datasets import write_image
 
 
 def _entries(folder: Path) -> list[str]:
@@ -38,7 +39,6 @@ def test_native_size_is_the_median_short_side_of_the_files(tmp_path: Path) -> No
     for i, size in enumerate([(50, 40), (30, 60), (90, 80), (20, 20), (70, 45)]):
         write_image(tmp_path / "base" / "c" / f"{i}.png", (1, 2, 3), size=size)
     assert build_dataset("imagefolder", tmp_path, "base").native_size() == 40  # short sides 40 30 80 20 45
-
 
 
 def test_round_trip_memory_mapped(imagefolder_root: Path, tmp_path: Path) -> None:
