@@ -153,13 +153,14 @@ def resize_boxes(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size:
 
 def grey_levels(x: torch.Tensor) -> torch.Tensor:
     """PIL's "L" image of uint8 levels x float [B, 3, H, W] -> [B, 1, H, W] (integer levels, exact in float32)."""
-    weighted = torch.einsum("bchw,c->bhw", x, x.new_tensor(GREY_WEIGHTS)).add_(32768)
-    return torch.floor(weighted / 65536).unsqueeze(1)
+    r, g, b = x.unbind(dim=1)
+    weighted = (r * GREY_WEIGHTS[0]).add_(g * GREY_WEIGHTS[1]).add_(b * GREY_WEIGHTS[2]).add_(32768)
+    return weighted.div_(65536).floor_().unsqueeze(1)
 
 
 def blend(degenerate: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """PIL Image.blend(degenerate, image, factor) on uint8 levels: trunc(clip(d + f·(x − d), 0, 255)), float32."""
-    return torch.floor((degenerate + factor * (x - degenerate)).clamp_(0, 255))
+    return (x - degenerate).mul_(factor).add_(degenerate).clamp_(0, 255).floor_()
 
 
 def jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -171,9 +172,9 @@ def jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch
         operation = order[:, step].view(-1, 1, 1, 1)
         factor = factors.gather(1, order[:, step : step + 1]).view(-1, 1, 1, 1)
         grey = grey_levels(x)
-        mean_grey = torch.floor(grey.sum(dim=(2, 3), keepdim=True, dtype=torch.float64) / grey[0, 0].numel() + 0.5)
-        degenerate = torch.where(operation == 1, mean_grey.to(x.dtype), grey)
-        degenerate = torch.where(operation == 0, torch.zeros_like(degenerate), degenerate)
+        mean_grey = grey.sum(dim=(2, 3), keepdim=True, dtype=torch.float64).div_(grey[0, 0].numel()).add_(0.5).floor_()
+        # degenerate image: 0 (brightness), the mean grey (contrast), the grey image (saturation); exact 0/1 masks
+        degenerate = grey.mul_(operation == 2).add_(mean_grey.to(x.dtype) * (operation == 1))
         x = blend(degenerate, x, factor)
     return x
 
