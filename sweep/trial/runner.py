@@ -134,7 +134,7 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
 
 def load_dataset_split(dataset: DatasetConfig, split: str, *, allow_test: bool = False) -> data.CachedSplit:
     """The cached `split` of a trial's dataset, stored as its image size, crop scale and max_stored_size say; the
-    trial, promotion and the margin study read their splits through this one function."""
+    trial and promotion read their splits through this one function."""
     return data.load_split(
         dataset.name,
         dataset.root,
