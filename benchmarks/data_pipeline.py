@@ -1,13 +1,17 @@
-"""Data pipeline throughput: decode-once cache + batched device augmentation vs a torchvision PIL DataLoader.
+"""Data pipeline throughput and size: decode-once cache + batched device augmentation vs a torchvision PIL DataLoader.
 
-Writes photo-like JPEGs (smooth random colour fields + noise, ~500x375) into a temporary imagefolder dataset, then in
-one run measures, on the same images:
-  (a) the one-time cache build (decode + resize to ceil(1.15 * size), threads), reported separately, and
+Writes photo-like JPEGs (smooth random colour fields + noise, 500x375, mini-ImageNet's typical size) into a temporary
+imagefolder dataset, then in one run measures, on the same images:
+  (a) the one-time cache build (decode + squash to S x S, S = data.geometry.stored_size: 297 for 84 px at crop scale
+      0.08; --max-stored-size 97 gives the former ceil(1.15 * size) cache), its bytes per image, and
       data.TrainAugment on batches gathered from the memory-mapped cache, on --device;
   (b) torchvision ImageFolder + RandomResizedCrop + ColorJitter(0.4, 0.4, 0.4) + flip + ToTensor + Normalize in a
-      DataLoader with num_workers = os.cpu_count(), batches moved to --device.
-The first batch of (a) and the first epoch of (b) (worker start-up) are warm-up and not timed.
-Not a test. Default run: 1,200 images, well under 2 minutes on 2 CPU cores.
+      DataLoader with num_workers = os.cpu_count(), batches moved to --device (skip with --skip-reference).
+The first batch of (a) and the first epoch of (b) (worker start-up) are warm-up and not timed. It then prints the
+cache size of mini-ImageNet (38,400 base + 9,600 val + 12,000 novel images) and CUB (11,788 images) at each published
+input size, from data.geometry.stored_size with a native side of --native (375: 500x375 images), and the build time
+of mini-ImageNet extrapolated from (a)'s rate.
+Not a test. Default run: 1,200 images, a few minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data import TrainAugment, load_split  # noqa: E402
+from data.augment import NORMALIZE_MEAN, NORMALIZE_STD  # noqa: E402
+from data.geometry import stored_size  # noqa: E402
+
+DATASET_IMAGES = {"mini-ImageNet": 38_400 + 9_600 + 12_000, "CUB": 11_788}
+PUBLISHED_SIZES = {"conv4 / resnet12 (84)": 84, "wrn28_10 (80)": 80, "resnet18 (224)": 224}
 
 
 def photo_like(seed: int, width: int = 500, height: int = 375) -> Image.Image:
@@ -62,13 +71,25 @@ def sync(device: torch.device) -> None:
 
 
 def time_cached(
-    root: Path, cache_dir: Path, image_size: int, batch_size: int, epochs: int, device: torch.device
-) -> tuple[float, int, float, int]:
-    """(build seconds, images built, augmentation seconds, images augmented) for pipeline (a)."""
+    root: Path, cache_dir: Path, args: argparse.Namespace, device: torch.device
+) -> tuple[float, int, float, int, int, float]:
+    """(build seconds, images built, augmentation seconds, images augmented, S, cache bytes per image) of (a)."""
+    image_size, batch_size, epochs = args.image_size, args.batch_size, args.epochs
     start = time.perf_counter()
-    split = load_split("imagefolder", root, "base", image_size, cache_dir, progress=False)
+    split = load_split(
+        "imagefolder",
+        root,
+        "base",
+        image_size,
+        cache_dir,
+        crop_scale_min=args.crop_scale_min,
+        max_stored_size=args.max_stored_size,
+        progress=False,
+    )
     build_s = time.perf_counter() - start
-    augment, generator = TrainAugment(image_size, device), torch.Generator().manual_seed(0)
+    bytes_per_image = sum(f.stat().st_size for f in split.path.iterdir()) / len(split)
+    crop_scale = (args.crop_scale_min, 1.0)
+    augment, generator = TrainAugment(image_size, device, crop_scale=crop_scale), torch.Generator().manual_seed(0)
     order = torch.Generator().manual_seed(1)
 
     def batches():
@@ -87,7 +108,24 @@ def time_cached(
         out = augment(batch, generator)
         count += out.shape[0]
     sync(device)
-    return build_s, len(split), time.perf_counter() - start, count
+    return build_s, len(split), time.perf_counter() - start, count, split.stored_size, bytes_per_image
+
+
+def print_dataset_sizes(native: int, crop_scale_min: float, build_s_per_image: float) -> None:
+    """Cache size of mini-ImageNet and CUB at each published input size, before (ceil(1.15·s)) and now."""
+    print(f"\ncache of whole datasets (native side {native} px assumed, crop scale {crop_scale_min}; uint8 S x S x 3)")
+    print(
+        f"{'input size':<24} {'S before':>8} {'S now':>6} {'MB/image':>9}"
+        + "".join(f" {k + ' GB':>17}" for k in DATASET_IMAGES)
+    )
+    for name, size in PUBLISHED_SIZES.items():
+        before, now = -(-size * 115 // 100), stored_size(size, crop_scale_min, native=native)
+        totals = "".join(
+            f" {n * before**2 * 3 / 1e9:>7.2f} -> {n * now**2 * 3 / 1e9:>6.2f}" for n in DATASET_IMAGES.values()
+        )
+        print(f"{name:<24} {before:>8} {now:>6} {now**2 * 3 / 1e6:>9.3f}{totals}")
+    minutes = DATASET_IMAGES["mini-ImageNet"] * build_s_per_image / 60
+    print(f"mini-ImageNet build at (a)'s rate on this machine: {minutes:.0f} min (extrapolated, {os.cpu_count()} CPUs)")
 
 
 def time_reference(
@@ -102,7 +140,7 @@ def time_reference(
             transforms.ColorJitter(0.4, 0.4, 0.4),
             transforms.RandomHorizontalFlip(),
             transforms.ToTensor(),
-            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            transforms.Normalize(NORMALIZE_MEAN, NORMALIZE_STD),
         ]
     )
     loader = torch.utils.data.DataLoader(
@@ -135,6 +173,10 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="reference DataLoader workers")
+    parser.add_argument("--crop-scale-min", type=float, default=0.08, help="low end of crop_scale (sets S)")
+    parser.add_argument("--max-stored-size", type=int, default=None, help="dataset.max_stored_size (97: the old S)")
+    parser.add_argument("--native", type=int, default=375, help="native side assumed for the dataset projection")
+    parser.add_argument("--skip-reference", action="store_true", help="do not time the PIL DataLoader (b)")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2")
@@ -149,26 +191,32 @@ def main() -> None:
             f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
             flush=True,
         )
-        build_s, built, aug_s, augmented = time_cached(
-            root, cache_dir, args.image_size, args.batch_size, args.epochs, device
-        )
-        ref_s, referenced = time_reference(root, args.image_size, args.batch_size, args.epochs, device, args.workers)
+        build_s, built, aug_s, augmented, size, bytes_per_image = time_cached(root, cache_dir, args, device)
+        if not args.skip_reference:
+            ref_s, referenced = time_reference(
+                root, args.image_size, args.batch_size, args.epochs, device, args.workers
+            )
 
+    print(f"\ncache: S = {size} for input {args.image_size} px, {bytes_per_image / 1e3:.1f} kB per image on disk")
     rows = [
         ("(a) decode-once cache build (one time)", built, build_s),
-        (f"(a) TrainAugment from cache on {device}", augmented, aug_s),
-        (f"(b) torchvision PIL DataLoader, {args.workers} workers", referenced, ref_s),
+        (f"(a) TrainAugment from the {size}-px cache on {device}", augmented, aug_s),
     ]
-    print(f"\n{'pipeline':<48} {'images':>8} {'seconds':>8} {'images/s':>10}")
+    if not args.skip_reference:
+        rows.append((f"(b) torchvision PIL DataLoader, {args.workers} workers", referenced, ref_s))
+    print(f"\n{'pipeline':<52} {'images':>8} {'seconds':>8} {'images/s':>10}")
     for name, count, seconds in rows:
-        print(f"{name:<48} {count:>8} {seconds:>8.2f} {count / seconds:>10.0f}")
-    ratio = (augmented / aug_s) / (referenced / ref_s)
-    print(
-        f"\nbatched augmentation vs reference: {ratio:.1f}x images/s (size {args.image_size}, batch {args.batch_size})"
-    )
-    per_epoch_saving = args.images / (referenced / ref_s) - args.images / (augmented / aug_s)
-    if per_epoch_saving > 0:
-        print(f"the one-time build costs {build_s / per_epoch_saving:.1f} epochs of the reference's extra time")
+        print(f"{name:<52} {count:>8} {seconds:>8.2f} {count / seconds:>10.0f}")
+    if not args.skip_reference:
+        ratio = (augmented / aug_s) / (referenced / ref_s)
+        print(
+            f"\nbatched augmentation vs reference: {ratio:.1f}x images/s "
+            f"(size {args.image_size}, batch {args.batch_size})"
+        )
+        per_epoch_saving = args.images / (referenced / ref_s) - args.images / (augmented / aug_s)
+        if per_epoch_saving > 0:
+            print(f"the one-time build costs {build_s / per_epoch_saving:.1f} epochs of the reference's extra time")
+    print_dataset_sizes(args.native, args.crop_scale_min, build_s / built)
 
 
 if __name__ == "__main__":

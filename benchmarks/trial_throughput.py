@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data  # noqa: E402
 import models  # noqa: E402
-from data.augment import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from data.augment import NORMALIZE_MEAN, NORMALIZE_STD  # noqa: E402
 from data.geometry import stored_size  # noqa: E402
 from sweep.trial import training  # noqa: E402
 
@@ -187,7 +187,7 @@ class JpegDataset(torch.utils.data.Dataset):
                 transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
                 transforms.RandomHorizontalFlip(),
                 transforms.ToTensor(),
-                transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+                transforms.Normalize(NORMALIZE_MEAN, NORMALIZE_STD),
             ]
         )
 

@@ -14,7 +14,7 @@ _EXPORTS = {
     "default_cache_dir": "data.paths",
     "load_split": "data.splits",
     "prepare_split": "data.splits",
-    "image_size_for": "data.geometry",
+    "eval_resize_size": "data.geometry",
     "stored_size": "data.geometry",
     "write_atomically": "data.atomic",
     "write_text_atomically": "data.atomic",

@@ -1,10 +1,13 @@
 """Decode-once cache: every image of a split decoded, resized to S×S and stored in one memory-mapped uint8 .npy.
 
+S comes from data/geometry.py stored_size (the caller, data/splits.py, picks it for the split and the model input).
+
 Layout: <cache_dir>/<fingerprint[:32]>-s<S>-v<format>/{images.npy, labels.npy, meta.json}. A build fills a temporary
 folder in cache_dir (meta.json written last) and renames it into place with os.replace, under a per-key file lock,
 so an interrupted build never leaves a cache that loads and concurrent trials on one node build it once.
-Resizing squashes the whole image to S×S (no crop): RandomResizedCrop then samples from the full picture, and
-eval's resize-then-centre-crop sees what CloserLook's Resize([s, s]) + CenterCrop sees.
+Resizing squashes the whole image to S×S (no crop): RandomResizedCrop then samples from the full picture (in the
+squashed frame: docs/protocol.md D4 says what that does to the crops), and eval's resize-then-centre-crop sees what
+the published Resize((int(1.15·s), int(1.15·s))) + CenterCrop(s) sees.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from tqdm import tqdm
 
 from data.atomic import file_lock
 from data.errors import DataError
-from data.geometry import stored_size
 from data.paths import default_cache_dir
 from data.readers.base import ImageDataset
 
@@ -60,14 +62,15 @@ class CachedSplit:
 def load_cached(
     dataset: ImageDataset,
     image_size: int,
+    size: int,
     cache_dir: str | Path | None = None,
     *,
     progress: bool = True,
     workers: int | None = None,
 ) -> CachedSplit:
-    """The cached split of `dataset` for model input `image_size`, building its cache on first use."""
-    folder = ensure_cache(dataset, stored_size(image_size), cache_dir, progress=progress, workers=workers)
-    opened = _open(folder, stored_size(image_size))
+    """The S×S (S = `size`) cached split of `dataset` for model input `image_size`, building its cache on first use."""
+    folder = ensure_cache(dataset, size, cache_dir, progress=progress, workers=workers)
+    opened = _open(folder, size)
     if opened is None:
         raise DataError(f"cache at {folder} is unreadable; delete it and retry")
     images, labels, class_names = opened

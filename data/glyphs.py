@@ -242,6 +242,10 @@ class GlyphSplit:
         self._load()
         return self._images[i]
 
+    def native_size(self) -> int:
+        """The side the glyphs are rendered at (32 by default); does not generate the set."""
+        return self.params.image_size
+
     def fingerprint(self) -> str:
         """Stable hex digest of the split's content identity (build key and split); does not generate the set."""
         return hashlib.sha256(f"glyphs\n{build_key(self.params)}\n{self.split}".encode()).hexdigest()

@@ -12,9 +12,17 @@ from pathlib import Path
 from data.cache import CachedSplit, ensure_cache, load_cached
 from data.datasets import build_dataset
 from data.errors import DataError
-from data.geometry import stored_size
+from data.geometry import CROP_SCALE, stored_size
+from data.readers.base import ImageDataset
 
 TEST_SPLITS = frozenset({"novel", "all"})
+
+
+def split_stored_size(
+    dataset: ImageDataset, image_size: int, crop_scale_min: float = CROP_SCALE[0], max_stored_size: int | None = None
+) -> int:
+    """S for this split: data.geometry.stored_size capped at the split's native side and at `max_stored_size`."""
+    return stored_size(image_size, crop_scale_min, native=dataset.native_size(), limit=max_stored_size)
 
 
 def load_split(
@@ -24,16 +32,19 @@ def load_split(
     image_size: int,
     cache_dir: str | Path | None = None,
     *,
+    crop_scale_min: float = CROP_SCALE[0],
+    max_stored_size: int | None = None,
     allow_test: bool = False,
     progress: bool = True,
     workers: int | None = None,
 ) -> CachedSplit:
-    """Cached split of dataset `name` for model input `image_size` (built on first use); the test split raises
-    DataError unless allow_test=True."""
+    """Cached split of dataset `name` for model input `image_size`, stored at split_stored_size (built on first
+    use; `crop_scale_min` is the training crop_scale's low end); the test split raises DataError unless allow_test."""
     if split in TEST_SPLITS and not allow_test:
         raise DataError(f"the test split is read only by promotion (refused {name} {split!r})")
     dataset = build_dataset(name, root, split)
-    return load_cached(dataset, image_size, cache_dir, progress=progress, workers=workers)
+    size = split_stored_size(dataset, image_size, crop_scale_min, max_stored_size)
+    return load_cached(dataset, image_size, size, cache_dir, progress=progress, workers=workers)
 
 
 def prepare_split(
@@ -43,9 +54,12 @@ def prepare_split(
     image_size: int,
     cache_dir: str | Path | None = None,
     *,
+    crop_scale_min: float = CROP_SCALE[0],
+    max_stored_size: int | None = None,
     progress: bool = True,
     workers: int | None = None,
-) -> Path:
-    """Build (decode only, nothing is returned) the cache of any split, the test split included -> its folder."""
+) -> tuple[Path, int]:
+    """Build (decode only) the cache of any split, the test split included, as load_split would -> (folder, S)."""
     dataset = build_dataset(name, root, split)
-    return ensure_cache(dataset, stored_size(image_size), cache_dir, progress=progress, workers=workers)
+    size = split_stored_size(dataset, image_size, crop_scale_min, max_stored_size)
+    return ensure_cache(dataset, size, cache_dir, progress=progress, workers=workers), size

@@ -4,6 +4,7 @@ Checkpoint format (written by sweep.trial): a torch.save'd dict, loaded with wei
   "model_spec": {"backbone": str (models.list_backbones()), "backbone_kwargs": dict (for models.build_backbone),
                  "loss": str (models.LOSSES), "image_size": int (model input size), ...other keys ignored}
   "backbone_state": the backbone's state_dict
+  "config" (optional): the trial config it was trained with; its "dataset" section says how the images were cached
 and any other keys (ignored).
 """
 
@@ -46,19 +47,33 @@ def _read_model_spec(checkpoint: object, path: Path) -> dict:
     return spec
 
 
-def load_backbone_from_checkpoint(path: str | Path, device: torch.device | str) -> tuple[nn.Module, dict, int]:
-    """(backbone in eval mode on `device`, fine-tuning head settings of its loss, image size) of a checkpoint."""
-    import models  # lazily: building a backbone is this function's job only
-
+def _load(path: str | Path, *, mmap: bool = False) -> tuple[dict, Path]:
+    """(the loaded checkpoint, its file) of a checkpoint file or directory; EvaluationError if missing or unreadable."""
     path = Path(path)
     if path.is_dir():  # a checkpoint directory (a run's checkpoints/best, a Tune checkpoint_XXXXXX)
         path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise EvaluationError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap), path
     except Exception as error:  # not a torch file, or holds objects weights_only refuses
         raise EvaluationError(f"checkpoint {path} cannot be read: {_first_line(error)}") from None
+
+
+def training_dataset(path: str | Path) -> dict:
+    """The "dataset" section of the trial config a checkpoint was trained with, {} if it carries none (memory-mapped:
+    the weights are not read)."""
+    checkpoint, _ = _load(path, mmap=True)
+    config = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    dataset = config.get("dataset") if isinstance(config, dict) else None
+    return dict(dataset) if isinstance(dataset, dict) else {}
+
+
+def load_backbone_from_checkpoint(path: str | Path, device: torch.device | str) -> tuple[nn.Module, dict, int]:
+    """(backbone in eval mode on `device`, fine-tuning head settings of its loss, image size) of a checkpoint."""
+    import models  # lazily: building a backbone is this function's job only
+
+    checkpoint, path = _load(path)
     spec = _read_model_spec(checkpoint, path)
     try:
         head = finetune_head(spec["loss"])

@@ -4,7 +4,9 @@ Trials are ranked by the objective at their best checkpoint, which the spec's se
 (`SweepSpec.selection`: 5-shot validation in the paper's presets, as the published code; sweep/results.py).
 
 This module and the margin study (sweep.study) are the only places that read the test ("novel") split:
-`data.load_split(..., allow_test=True)`.
+`load_dataset_split(..., allow_test=True)`.
+Everything runs on the trials' device (`device` of the spec, resolved by sweep.trial.training.resolve_device, as a
+trial and `negmargin evaluate` resolve theirs): feature extraction and the batched fine-tuning of every episode.
 Every promoted configuration is scored on the same saved test episodes with the same fine-tuning seed, so the
 paired comparisons between them are exact.
 """
@@ -26,6 +28,7 @@ from sweep.experiment import Experiment
 from sweep.results import load_trials, ranked
 from sweep.spec import SweepSpec
 from sweep.trial.checkpoints import checkpoint_file
+from sweep.trial.runner import load_dataset_split
 from sweep.trial.training import resolve_device
 
 TEST_EPISODE_SEED_OFFSET = 10_000  # test episodes use their own stream, never the validation one
@@ -137,7 +140,6 @@ def run(
     experiment: Experiment, top_k: int | None = None, selections_path: Path | None = None, address: str | None = None
 ) -> dict[str, Any]:
     """Score the top-k trials on the test episodes; write promotion.json, merge the selections file; return it."""
-    import data
     from sweep import seeds, selections
 
     spec = experiment.spec()
@@ -146,12 +148,10 @@ def run(
         raise ExperimentError(f"{experiment.root}: no trial has a validation score and checkpoint to promote")
     promoted = candidates[: top_k or spec.promotion.top_k]
 
+    device = resolve_device(spec.device)  # the trials' device; a bad one fails before the test split is read
     started = time.perf_counter()
-    novel = data.load_split(
-        spec.dataset.name, spec.dataset.root, "novel", spec.dataset.image_size, spec.dataset.cache_dir, allow_test=True
-    )
+    novel = load_dataset_split(spec.dataset, "novel", allow_test=True)
     episode_sets = {shot: test_episode_set(spec, experiment, novel, shot) for shot in spec.promotion.shots}
-    device = resolve_device(spec.device)
 
     experiment.promotion_dir.mkdir(exist_ok=True)
     accuracies: dict[str, dict[int, torch.Tensor]] = {}

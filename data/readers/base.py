@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from data.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+NATIVE_SIZE_SAMPLE = 64  # image headers read to estimate a file split's native side (evenly spaced, deterministic)
 
 
 def decode_image(path: Path) -> np.ndarray:
@@ -21,6 +22,17 @@ def decode_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise DataError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"cannot decode image {path}: {error}") from None
+
+
+def image_side(path: Path) -> int:
+    """The short side of an image file in pixels, from its header alone (nothing is decoded)."""
+    try:
+        with Image.open(path) as image:
+            return min(image.size)
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
@@ -66,6 +78,11 @@ class ImageDataset(ABC):
     def fingerprint(self) -> str:
         """Stable hex digest of what the split holds (file list, sizes, labels, class names): the cache key."""
 
+    def native_size(self) -> int | None:
+        """The split's native image side in pixels (short side; a median where images differ), None if unknown:
+        the cache never stores the split larger than this (data/geometry.py stored_size)."""
+        return None
+
     def __repr__(self) -> str:
         counts = f"{len(self)} images, {len(self.class_names)} classes"
         return f"{type(self).__name__}({self.name!r}, {self.split!r}, {counts})"
@@ -94,10 +111,19 @@ class FileImageDataset(ImageDataset):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.class_names = [str(c) for c in class_names]
         self._fingerprint: str | None = None
+        self._native_size: int | None = None
 
     def read(self, i: int) -> np.ndarray:
         """Decode file i -> uint8 [H, W, 3]."""
         return decode_image(self.paths[i])
+
+    def native_size(self) -> int:
+        """The median short side of NATIVE_SIZE_SAMPLE evenly spaced files (lower median), read from their headers."""
+        if self._native_size is None:
+            picks = np.unique(np.linspace(0, len(self.paths) - 1, min(len(self.paths), NATIVE_SIZE_SAMPLE)).round())
+            sides = sorted(image_side(self.paths[int(i)]) for i in picks)
+            self._native_size = sides[(len(sides) - 1) // 2]
+        return self._native_size
 
     def fingerprint(self) -> str:
         """Hash of (path relative to root, size, mtime) per file plus labels and class names; stats each file once."""
@@ -146,6 +172,10 @@ class ArrayImageDataset(ImageDataset):
     def read(self, i: int) -> np.ndarray:
         """Image i -> uint8 [H, W, 3]."""
         return self.images[i]
+
+    def native_size(self) -> int:
+        """The short side of the stored array's images."""
+        return int(min(self.images.shape[1:3]))
 
     def fingerprint(self) -> str:
         """Hash of the source id (or the pixel bytes), labels and class names."""
@@ -206,14 +236,20 @@ def class_folder_dataset(
 class LazyArrayDataset(ImageDataset):
     """An in-memory split loaded on first use by `loader() -> (images uint8 [N, H, W, 3], labels [N], class_names)`.
 
-    The fingerprint comes from `source_id` alone (it must identify the source files), so finding an existing cache
-    never loads the data.
+    The fingerprint comes from `source_id` alone (it must identify the source files), and the native side from
+    `native_size` (what the source format promises; None = unknown), so finding an existing cache never loads the data.
     """
 
     def __init__(
-        self, name: str, split: str, loader: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]], source_id: str
+        self,
+        name: str,
+        split: str,
+        loader: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]],
+        source_id: str,
+        native_size: int | None = None,
     ) -> None:
         self.name, self.split, self.source_id = name, split, source_id
+        self._native_size = native_size
         self._loader = loader
         self._loaded: ArrayImageDataset | None = None
         self._lock = threading.Lock()
@@ -238,6 +274,10 @@ class LazyArrayDataset(ImageDataset):
     def read(self, i: int) -> np.ndarray:
         """Image i -> uint8 [H, W, 3] (loads the data)."""
         return self._data().images[i]
+
+    def native_size(self) -> int | None:
+        """The side the source format promises (given at construction); does not load the data."""
+        return self._native_size
 
     def fingerprint(self) -> str:
         """Hash of the source id; does not load the data."""

@@ -45,6 +45,7 @@ PICKLE_FILES = {
 }
 ILSVRC_TRAIN = ("ILSVRC2015/Data/CLS-LOC/train", "ILSVRC/Data/CLS-LOC/train")
 CSV_HEADER = ("filename", "label")
+PICKLE_IMAGE_SIZE = 84  # the cache pickles hold 84x84 images: the native side the image cache is capped at
 
 _CSV_NEEDS = {part: Need((CSV_FILES[part],)) for part in PARTS}
 CSV_IMAGES = Layout("Ravi & Larochelle CSVs + images/", {**_CSV_NEEDS, "images": Need(("images",), "dir")})
@@ -222,7 +223,8 @@ def _pickle_dataset(name: str, split: str, files: list[Path]) -> LazyArrayDatase
     for path in files:
         stat = path.stat()
         identity.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return LazyArrayDataset(name, split, _pickle_loader(files), f"{NAME}-pickle|{split}|" + ";".join(identity))
+    source_id = f"{NAME}-pickle|{split}|" + ";".join(identity)
+    return LazyArrayDataset(name, split, _pickle_loader(files), source_id, native_size=PICKLE_IMAGE_SIZE)
 
 
 def _pickle_loader(files: list[Path]) -> Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]:

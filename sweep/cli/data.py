@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from data.datasets import list_datasets
-from data.geometry import stored_size
+from data.geometry import CROP_SCALE
 from data.paths import default_cache_dir
 
 DEFAULT_SPLITS = ("base", "val", "novel")
@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare = data_commands.add_parser(
         "prepare",
         help="decode and resize a dataset's splits into the uint8 cache",
-        description="Decode every image of each split once, resized to ceil(1.15 * image size), into the cache. "
+        description="Decode every image of each split once into the cache, squashed to S x S with S = max(int(1.15 * "
+        "size), ceil(size / sqrt(crop scale min))), capped at the images' native side and at --max-stored-size. "
         "The test split (novel) is prepared too: decoding it is not reading it; only promotion loads it.",
     )
     prepare.add_argument("name", choices=list_datasets(), help="dataset name")
@@ -29,7 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="image_size",
         type=int,
         default=84,
-        help="model input size; images are stored at ceil(1.15 * size) (default 84 -> 97)",
+        help="model input size (default 84: stored at 297 where the images have the pixels)",
+    )
+    prepare.add_argument(
+        "--crop-scale-min",
+        type=float,
+        default=CROP_SCALE[0],
+        help=f"the low end of the trials' dataset.crop_scale (default {CROP_SCALE[0]}, the published value)",
+    )
+    prepare.add_argument(
+        "--max-stored-size", type=int, default=None, help="store at most this side (dataset.max_stored_size)"
     )
     prepare.add_argument(
         "--cache", default=None, help=f"cache directory (default $NEGMARGIN_CACHE or {default_cache_dir()})"
@@ -46,10 +56,17 @@ def prepare_command(args: argparse.Namespace) -> int:
     """Build the cache of each requested split and print where it is; returns the exit status."""
     from data.splits import prepare_split  # the cache (numpy, PIL, tqdm) loads when there is work
 
-    size = stored_size(args.image_size)
     for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
-        folder = prepare_split(
-            args.name, args.root, split, args.image_size, args.cache, progress=args.progress, workers=args.workers
+        folder, size = prepare_split(
+            args.name,
+            args.root,
+            split,
+            args.image_size,
+            args.cache,
+            crop_scale_min=args.crop_scale_min,
+            max_stored_size=args.max_stored_size,
+            progress=args.progress,
+            workers=args.workers,
         )
         print(f"{args.name} {split}: {size}x{size} cache at {folder}")
     return 0

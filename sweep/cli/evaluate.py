@@ -23,7 +23,8 @@ def _table(rows: list[dict]) -> str:
 def evaluate_command(args: argparse.Namespace) -> int:
     """Run `negmargin evaluate`: print the table (and write JSON); exit status 0."""
     import data  # the command's dependencies (torch) load here, not when the CLI builds its parser
-    from evaluation.checkpoint import load_backbone_from_checkpoint
+    from data.geometry import CROP_SCALE
+    from evaluation.checkpoint import load_backbone_from_checkpoint, training_dataset
     from evaluation.episodes import evaluate
     from evaluation.features import extract_features
     from evaluation.stats import mean_ci95
@@ -31,15 +32,26 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from sweep.trial.training import resolve_device
 
     device = resolve_device(args.device, key="--device")
-    backbone, head, image_size = load_backbone_from_checkpoint(checkpoint_file(args.checkpoint), device)
+    path = checkpoint_file(args.checkpoint)
+    backbone, head, image_size = load_backbone_from_checkpoint(path, device)
     image_size = args.image_size or image_size
+    trained_on = training_dataset(path)  # the trial's cache geometry, so its cache is read again, not rebuilt
+    crop_scale_min = args.crop_scale_min or trained_on.get("crop_scale", CROP_SCALE)[0]
+    max_stored_size = args.max_stored_size or trained_on.get("max_stored_size")
     split = data.load_split(
-        args.dataset, args.root, args.split, image_size, args.cache, allow_test=args.split == "novel"
-    )  # novel only when the user asks for it explicitly
+        args.dataset,
+        args.root,
+        args.split,
+        image_size,
+        args.cache,
+        crop_scale_min=crop_scale_min,
+        max_stored_size=max_stored_size,
+        allow_test=args.split == "novel",  # novel only when the user asks for it explicitly
+    )
     started = time.perf_counter()
     features = extract_features(backbone, split.images, args.batch_size, device, image_size)
     print(
-        f"features: {tuple(features.shape)} of {args.dataset} {args.split} in "
+        f"features: {tuple(features.shape)} of {args.dataset} {args.split} (stored at {split.stored_size} px) in "
         f"{time.perf_counter() - started:.1f} s on {device}"
     )
     rows = []
@@ -104,6 +116,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results (per episode too) here")
     parser.add_argument("--cache", type=Path, default=None, help="image cache directory")
     parser.add_argument("--image-size", type=int, default=None, help="model input size (default: checkpoint's)")
+    parser.add_argument(
+        "--crop-scale-min",
+        type=float,
+        default=None,
+        help="low end of the training crop_scale, which sets the cached size (default: the checkpoint's, else 0.08)",
+    )
+    parser.add_argument(
+        "--max-stored-size", type=int, default=None, help="cap on the cached side (default: the checkpoint's)"
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="images per feature-extraction batch")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.set_defaults(func=evaluate_command)

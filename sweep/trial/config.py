@@ -3,7 +3,8 @@
 YAML layout (every key optional except dataset.name, backbone and loss; unknown keys are errors):
 
     dataset: {name: glyphs, root: null, cache_dir: null, image_size: 84, crop_scale: [0.08, 1.0], hflip: true,
-              holdout_fraction: 0.0, holdout_seed: 0}   # a seeded fraction per base class kept out (data/holdout.py)
+              holdout_fraction: 0.0, holdout_seed: 0,   # a seeded fraction per base class kept out (data/holdout.py)
+              max_stored_size: null}   # cap on the cached side (default: int(1.15·s) or s/√crop_scale[0], native)
     backbone: resnet12
     loss: neg-cosine            # softmax | cosine | neg-softmax | neg-cosine
     margin: -0.02               # m; neg-* needs m <= 0, softmax takes none
@@ -62,6 +63,10 @@ class DatasetConfig(Strict):
     image_size: int = Field(84, ge=8, le=1024)
     crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop's area range (published 0.08–1)
     hflip: bool = True  # random horizontal flips (published); off where a mirror image is another class
+    # The cache stores each image at data.geometry.stored_size: max(int(1.15·s), ceil(s / √crop_scale[0])) (297 for
+    # 84 px at 0.08), capped at the images' native side; this caps it lower (memory / disk), at the price of
+    # upsampling the smallest crops. The eval transform reads the same cache.
+    max_stored_size: int | None = Field(None, ge=8)
     # Base images kept out of pretraining (the margin study scores on them): data.holdout_indices(labels, f, seed).
     holdout_fraction: float = Field(0.0, ge=0, lt=1)
     holdout_seed: int = Field(0, ge=0)

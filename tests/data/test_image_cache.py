@@ -9,16 +9,36 @@ import numpy as np
 import pytest
 
 import data.cache as cache
-from data import DataError, build_dataset, load_split, stored_size
+from data import DataError, build_dataset, load_split
 from sweep.cli.data import register
+
+from helpers.datasets import write_image
 
 
 def _entries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
 
 
-def test_stored_size() -> None:
-    assert [stored_size(s) for s in (84, 80, 224, 100, 20)] == [97, 92, 258, 115, 23]
+def test_stored_at_the_smallest_crops_resolution_where_the_source_has_it(tmp_path: Path) -> None:
+    """84 px at crop scale 0.08: 297 px (ceil(84 / √0.08)), from 400x320 files; lower with a smaller crop range or
+    max_stored_size; never above the files' native side."""
+    root = tmp_path / "photos"
+    for split in ("base", "val"):
+        for label in range(2):
+            for i in range(2):
+                write_image(root / split / f"{split}{label}" / f"{i}.png", (40 * label, 10 * i, 90), size=(400, 320))
+    cache_dir = tmp_path / "cache"
+    split = load_split("imagefolder", root, "base", 84, cache_dir, progress=False)
+    assert split.stored_size == 297 and split.images.shape == (4, 297, 297, 3)
+    assert load_split("imagefolder", root, "base", 84, cache_dir, crop_scale_min=0.5, progress=False).stored_size == 119
+    assert load_split("imagefolder", root, "val", 84, cache_dir, max_stored_size=128, progress=False).stored_size == 128
+    assert load_split("imagefolder", root, "val", 224, cache_dir, progress=False).stored_size == 320  # native cap
+
+
+def test_native_size_is_the_median_short_side_of_the_files(tmp_path: Path) -> None:
+    for i, size in enumerate([(50, 40), (30, 60), (90, 80), (20, 20), (70, 45)]):
+        write_image(tmp_path / "base" / "c" / f"{i}.png", (1, 2, 3), size=size)
+    assert build_dataset("imagefolder", tmp_path, "base").native_size() == 40  # short sides 40 30 80 20 45
 
 
 def test_round_trip_memory_mapped(imagefolder_root: Path, tmp_path: Path) -> None:
@@ -69,7 +89,7 @@ def test_corrupt_image_leaves_no_cache(imagefolder_root: Path, tmp_path: Path) -
     cache_dir = tmp_path / "cache"
     with pytest.raises(DataError, match=f"cannot decode image {bad}"):
         load_split("imagefolder", imagefolder_root, "base", 8, cache_dir, progress=False, workers=3)
-    assert _entries(cache_dir) == []  # no cache folder, no temporary folder
+    assert not cache_dir.exists() or _entries(cache_dir) == []  # no cache folder, no temporary folder
     bad.write_bytes(good)
     assert len(load_split("imagefolder", imagefolder_root, "base", 8, cache_dir, progress=False)) == 12
 
@@ -114,8 +134,9 @@ def test_missing_image_names_file_and_leaves_no_cache(mini_csv_root: Path, tmp_p
 
 
 def test_pickle_layout_through_cache(mini_pickle_root: Path, tmp_path: Path) -> None:
-    split = load_split("mini-imagenet", mini_pickle_root, "base", 5, tmp_path, progress=False)
-    assert split.images.shape == (9, 6, 6, 3)  # 6 px images already at S = ceil(5.75) = 6
+    split = load_split("mini-imagenet", mini_pickle_root, "base", 5, tmp_path, max_stored_size=6, progress=False)
+    assert split.images.shape == (9, 6, 6, 3)  # the fixture's 6 px images, kept at 6 by max_stored_size
+    assert build_dataset("mini-imagenet", mini_pickle_root, "base").native_size() == 84  # the pickles' format
     assert (split.images[:, 0, 0, 0] // 10 == split.labels).all()
 
 

@@ -1,4 +1,4 @@
-"""extract_features: eval transform, eval mode (restored per module), no grad, deterministic, float32 on CPU."""
+"""extract_features: eval transform, eval mode (restored per module), no grad, deterministic, float32 on the device."""
 
 import numpy as np
 import pytest
@@ -24,9 +24,9 @@ def test_features_shape_determinism_and_eval_mode_restored() -> None:
     backbone = _tiny_backbone()
     backbone.train()
     backbone[3].eval()  # a submodule in its own mode must keep it
-    images = _images(10, 97)  # stored size of image_size 84
+    images = _images(10, 297)  # stored size of image_size 84 at crop scale 0.08
     first = extract_features(backbone, images, batch_size=4, device="cpu", image_size=84)
-    second = extract_features(backbone, torch.from_numpy(images), batch_size=3, device="cpu")
+    second = extract_features(backbone, torch.from_numpy(images), batch_size=3, device="cpu", image_size=84)
     assert first.shape == (10, 4) and first.dtype == torch.float32 and first.device.type == "cpu"
     assert not first.requires_grad
     torch.testing.assert_close(first, second, atol=1e-6, rtol=0)  # batches of 4 or 3: same features
@@ -44,12 +44,19 @@ def test_eval_transform_gets_the_image_size(monkeypatch: pytest.MonkeyPatch) -> 
         return images.permute(0, 3, 1, 2).float()[:, :, :image_size, :image_size] / 255
 
     monkeypatch.setattr(data, "eval_transform", fake_transform)
-    features = extract_features(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), _images(5, 92), 2, "cpu")
-    assert seen == [((2, 92, 92, 3), 80), ((2, 92, 92, 3), 80), ((1, 92, 92, 3), 80)]  # 92 = ceil(1.15 · 80)
-    expected = torch.from_numpy(_images(5, 92)[:, :80, :80]).float().mean(dim=(1, 2)) / 255
+    features = extract_features(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), _images(5, 283), 2, "cpu", 80)
+    assert seen == [((2, 283, 283, 3), 80), ((2, 283, 283, 3), 80), ((1, 283, 283, 3), 80)]
+    expected = torch.from_numpy(_images(5, 283)[:, :80, :80]).float().mean(dim=(1, 2)) / 255
     torch.testing.assert_close(features, expected)
+
+
+def test_features_stay_on_the_device_they_are_computed_on() -> None:
+    """No copy back to the CPU: on the meta device (a stand-in for a GPU in a CPU-only test) the features are meta."""
+    backbone = _tiny_backbone().to("meta")
+    features = extract_features(backbone, _images(6, 96), batch_size=4, device="meta", image_size=84)
+    assert features.device.type == "meta" and features.shape == (6, 4) and features.dtype == torch.float32
 
 
 def test_bad_image_arrays_raise() -> None:
     with pytest.raises(EvaluationError, match="uint8"):
-        extract_features(_tiny_backbone(), np.zeros((4, 8, 8), dtype=np.uint8), 2, "cpu")
+        extract_features(_tiny_backbone(), np.zeros((4, 8, 8), dtype=np.uint8), 2, "cpu", 8)

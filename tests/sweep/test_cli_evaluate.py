@@ -21,12 +21,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_checkpoint(path: Path, loss: str = "neg-softmax", **spec_overrides) -> torch.nn.Module:
+def _write_checkpoint(
+    path: Path, loss: str = "neg-softmax", config: dict | None = None, **spec_overrides
+) -> torch.nn.Module:
     torch.manual_seed(0)
     backbone = models.build_backbone("conv4")
     spec = {"backbone": "conv4", "backbone_kwargs": {}, "loss": loss, "image_size": 84, "margin": -0.3}
     spec.update(spec_overrides)
-    torch.save({"model_spec": spec, "backbone_state": backbone.state_dict(), "epoch": 3}, path)
+    checkpoint = {"model_spec": spec, "backbone_state": backbone.state_dict(), "epoch": 3}
+    if config is not None:
+        checkpoint["config"] = config
+    torch.save(checkpoint, path)
     return backbone
 
 
@@ -110,18 +115,20 @@ class _FakeSplit:
         self.images[:, :, :, 0] = (self.labels * 40)[:, None, None]  # a class-coloured red channel
         self.class_names = [f"class{c}" for c in range(6)]
         self.image_size = 84
+        self.stored_size = 97
 
 
 def test_evaluate_command_prints_the_table_and_writes_json(tmp_path: Path, monkeypatch, capsys) -> None:
     calls = []
 
     def fake_load_split(name, root, split, image_size, cache_dir=None, *, allow_test=False, **kwargs):
-        calls.append((name, split, image_size, allow_test))
+        calls.append((name, split, image_size, allow_test, kwargs["crop_scale_min"], kwargs["max_stored_size"]))
         return _FakeSplit()
 
     monkeypatch.setattr(data, "load_split", fake_load_split)
     checkpoint, output = tmp_path / "ckpt.pt", tmp_path / "out" / "result.json"
-    _write_checkpoint(checkpoint, loss="neg-cosine")
+    trained_on = {"dataset": {"name": "fake", "crop_scale": [0.5, 1.0], "max_stored_size": 120}}
+    _write_checkpoint(checkpoint, loss="neg-cosine", config=trained_on)
     args = _parser().parse_args(
         [
             "evaluate",
@@ -146,7 +153,8 @@ def test_evaluate_command_prints_the_table_and_writes_json(tmp_path: Path, monke
         ]
     )
     assert args.func(args) == 0
-    assert calls == [("fake", "novel", 84, True)]  # novel only because it was asked for explicitly
+    # novel only because it was asked for explicitly; stored as the trial stored it (its crop scale and cap)
+    assert calls == [("fake", "novel", 84, True, 0.5, 120)]
     printed = capsys.readouterr().out
     assert "accuracy (%)" in printed and "±" in printed
     report = json.loads(output.read_text())

@@ -22,6 +22,7 @@ from sweep import spec as spec_module
 from sweep.cli import main
 from sweep.report import tensorboard_files
 from sweep.results import load_trials
+from sweep.trial.checkpoints import CHECKPOINT_FILE, checkpoint_file
 
 from helpers import tensorboard as board
 
@@ -296,11 +297,17 @@ def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, 
     for shot in ("1", "5"):
         seeds = trial["seeds"][shot]
         assert seeds["n"] == 2 and seeds["runs"][0] == trial["test"][shot]["mean"]
-        assert seeds["runs"][1] != seeds["runs"][0]  # another training seed: another network
         assert seeds["mean"] == pytest.approx(statistics.fmean(seeds["runs"]))
-        assert seeds["std"] == pytest.approx(statistics.stdev(seeds["runs"])) and seeds["std"] > 0
+        assert seeds["std"] == pytest.approx(statistics.stdev(seeds["runs"]))
     assert trial["seeds_failed"] == []
-    assert (experiment.root / "seeds").is_dir()
+    # another training seed: another network. Compared by weights, not by test means: the tiny sweep's networks score
+    # near chance, where two of them can tie on a shot's mean (750 queries: it happened).
+    retrained = sorted((experiment.root / "seeds").rglob(CHECKPOINT_FILE))
+    original = torch.load(checkpoint_file(trial["checkpoint"]), weights_only=True)["backbone_state"]
+    assert retrained
+    for path in retrained:
+        weights = torch.load(path, weights_only=True)["backbone_state"]
+        assert any(not torch.equal(value, weights[key]) for key, value in original.items())
     assert not list((experiment.root / "seeds").rglob("events.out.tfevents.*"))  # no TensorBoard files of Tune's
 
 
