@@ -144,13 +144,14 @@ def test_glyphs_delegates_to_glyph_module(monkeypatch: pytest.MonkeyPatch) -> No
 
     class FakeGlyphs:
         @staticmethod
-        def build_glyph_dataset(split: str, root: object) -> str:
-            calls.append((split, root))
+        def build_glyph_dataset(split: str, root: object, variant: str) -> str:
+            calls.append((split, root, variant))
             return "dataset"
 
     monkeypatch.setitem(sys.modules, "data.glyphs", FakeGlyphs)
     monkeypatch.setattr(data, "glyphs", FakeGlyphs, raising=False)
-    assert build_dataset("glyphs", None, "val") == "dataset" and calls == [("val", None)]
+    assert build_dataset("glyphs", None, "val") == "dataset" == build_dataset("glyphs-mini", None, "base")
+    assert calls == [("val", None, "glyphs"), ("base", None, "glyphs-mini")]
 
 
 def test_array_dataset_validates_and_fingerprints_pixels() -> None:
