@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
@@ -51,11 +52,25 @@ def check_auth_mode() -> None:
 
 
 def check_session(address: str | None = None) -> None:
-    """Everything `ray_session(address)` would refuse, checked before any experiment or cluster work."""
+    """Everything `ray_session(address)` would refuse, checked before any experiment or cluster work: the auth
+    mode, the address's form and that something listens there."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     check_auth_mode()
     if address:
         validate_address(address)
+        check_reachable(address)
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """ClusterError unless a TCP connection to HOST:PORT (or ray://HOST:PORT) opens; auto and local pass."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise ClusterError(f"--address {address}: no Ray cluster answers there ({reason})") from None
 
 
 @contextmanager

@@ -83,16 +83,37 @@ def build_tuner(spec: SweepSpec, experiment: Experiment) -> Any:
     )
 
 
-def check_dataset(spec: SweepSpec) -> None:
-    """Open the base and val splits (file lists only) so a missing dataset fails before any cluster work."""
+def check_dataset(spec: SweepSpec, promote: bool = True) -> None:
+    """Everything the sweep needs of its dataset, before any experiment or cluster work: the base and val splits
+    open and every image of them decodes (into the image cache the trials then read), the val split holds the
+    validation episodes (validation.way classes of validation.shots + queries images), and, when the sweep promotes,
+    the novel split holds the promotion episodes (its file list only: the test split is read by promotion alone)."""
     import data
 
+    d = spec.dataset
+    v, p = spec.validation, spec.promotion
+    _check_episode_sizes(data.build_dataset(d.name, d.root, "val"), "validation", v.way, v.shots, v.queries)
+    if promote:
+        _check_episode_sizes(data.build_dataset(d.name, d.root, "novel"), "promotion", p.way, p.shots, p.queries)
     for split in ("base", "val"):
-        dataset = data.build_dataset(spec.dataset.name, spec.dataset.root, split)
-        if split == "val" and len(dataset.class_names) < spec.validation.way:
-            raise SpecError(
-                f"validation.way: {spec.validation.way} exceeds the {len(dataset.class_names)} classes of the val split"
-            )
+        data.prepare_split(d.name, d.root, split, d.image_size, d.cache_dir, progress=False)
+
+
+def _check_episode_sizes(split: Any, key: str, way: int, shots: list[int], queries: int) -> None:
+    """SpecError naming `key` unless `split` (an ImageDataset) has `way` classes of max(shots) + queries images."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(split.labels), minlength=len(split.class_names))
+    where = f"the {split.split} split of {split.name}"
+    if len(counts) < way:
+        raise SpecError(f"{key}.way: {way} exceeds the {len(counts)} classes of {where}")
+    needed = max(shots) + queries
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < needed:
+        raise SpecError(
+            f"{key}.shots: {max(shots)} shots + {queries} queries need {needed} images per class; class "
+            f"{split.class_names[smallest]} of {where} has {int(counts[smallest])}"
+        )
 
 
 def prepare_validation_episodes(spec: SweepSpec, experiment: Experiment) -> None:
