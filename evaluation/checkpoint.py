@@ -7,6 +7,8 @@ Checkpoint format (written by sweep.trial): a torch.save'd dict, loaded with wei
 and any other keys (ignored).
 """
 
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,10 +22,24 @@ CHECKPOINT_FILE = "checkpoint.pt"  # inside a checkpoint directory
 _SPEC_KEYS = {"backbone": str, "backbone_kwargs": dict, "loss": str, "image_size": int}
 
 
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
 def _first_line(error: BaseException) -> str:
     """First line of an exception message (torch's unpickling errors span many lines)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _unreadable_reason(error: BaseException) -> str:
+    """Why torch.load(weights_only=True) refused a file, in one line: the object it asked to build, or torch's own
+    first line (never its advice to retry with weights_only=False)."""
+    refused = _REFUSED_GLOBAL.search(str(error))
+    if refused:
+        return f"it asks to build a {refused.group(1)} object, and checkpoints are loaded as tensors only"
+    if "Weights only load failed" in str(error):
+        return "it holds objects other than tensors and plain containers, and checkpoints are loaded as tensors only"
+    return _first_line(error)
 
 
 def _read_model_spec(checkpoint: object, path: Path) -> dict:
@@ -56,9 +72,11 @@ def load_backbone_from_checkpoint(path: str | Path, device: torch.device | str) 
     if not path.is_file():
         raise EvaluationError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # not a torch file, or holds objects weights_only refuses
-        raise EvaluationError(f"checkpoint {path} cannot be read: {_first_line(error)}") from None
+        raise EvaluationError(f"checkpoint {path} cannot be read: {_unreadable_reason(error)}") from None
     spec = _read_model_spec(checkpoint, path)
     try:
         head = finetune_head(spec["loss"])

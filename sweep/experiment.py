@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import time
@@ -94,6 +95,20 @@ class Experiment:
         if not self.promotion_file.exists():
             return None
         return json.loads(self.promotion_file.read_text())
+
+
+def check_storage(spec: SweepSpec, storage: str | Path | None = None) -> Path:
+    """The storage directory `create` would use, checked without creating anything: an existing directory, or a
+    path whose nearest existing parent is a writable directory; ExperimentError naming the path otherwise."""
+    storage_root = Path(storage or spec.storage_path).expanduser().resolve()
+    existing = storage_root
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ExperimentError(f"{storage_root}: cannot hold experiments ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ExperimentError(f"{storage_root}: cannot hold experiments ({existing} is not writable)")
+    return storage_root
 
 
 def create(spec: SweepSpec, storage: str | Path | None = None, name: str | None = None) -> Experiment:

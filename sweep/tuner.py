@@ -7,6 +7,8 @@ ASHA (time_attr = epoch) stops weak trials early; a trial that fails is retried 
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from clusters.session import alive_nodes, ray_session
@@ -95,8 +97,37 @@ def check_dataset(spec: SweepSpec, promote: bool = True) -> None:
     _check_episode_sizes(data.build_dataset(d.name, d.root, "val"), "validation", v.way, v.shots, v.queries)
     if promote:
         _check_episode_sizes(data.build_dataset(d.name, d.root, "novel"), "promotion", p.way, p.shots, p.queries)
-    for split in ("base", "val"):
-        data.prepare_split(d.name, d.root, split, d.image_size, d.cache_dir, progress=False)
+    _decode_training_splits(spec)
+
+
+def _decode_training_splits(spec: SweepSpec) -> None:
+    """Build the image caches of the base and val splits (every image decoded once; the trials then read them). On
+    a DataError (a corrupt or truncated image) remove what this call added to the cache directory, so a refused
+    sweep leaves nothing behind: cache folders and lock files carry the split's fingerprint (data.cache layout)."""
+    import data
+    from data.paths import default_cache_dir
+
+    d = spec.dataset
+    cache_dir = Path(d.cache_dir) if d.cache_dir else default_cache_dir()
+    existed = cache_dir.is_dir()
+    before = set(cache_dir.iterdir()) if existed else set()
+    splits = [data.build_dataset(d.name, d.root, split) for split in ("base", "val")]
+    try:
+        for split in ("base", "val"):
+            data.prepare_split(d.name, d.root, split, d.image_size, d.cache_dir, progress=False)
+    except data.DataError:
+        prefixes = [split.fingerprint()[:32] for split in splits]
+        added = set(cache_dir.iterdir()) - before if cache_dir.is_dir() else set()
+        for entry in added:
+            if not any(prefix in entry.name for prefix in prefixes):
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        if not existed and cache_dir.is_dir() and not any(cache_dir.iterdir()):
+            cache_dir.rmdir()
+        raise
 
 
 def _check_episode_sizes(split: Any, key: str, way: int, shots: list[int], queries: int) -> None:

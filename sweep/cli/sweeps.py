@@ -92,11 +92,13 @@ def run_command(args: argparse.Namespace) -> int:
     spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
     if args.name:
         spec_module.check_name(args.name, key="--name")
+    experiments.check_storage(spec, args.storage)
     from clusters.errors import ClusterError
     from clusters.session import check_session
-    from sweep import tuner  # Ray and torch load once the spec is known to be good
 
     check_session(args.address)
+    from sweep import tuner  # Ray and torch load once the spec, the storage and the address are known to be good
+
     tuner.check_dataset(spec, promote=not args.no_promote)
     experiment = experiments.create(spec, storage=args.storage, name=args.name)
     print(f"Experiment:  {experiment.root}")
