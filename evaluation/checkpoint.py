@@ -22,7 +22,7 @@ CHECKPOINT_FILE = "checkpoint.pt"  # inside a checkpoint directory
 _SPEC_KEYS = {"backbone": str, "backbone_kwargs": dict, "loss": str, "image_size": int}
 
 
-_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_REFUSED_GLOBAL = re.compile(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)")
 
 
 def _first_line(error: BaseException) -> str:
