@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from clusters import tokens
 from clusters.errors import ClusterError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -38,15 +39,11 @@ def resolve_address(address: str | None) -> str:
 
 def auth_token() -> str | None:
     """Ray's authentication token, in Ray's order: RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return os.environ["RAY_AUTH_TOKEN"].strip()
-    configured = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    path = Path(configured) if configured else Path.home() / ".ray" / "auth_token"
-    if configured and not path.is_file():
-        raise ClusterError(f"RAY_AUTH_TOKEN_PATH={configured}: no such token file")
-    if not path.is_file():
-        return None
-    return path.read_text().strip() or None
+    configured = os.environ.get(tokens.TOKEN_PATH_ENV)
+    path = tokens.token_file()
+    if configured and path is not None and not path.is_file():
+        raise ClusterError(f"{tokens.TOKEN_PATH_ENV}={configured}: no such token file")
+    return tokens.read_token()
 
 
 def auth_headers() -> dict[str, str]:
@@ -64,6 +61,11 @@ def connect(address: str | None = None) -> JobSubmissionClient:
     try:
         return JobSubmissionClient(address, headers=auth_headers())
     except AuthenticationError as error:
+        if auth_token() is None:
+            raise ClusterError(
+                f"{address}: the cluster wants a Ray token and none was found on this machine "
+                f"(looked in {tokens.where_looked()}); copy the cluster's token to ~/.ray/auth_token (mode 0600)"
+            ) from None
         reason = str(error).strip().splitlines()[0]
         raise ClusterError(f"{address}: the cluster refused this machine's Ray token ({reason})") from None
     except ConnectionError:

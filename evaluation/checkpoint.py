@@ -8,6 +8,8 @@ Checkpoint format (written by sweep.trial): a torch.save'd dict, loaded with wei
 and any other keys (ignored).
 """
 
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,16 +17,29 @@ from torch import nn
 
 from evaluation.errors import EvaluationError
 from evaluation.finetune import finetune_head
-
-CHECKPOINT_FILE = "checkpoint.pt"  # inside a checkpoint directory
+from sweep.trial.checkpoints import CHECKPOINT_FILE  # the file inside a checkpoint directory (torch-free)
 
 _SPEC_KEYS = {"backbone": str, "backbone_kwargs": dict, "loss": str, "image_size": int}
+
+
+_REFUSED_GLOBAL = re.compile(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)")
 
 
 def _first_line(error: BaseException) -> str:
     """First line of an exception message (torch's unpickling errors span many lines)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _unreadable_reason(error: BaseException) -> str:
+    """Why torch.load(weights_only=True) refused a file, in one line: the object it asked to build, or torch's own
+    first line (never its advice to retry with weights_only=False)."""
+    refused = _REFUSED_GLOBAL.search(str(error))
+    if refused:
+        return f"it asks to build a {refused.group(1)} object, and checkpoints are loaded as tensors only"
+    if "Weights only load failed" in str(error):
+        return "it holds objects other than tensors and plain containers, and checkpoints are loaded as tensors only"
+    return _first_line(error)
 
 
 def _read_model_spec(checkpoint: object, path: Path) -> dict:
@@ -55,9 +70,11 @@ def _load(path: str | Path, *, mmap: bool = False) -> tuple[dict, Path]:
     if not path.is_file():
         raise EvaluationError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap), path
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap), path
     except Exception as error:  # not a torch file, or holds objects weights_only refuses
-        raise EvaluationError(f"checkpoint {path} cannot be read: {_first_line(error)}") from None
+        raise EvaluationError(f"checkpoint {path} cannot be read: {_unreadable_reason(error)}") from None
 
 
 def training_dataset(path: str | Path) -> dict:

@@ -14,8 +14,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import Any
 from data.atomic import write_text_atomically
 from data.paths import episode_file_name
 from sweep import spec as spec_module
-from sweep.errors import ExperimentError
+from sweep.errors import ExperimentError, SpecError
 from sweep.spec import SweepSpec
 
 TUNE_NAME = "tune"
@@ -96,14 +99,34 @@ class Experiment:
         return self.episodes_dir / episode_file_name("test", shot)
 
     def spec(self) -> SweepSpec:
-        """The spec this experiment was run with."""
-        return spec_module.load(self.spec_file)
+        """The spec this experiment was run with; ExperimentError when it is unreadable or no longer valid (written
+        by another version of negmargin, or edited)."""
+        try:
+            return spec_module.load(self.spec_file)
+        except SpecError as error:
+            raise ExperimentError(
+                f"{self.root}: its spec.yaml cannot be used by this version of negmargin ({error})"
+            ) from None
 
     def promotion(self) -> dict[str, Any] | None:
         """The promotion result (promotion.json), or None before promotion."""
         if not self.promotion_file.exists():
             return None
         return json.loads(self.promotion_file.read_text())
+
+
+def check_storage(spec: SweepSpec, storage: str | Path | None = None) -> Path:
+    """The storage directory `create` would use, checked without creating anything: an existing directory, or a
+    path whose nearest existing parent is a writable directory; ExperimentError naming the path otherwise."""
+    storage_root = Path(storage or spec.storage_path).expanduser().resolve()
+    existing = storage_root
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ExperimentError(f"{storage_root}: cannot hold experiments ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ExperimentError(f"{storage_root}: cannot hold experiments ({existing} is not writable)")
+    return storage_root
 
 
 def create(spec: SweepSpec, storage: str | Path | None = None, name: str | None = None) -> Experiment:
@@ -122,13 +145,41 @@ def create(spec: SweepSpec, storage: str | Path | None = None, name: str | None 
 
 
 def open_existing(path: str | Path) -> Experiment:
-    """An experiment directory made by `create`; ExperimentError if it is not one."""
+    """An experiment directory made by `create`, its spec and Optuna study readable; ExperimentError if not."""
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise ExperimentError(f"{root}: no such experiment directory")
-    if not (root / "spec.yaml").is_file():
+    experiment = Experiment(root)
+    if not experiment.spec_file.is_file():
         raise ExperimentError(f"{root}: not an experiment directory (no spec.yaml)")
-    return Experiment(root)
+    experiment.spec()
+    _check_study(experiment)
+    return experiment
+
+
+def _check_study(experiment: Experiment) -> None:
+    """ExperimentError unless optuna.db, when there is one, is an SQLite database (read-only check: nothing is
+    written, a damaged study stays as it is for the user to recover)."""
+    if not experiment.optuna_db.exists():
+        return
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{experiment.optuna_db}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise ExperimentError(
+            f"{experiment.optuna_db}: the Optuna study is not a readable SQLite database ({error})"
+        ) from None
+    if tables and "studies" not in tables:
+        raise ExperimentError(f"{experiment.optuna_db}: not an Optuna study (no 'studies' table)")
+
+
+def remove_if_unstarted(experiment: Experiment) -> None:
+    """Delete an experiment directory that `create` just made and no trial has written to (no tune/ folder): a
+    cluster that failed before the first trial leaves nothing behind."""
+    if not experiment.tune_dir.exists() and not experiment.optuna_db.exists():
+        shutil.rmtree(experiment.root, ignore_errors=True)
 
 
 def find_all(storage: str | Path) -> list[Experiment]:

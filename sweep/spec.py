@@ -22,6 +22,7 @@ from sweep.config_errors import describe_validation_error
 from sweep.errors import SpecError
 from sweep.objectives import OBJECTIVES, ObjectiveName
 from sweep.trial.config import SEARCHED_PARAMETERS, Strict, TrialSettings
+from sweep.yaml_files import read_yaml_document
 
 PRESET_PACKAGE = "sweep.presets"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -232,6 +233,15 @@ class SweepSpec(TrialSettings):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+def check_name(name: str, key: str = "name") -> str:
+    """`name` if it may name an experiment (the pattern of SweepSpec.name: no path separators); SpecError naming
+    `key` otherwise."""
+    pattern = next(rule.pattern for rule in SweepSpec.model_fields["name"].metadata if hasattr(rule, "pattern"))
+    if not re.match(pattern, name):
+        raise SpecError(f"{key}: {name!r} must start with a letter or digit and hold only letters, digits and _.-")
+    return name
+
+
 def parse(data: Any, source: str = "spec") -> SweepSpec:
     """Validate a spec given as a dict; raise SpecError naming the key and the reason."""
     if not isinstance(data, dict):
@@ -252,17 +262,9 @@ def _check_numbers_finite(spec: SweepSpec, source: str) -> None:
 
 
 def load(path: str | Path) -> SweepSpec:
-    """Read and validate a spec file (yaml.safe_load)."""
+    """Read and validate a spec file (yaml.safe_load); any unreadable file is one SpecError line."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such spec file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}:{where} is not valid YAML ({getattr(error, 'problem', error)})") from None
-    return parse(data, source=str(path))
+    return parse(read_yaml_document(path, "spec file", SpecError), source=str(path))
 
 
 def with_absolute_paths(spec: SweepSpec, base: Path | None = None) -> SweepSpec:

@@ -12,7 +12,12 @@ share `runtime_resources/`, and one node's runtime-env garbage collection would 
 another node's running driver. The cluster's temp dir is a short one of its own (Unix socket paths are limited to
 107 bytes), not /tmp/ray, so a plain `ray.init()` elsewhere on the machine never attaches to this cluster. Token
 authentication stays on: every node runs with RAY_AUTH_MODE=token and the token Ray reads (RAY_AUTH_TOKEN,
-RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, generated if missing). The dashboard and Jobs API listen on 127.0.0.1 only.
+RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, created 0600 by clusters.tokens if missing).
+Every listener is on 127.0.0.1 (checked with psutil in tests/clusters/test_listeners.py). Ray binds all interfaces
+unless a node's IP is loopback, and it turns `--node-ip-address=127.0.0.1` into the machine's outward address; so
+the head runs in Ray's single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which keeps its node IP 127.0.0.1,
+see clusters.session; its job drivers inherit it), and a worker, which that mode refuses, runs Ray's `ray start`
+through clusters/local/ray_start.py, which keeps the loopback --address and --node-ip-address as given.
 What was started is recorded in `<state_dir>/cluster.json`.
 """
 
@@ -30,7 +35,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from clusters import tokens
 from clusters.errors import ClusterError
+from clusters.session import SINGLE_MACHINE_ENV, check_auth_mode
 
 HOST = "127.0.0.1"
 NODE_LABEL = "negmargin.io/node"
@@ -123,8 +130,9 @@ def up(
         down(state_dir)  # a stale record: its nodes are gone; clear what is left of them
     port = _claim_port(port, "--port")
     dashboard_port = _claim_port(dashboard_port, "--dashboard-port")
+    node_environment()  # refuses RAY_AUTH_MODE other than token before anything starts
     state_dir.mkdir(parents=True, exist_ok=True)
-    _ensure_auth_token(node_environment())
+    tokens.ensure_private_token(create=True)
     cluster = LocalCluster(
         state_dir=str(state_dir),
         temp_dir=tempfile.mkdtemp(prefix="nm-ray-", dir="/tmp"),
@@ -192,13 +200,13 @@ def down(state_dir: str | Path | None = None, timeout: float = 30.0) -> list[str
     return [node.name for node in cluster.nodes]
 
 
-def node_environment() -> dict[str, str]:
-    """The environment every node runs with: token auth on, this interpreter's bin dir first on PATH."""
+def node_environment(role: str = "worker") -> dict[str, str]:
+    """The environment a node runs with: token auth on, this interpreter's bin dir first on PATH, and on the head
+    Ray's single-machine mode (node IP 127.0.0.1; a worker in that mode would refuse to start)."""
+    check_auth_mode()
     env = dict(os.environ)
-    mode = env.get("RAY_AUTH_MODE", "token")
-    if mode.lower() != "token":
-        raise ClusterError(f"RAY_AUTH_MODE={mode}: this project keeps Ray token authentication on; unset it")
     env["RAY_AUTH_MODE"] = "token"
+    env[SINGLE_MACHINE_ENV] = "0" if role == "head" else "1"
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env.pop("RAY_ADDRESS", None)
@@ -212,14 +220,6 @@ def ray_command() -> str:
     if not found:
         raise ClusterError("no `ray` command found beside this Python or on PATH (install ray[default])")
     return found
-
-
-def _ensure_auth_token(env: dict[str, str]) -> None:
-    """Make sure Ray finds a token (env var, token path or ~/.ray/auth_token); generate the default one if none."""
-    result = subprocess.run([ray_command(), "get-auth-token", "--generate"], env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ClusterError(f"`ray get-auth-token --generate` failed: {last_line}")
 
 
 def _start_node(
@@ -247,6 +247,14 @@ def _start_node(
     raise AssertionError("unreachable")
 
 
+def start_command(role: str) -> list[str]:
+    """`ray start` for the head (Ray's single-machine mode keeps its node IP 127.0.0.1: node_environment), and for a
+    worker, which that mode refuses, Ray's `ray start` through clusters/local/ray_start.py (loopback kept)."""
+    if role == "head":
+        return [ray_command(), "start"]
+    return [sys.executable, str(Path(__file__).with_name("ray_start.py"))]
+
+
 def _launch_node(
     cluster: LocalCluster, name: str, role: str, num_cpus: float, options: list[str], object_store_mb: int
 ) -> tuple[Node, subprocess.Popen]:
@@ -254,8 +262,7 @@ def _launch_node(
     log = Path(cluster.state_dir) / f"{name}.log"
     resources = {f"node-{name}": 1.0}
     command = [
-        ray_command(),
-        "start",
+        *start_command(role),
         "--block",
         *options,
         f"--node-ip-address={HOST}",
@@ -278,7 +285,7 @@ def _launch_node(
     ]
     with open(log, "w") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=node_environment(), start_new_session=True
+            command, stdout=out, stderr=subprocess.STDOUT, env=node_environment(role), start_new_session=True
         )
     node = Node(name=name, role=role, pid=process.pid, num_cpus=num_cpus, resources=resources, log=str(log))
     cluster.nodes.append(node)

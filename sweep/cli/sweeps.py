@@ -82,20 +82,29 @@ def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Pa
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Validate the spec and the dataset, make the experiment directory, run the trials, promote, report."""
+    """Validate everything (spec, name, address, dataset) before creating anything, then make the experiment
+    directory, run the trials, promote, report. A cluster that fails before the first trial leaves no directory."""
     if args.storage:
         spec_module.check_storage_path(args.storage, key="--storage")
     spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
-    from clusters.session import validate_address
-    from sweep import tuner  # Ray and torch load once the spec is known to be good
+    if args.name:
+        spec_module.check_name(args.name, key="--name")
+    experiments.check_storage(spec, args.storage)
+    from clusters.errors import ClusterError
+    from clusters.session import check_session
 
-    if args.address:
-        validate_address(args.address)
-    tuner.check_dataset(spec)
+    check_session(args.address)
+    from sweep import tuner  # Ray and torch load once the spec, the storage and the address are known to be good
+
+    tuner.check_dataset(spec, promote=not args.no_promote)
     experiment = experiments.create(spec, storage=args.storage, name=args.name)
     print(f"Experiment:  {experiment.root}")
     _print_first_points(spec)
-    tuner.run(spec, experiment, address=args.address)
+    try:
+        tuner.run(spec, experiment, address=args.address)
+    except (ClusterError, KeyboardInterrupt):
+        experiments.remove_if_unstarted(experiment)
+        raise
     return _finish(experiment, not args.no_promote, args.selections, args.address)
 
 

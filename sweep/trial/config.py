@@ -35,7 +35,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data.geometry import check_crop_scale
@@ -43,6 +42,7 @@ from models.catalog import BACKBONES, LOSS_NAMES, LOSSES
 from sweep.config_errors import describe_validation_error
 from sweep.errors import TrialConfigError
 from sweep.objectives import OBJECTIVES, ObjectiveName
+from sweep.yaml_files import read_yaml_document
 
 SEARCHED_PARAMETERS = ("margin", "scale", "weight_decay", "drop_rate", "dropblock_size")
 _DEVICE_NAMES = ("auto", "cpu", "cuda")
@@ -214,12 +214,7 @@ class TrialConfig(TrialSettings):
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
         """Validated config read from a YAML file (yaml.safe_load)."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise TrialConfigError(f"{path}: cannot read: {err.strerror or err}") from None
-        except yaml.YAMLError as err:
-            raise TrialConfigError(f"{path}: invalid YAML: {' '.join(str(err).split())}") from None
+        data = read_yaml_document(path, "trial config", TrialConfigError)  # binary, too deep, not YAML: one line
         if not isinstance(data, Mapping):
             raise TrialConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
         return cls.from_dict(data, overrides, source=str(path))

@@ -78,11 +78,11 @@ def test_a_launcher_gpu_node_fits_a_published_preset_trial():
         assert all(r["CPU"] >= preset.resources.cpu and r["GPU"] >= preset.resources.gpu for r in gpu_types), name
 
 
-def _pod_spec_checks(cluster_spec: dict) -> None:
+def _pod_spec_checks(cluster_spec: dict, dashboard_host: str) -> None:
     assert cluster_spec["enableInTreeAutoscaling"] is True
-    assert cluster_spec["authOptions"]["mode"] == "token"
+    assert cluster_spec["authOptions"] == {"mode": "token", "secretName": "negmargin-ray-token"}
     head = cluster_spec["headGroupSpec"]
-    assert head["rayStartParams"]["dashboard-host"] == "127.0.0.1"
+    assert head["rayStartParams"]["dashboard-host"] == dashboard_host
     head_mounts = {mount["mountPath"] for mount in head["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert "/shared" in head_mounts
     (group,) = cluster_spec["workerGroupSpecs"]
@@ -98,10 +98,33 @@ def _pod_spec_checks(cluster_spec: dict) -> None:
     assert claims == {"negmargin-shared"}
 
 
+def _network_policy_checks(name: str, cluster_spec: dict) -> None:
+    """The NetworkPolicy selects every pod of the cluster and admits this cluster's pods on every port and the
+    KubeRay operator on 8265 only."""
+    policy = _by_kind(name, "NetworkPolicy")
+    templates = [cluster_spec["headGroupSpec"]["template"]] + [g["template"] for g in cluster_spec["workerGroupSpecs"]]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert all(selector.items() <= t["metadata"]["labels"].items() for t in templates)
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    own, operator = policy["spec"]["ingress"]
+    assert own == {"from": [{"podSelector": {"matchLabels": selector}}]}
+    (peer,) = operator["from"]
+    assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "kuberay-operator"}
+    assert "kubernetes.io/metadata.name" in peer["namespaceSelector"]["matchLabels"]
+    assert operator["ports"] == [{"protocol": "TCP", "port": 8265}]
+
+
+@pytest.mark.parametrize("name", ["kuberay/raycluster.yaml", "kuberay/rayjob.yaml"])
+def test_kuberay_manifests_require_the_operator_version_that_knows_authoptions_secretname(name):
+    text = (CLUSTERS / name).read_text()
+    assert "KubeRay >= 1.6.0" in text and not re.search(r"KubeRay >= 1\.[0-5]\b", text)
+
+
 def test_kuberay_raycluster_manifest():
     cluster = _by_kind("kuberay/raycluster.yaml", "RayCluster")
     assert cluster["apiVersion"] == "ray.io/v1"
-    _pod_spec_checks(cluster["spec"])
+    _pod_spec_checks(cluster["spec"], dashboard_host="127.0.0.1")  # reached through kubectl port-forward only
+    _network_policy_checks("kuberay/raycluster.yaml", cluster["spec"])
     claim = _by_kind("kuberay/raycluster.yaml", "PersistentVolumeClaim")
     assert claim["metadata"]["name"] == "negmargin-shared" and claim["spec"]["accessModes"] == ["ReadWriteMany"]
 
@@ -110,9 +133,11 @@ def test_kuberay_rayjob_runs_the_configmap_spec_on_shared_storage():
     job = _by_kind("kuberay/rayjob.yaml", "RayJob")
     assert job["apiVersion"] == "ray.io/v1"
     assert job["spec"]["entrypoint"] == "negmargin sweep run /specs/spec.yaml --storage /shared/experiments"
-    assert job["spec"]["submissionMode"] == "SidecarMode"  # submits over localhost: the dashboard stays on 127.0.0.1
+    assert job["spec"]["submissionMode"] == "SidecarMode"
     cluster_spec = job["spec"]["rayClusterSpec"]
-    _pod_spec_checks(cluster_spec)
+    # The operator polls the job's status through the head service (pod IP, 8265): the NetworkPolicy guards it.
+    _pod_spec_checks(cluster_spec, dashboard_host="0.0.0.0")
+    _network_policy_checks("kuberay/rayjob.yaml", cluster_spec)
     head_pod = cluster_spec["headGroupSpec"]["template"]["spec"]
     spec_volume = next(v for v in head_pod["volumes"] if "configMap" in v)
     mount = next(m for m in head_pod["containers"][0]["volumeMounts"] if m["name"] == spec_volume["name"])
@@ -135,3 +160,33 @@ def test_local_scripts_call_the_cluster_command():
     assert re.search(r"-m sweep cluster up --local", up) and re.search(r"-m sweep cluster down", down)
     commands = [line for line in (up + down).splitlines() if not line.lstrip().startswith("#")]
     assert not any("ray stop" in line for line in commands)  # it would stop every Ray on the machine
+
+
+def _docker_ignored(patterns: list[str], path: str) -> bool:
+    """Docker's .dockerignore rule: the last pattern matching the path or one of its parent directories decides
+    (`*` stays within one path element, `**` crosses them, `!` re-includes)."""
+    ignored = False
+    parts = path.split("/")
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern.removeprefix("!").strip("/")
+        regex = re.escape(body).replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, "/".join(parts[: i + 1])) for i in range(len(parts))):
+            ignored = not negated
+    return ignored
+
+
+def test_dockerignore_keeps_datasets_environments_and_results_out_of_the_image():
+    lines = (CLUSTERS.parent / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    kept = ["setup.cfg", "pyproject.toml", "README.md", "sweep/cli/__init__.py", "sweep/presets/default.yaml"]
+    kept += ["models/catalog.py", "data/cache.py", "data/readers/__init__.py", "evaluation/stats.py"]
+    kept += ["clusters/local/cluster.py", "clusters/kuberay/Dockerfile"]
+    left_out = ["data/mini-imagenet/n01/1.jpg", "data/cub/images.pkl", ".venv/bin/python", "experiments/x/optuna.db"]
+    left_out += ["runs/a/events.out", "sweep/__pycache__/spec.cpython-311.pyc", "negmargin.egg-info/PKG-INFO"]
+    left_out += [".git/HEAD", "tests/conftest.py", "benchmarks/RESULTS.md", "datasets/cub/1.jpg", "models/x.pyc"]
+    assert [path for path in kept if _docker_ignored(patterns, path)] == []
+    assert [path for path in left_out if not _docker_ignored(patterns, path)] == []
+    dockerfile = (CLUSTERS / "kuberay" / "Dockerfile").read_text()
+    copied = {line.split()[-2] for line in dockerfile.splitlines() if line.startswith("COPY") and "./" not in line}
+    assert copied == {"sweep", "models", "data", "evaluation", "clusters"}

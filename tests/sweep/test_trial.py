@@ -207,9 +207,9 @@ def test_config_from_yaml_with_published_defaults_and_dotted_overrides(tmp_path)
     assert (config.lr, config.batch_size, config.epochs, config.warmup_epochs) == (3e-3, 256, 400, 100)
     assert TrialConfig.from_dict(config.model_dump()) == config
     path.write_text("dataset: [unclosed")
-    with pytest.raises(TrialConfigError, match="trial.yaml: invalid YAML"):
+    with pytest.raises(TrialConfigError, match="trial.yaml: line 1 is not valid YAML"):
         TrialConfig.from_yaml(path)
-    with pytest.raises(TrialConfigError, match="missing.yaml: cannot read"):
+    with pytest.raises(TrialConfigError, match="missing.yaml: no such trial config"):
         TrialConfig.from_yaml(tmp_path / "missing.yaml")
 
 
