@@ -33,6 +33,7 @@ import models
 from sweep import experiment as experiments
 from sweep import spec as spec_module
 
+from helpers.specs import full_search_spec_data
 from helpers.trials import tiny_config
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ class Case:
 def _default_spec(glyphs: Path, case: Path, **changes) -> dict:
     """The shipped default spec on the suite's glyph set, experiments in the case directory, `changes` merged in
     (a "section.key" name sets one key of a section)."""
-    spec = yaml.safe_load(spec_module.preset_path("default").read_text())
+    spec = full_search_spec_data()  # on `glyphs`, the set the suite generated once
     spec["dataset"].update(root=str(glyphs), cache_dir=str(case / "cache"))
     spec["storage_path"] = str(case / "experiments")
     for key, value in changes.items():

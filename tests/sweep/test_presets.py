@@ -16,6 +16,8 @@ from sweep.space import trial_config
 from sweep.trial.config import SEARCHED_PARAMETERS, TrialConfig
 from sweep.tuner import build_tuner
 
+from helpers.specs import full_search_spec_data
+
 PRESETS = spec_module.list_presets()
 
 
@@ -128,7 +130,7 @@ def test_a_starting_point_outside_the_space_is_left_out_with_the_reason():
 
 
 def test_a_spec_point_must_name_every_searched_parameter():
-    data = spec_module.load(spec_module.preset_path("default")).model_dump(mode="json")
+    data = full_search_spec_data()
     data["points_to_evaluate"] = [{"margin": 0.0, "scale": 10.0}]
     with pytest.raises(spec_module.SpecError) as error:
         spec_module.parse(data, source="s.yaml")

@@ -16,14 +16,14 @@ from tensorboard.plugins.hparams import api_pb2
 
 from sweep import experiment as experiments
 from sweep import report
-from sweep import spec as spec_module
 from sweep.report import figure, tensorboard_files
 from sweep.results import TrialRecord
 from sweep.trial.checkpoints import DIVERGED_MARKER
 
 from helpers import tensorboard as board
+from helpers.specs import full_search_spec
 
-SPEC = spec_module.load(spec_module.preset_path("default"))  # 6 epochs, ASHA rungs at 1, 2, 4; val_acc_mean
+SPEC = full_search_spec()  # 6 epochs, ASHA rungs at 1, 2, 4; val_acc_mean
 
 
 def _record(trial_id, params, curve, stop):
