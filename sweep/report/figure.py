@@ -167,7 +167,11 @@ def margin_figure(report: Report) -> Any:
         panel.set_xlabel("margin m")
         panel.grid(alpha=0.25)
     panels[0].set_ylabel(f"{spec.validation.way}-way accuracy (%)")
-    figure.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=panels, label="β (scale)", pad=0.01, aspect=30)
+    if max(scales) > min(scales):  # a colour bar only when β varies; a fixed β is named in the panels' titles
+        figure.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=panels, label="β (scale)", pad=0.01, aspect=30)
+    else:
+        for panel, shot in zip(panels, shots):
+            panel.set_title(f"{shot}-shot (β = {scales[0]:g} for every trial)")
 
     handles = [
         lines.Line2D(
