@@ -180,7 +180,9 @@ def test_trials_of_a_killed_worker_resume_from_their_checkpoint_on_the_surviving
 
     final = jobs.wait(job_id, cluster.dashboard_url, timeout=600)
     assert final == "SUCCEEDED", jobs.logs(job_id, cluster.dashboard_url)[-3000:]
-    assert nodes(cluster)["worker-1"]["state"] == "DEAD" and nodes(cluster)["worker-2"]["state"] == "ALIVE"
+    # The GCS marks a node dead only after its health checks time out, which can come after the job finished.
+    wait_for(lambda: nodes(cluster)["worker-1"]["state"] == "DEAD", 120, "the GCS to mark worker-1 dead")
+    assert nodes(cluster)["worker-2"]["state"] == "ALIVE"
     rows = _assert_complete(_experiment_root(storage), count=2, max_epochs=max_epochs)
     # A trial (re)starts where iterations_since_restore is 1: once for both, and again, past epoch 1, for the one
     # that lost its node: it continued from its last checkpoint, not from epoch 0.
