@@ -3,15 +3,16 @@
 On a sweep spec (default: the embedded demo preset), with the product's own parts only:
   (a) the margin grid at full budget: the study's default grid (sweep.study.grid.default_margins) of the spec's
       margin range, every other searched value at the spec's first point, trained by sweep.seeds.grid_tuner;
-  (b) a grid over margin × β (--scales), the same way;
-  (c) the spec's own TPE + ASHA sweep (sweep.tuner.run) with as many trials as (a), once per sweep seed (--sweep-seeds).
+  (b) a grid over margin × β (--scales), the same way; its row at the spec's own β is (a), trained once;
+  (c) the spec's own TPE + ASHA sweep (sweep.tuner.run) with as many trials as (a), once per sweep seed (--sweep-seeds)
+      and ASHA schedule (--schedules: the spec's own rungs, and early rungs at 2, 6, 18 epochs, η = 3).
 For each: the best validation objective found (the spec's objective at a trial's best epoch) and the total training
 epochs spent. For (c) also: how many trials ASHA stopped whose margin is nearest to the margin (a) ranks best: an
 early rung that compares margins before their ordering settles stops exactly those. The product's claim: (c)
 reaches (a)'s best within 0.5 points with at most a third of its epochs. Prints a Markdown table (for RESULTS.md).
 Not a test; every run is real training, on a local Ray of this machine.
 
-    nice -n 10 python benchmarks/sweep_efficiency.py                 # the measurement (tens of minutes on 2 cores)
+    nice -n 10 python benchmarks/sweep_efficiency.py --storage experiments/efficiency   # the measurement (~1.5 h)
     python benchmarks/sweep_efficiency.py --quick    # checks the script works (12 tiny trials; 24 min on 2 busy cores)
 """
 
@@ -106,13 +107,23 @@ def run_grid(spec: SweepSpec, storage: Path, name: str, points: list[dict[str, A
     return method
 
 
-def run_sweep(spec: SweepSpec, storage: Path, sweep_seed: int, trials: int) -> Method:
-    """The spec's TPE + ASHA sweep with `trials` trials and sampler seed `sweep_seed`."""
+def run_sweep(spec: SweepSpec, storage: Path, sweep_seed: int, trials: int, schedule: tuple[int, int]) -> Method:
+    """The spec's TPE + ASHA sweep with `trials` trials, sampler seed `sweep_seed` and ASHA's (grace period,
+    reduction factor) `schedule`."""
     started = time.perf_counter()
-    sweep_spec = spec.model_copy(update={"seed": sweep_seed, "num_samples": trials})
-    experiment = experiments.create(sweep_spec, storage=storage, name=f"tpe-asha-seed{sweep_seed}")
+    grace, reduction = schedule
+    sweep_spec = spec.model_copy(
+        update={
+            "seed": sweep_seed,
+            "num_samples": trials,
+            "scheduler": spec.scheduler.model_copy(update={"grace_period": grace, "reduction_factor": reduction}),
+        }
+    )
+    experiment = experiments.create(sweep_spec, storage=storage, name=f"tpe-asha-g{grace}r{reduction}-seed{sweep_seed}")
     tuner.run(sweep_spec, experiment)
-    method = Method(f"(c) TPE + ASHA, sweep seed {sweep_seed}", is_sweep=True)
+    method = Method(
+        f"(c) TPE + ASHA {rungs_text(spec.epochs, grace, reduction)}, sweep seed {sweep_seed}", is_sweep=True
+    )
     for record in load_trials(experiment, sweep_spec):
         method.trials.append(
             {
@@ -125,6 +136,21 @@ def run_sweep(spec: SweepSpec, storage: Path, sweep_seed: int, trials: int) -> M
         )
     method.seconds = time.perf_counter() - started
     return method
+
+
+def rungs_text(epochs: int, grace: int, reduction: int) -> str:
+    """ASHA's rungs in epochs, e.g. 'rungs 2, 6, 18 (η 3)'."""
+    rungs, rung = [], grace
+    while rung < epochs:
+        rungs.append(rung)
+        rung *= reduction
+    return f"rungs {', '.join(map(str, rungs)) or 'none'} (η {reduction})"
+
+
+def parse_schedule(text: str) -> tuple[int, int]:
+    """'2:3' -> (grace period 2, reduction factor 3)."""
+    grace, reduction = text.split(":")
+    return int(grace), int(reduction)
 
 
 def stopped_best_margin(sweep: Method, grid_margins: list[float], best_margin: float) -> int:
@@ -160,6 +186,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--spec", default=None, help="spec file or preset name (default: the embedded default)")
     parser.add_argument("--scales", default="5,10,20", help="β values of the margin × β grid (b)")
     parser.add_argument("--sweep-seeds", default="0,1,2", help="TPE sampler seeds of (c)")
+    parser.add_argument(
+        "--schedules",
+        default=None,
+        help="ASHA schedules of (c) as grace:reduction, comma-separated (default: the spec's own, then 2:3)",
+    )
     parser.add_argument("--margins", type=int, default=7, help="points of the margin grid (a)")
     parser.add_argument("--storage", type=Path, default=None, help="where the experiments go (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="tiny budget: 3 margins, 2 β, 1 sweep seed, 2 epochs")
@@ -176,24 +207,44 @@ def main() -> None:
     if args.quick:
         spec = spec_module.parse(merge_overrides(spec.model_dump(mode="json"), QUICK))
         scales, sweep_seeds, count = scales[:2], sweep_seeds[:1], 3
+    own = (spec.scheduler.grace_period, spec.scheduler.reduction_factor)
+    schedules = [parse_schedule(item) for item in args.schedules.split(",")] if args.schedules else [own, (2, 3)]
     tuner.check_dataset(spec)
     storage = args.storage or Path(tempfile.mkdtemp(prefix="negmargin-efficiency-"))
     point = base_point(spec)
     grid_margins = default_margins(spec.loss, spec.search.margin.bounds(), count)
     print(f"spec {spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss}, {spec.epochs} epochs; base {point}")
-    print(f"margins {grid_margins}; β {scales}; sweep seeds {sweep_seeds}; experiments in {storage}", flush=True)
+    print(
+        f"margins {grid_margins}; β {scales}; sweep seeds {sweep_seeds}; ASHA (grace, η) {schedules}; "
+        f"experiments in {storage}",
+        flush=True,
+    )
     with ray_session():
         grid = run_grid(spec, storage, "grid-margin", [{**point, "margin": m} for m in grid_margins])
+        grid.name = "(a) margin grid, full budget"
+        methods = [grid]
+        show(grid, methods, grid_margins, spec.objective)
+        for schedule in schedules:
+            for seed in sweep_seeds:
+                methods.append(run_sweep(spec, storage, seed, len(grid.trials), schedule))
+                show(grid, methods, grid_margins, spec.objective)
+        other_scales = [s for s in scales if s != point["scale"]]
         both = run_grid(
             spec,
             storage,
             "grid-margin-beta",
-            [{**point, "margin": m, "scale": s} for m in grid_margins for s in scales],
+            [{**point, "margin": m, "scale": s} for m in grid_margins for s in other_scales],
         )
-        sweeps = [run_sweep(spec, storage, seed, len(grid.trials)) for seed in sweep_seeds]
-    grid.name, both.name = "(a) margin grid, full budget", "(b) margin × β grid, full budget"
+    both.name, both.seconds = "(b) margin × β grid, full budget", both.seconds + grid.seconds
+    both.trials += grid.trials  # (a) is the row of (b) at the spec's own β: trained once, counted in both
+    methods.insert(1, both)
+    show(grid, methods, grid_margins, spec.objective)
+
+
+def show(grid: Method, methods: list[Method], grid_margins: list[float], objective: str) -> None:
+    """Print the table so far (the benchmark runs for an hour or more; each method's row appears as it ends)."""
     print(f"\n(a) ranks m = {grid.best_margin():g} best\n")
-    print(table(grid, [grid, both, *sweeps], grid_margins, spec.objective))
+    print(table(grid, methods, grid_margins, objective), flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,12 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     study.add_argument(
         "--config", type=Path, help="study this trial config (YAML) instead; makes a new experiment under --storage"
     )
-    study.add_argument("--storage", default="experiments", help="where --config's experiment goes")
+    study.add_argument(
+        "--latest", action="store_true", help="the newest experiment under --storage (after `make demo`)"
+    )
+    study.add_argument(
+        "--storage", default="experiments", help="where --config's experiment goes and where --latest looks"
+    )
     study.add_argument("--name", help="name prefix of --config's experiment (default: study-<config name>)")
     study.add_argument(
         "--margins",
@@ -47,6 +52,13 @@ def study_command(args: argparse.Namespace) -> int:
     from sweep import study
     from sweep.study.layout import FIGURES, StudyDir
 
+    if args.latest:
+        from sweep import experiment as experiments
+        from sweep.errors import SpecError
+
+        if args.experiment is not None or args.config is not None:
+            raise SpecError("--latest names the experiment: give no experiment directory and no --config with it")
+        args.experiment = experiments.latest(args.storage).root
     margins = study.parse_margins(",".join(args.margins)) if args.margins is not None else None
     if args.address:
         from clusters.session import validate_address

@@ -126,11 +126,13 @@ def build_request(
     seeds: int | None = None,
     holdout_fraction: float | None = None,
 ) -> StudyRequest:
-    """The request of a new study (defaults: the loss's default grid, 1 seed, 10 % held out, seeded with spec.seed)."""
-    chosen = (
-        checked_margins(spec.loss, margins)
+    """The request of a new study (defaults: the loss's default grid with the configuration's own margin among it,
+    1 seed, 10 % held out, seeded with spec.seed)."""
+    chosen = checked_margins(
+        spec.loss,
+        margins
         if margins is not None
-        else default_margins(spec.loss, spec.search.margin.bounds())
+        else [*default_margins(spec.loss, spec.search.margin.bounds()), params["margin"]],
     )
     try:
         return StudyRequest(

@@ -49,6 +49,9 @@ def test_a_rerun_resumes_the_saved_study_and_refuses_another(tmp_path):
     study = StudyDir.of(experiment)
     request = build_request(spec, PARAMS, "test", margins=[-0.2], seeds=2)
     assert request.margins == [-0.2, 0.0] and request.seeds == 2 and request.holdout_fraction == 0.1
+    selected = {**PARAMS, "margin": -0.3}  # the default grid holds the configuration's own margin too
+    assert build_request(spec, selected, "test").margins == [-0.5, -0.375, -0.3, -0.25, -0.125, 0.0, 0.1, 0.2]
+    assert build_request(spec, PARAMS, "test").margins == [-0.5, -0.375, -0.25, -0.125, -0.1, 0.0, 0.1, 0.2]
     save_request(study, request)
     assert resolve_request(study, spec, None) == request  # no options: the saved study
     assert resolve_request(study, spec, None, margins=[0.0, -0.2], seeds=2) == request
@@ -68,6 +71,13 @@ def test_study_user_errors_exit_2_before_training(tmp_path, capsys):
     assert "no such experiment" in capsys.readouterr().err
     assert main(["sweep", "study"]) == 2
     assert "--config" in capsys.readouterr().err
+    assert main(["sweep", "study", "--latest", str(experiment.root)]) == 2
+    assert "--latest names the experiment" in capsys.readouterr().err
+    assert main(["sweep", "study", "--latest", "--storage", str(tmp_path / "empty")]) == 2
+    assert "holds no experiments" in capsys.readouterr().err
+    newest, _ = _experiment(tmp_path, search={"margin": {"uniform": [-0.5, 0.0]}}, points_to_evaluate=[])
+    assert main(["sweep", "study", "--latest", "--storage", str(tmp_path)]) == 2  # the newest one, unrun
+    assert f"{newest.root}" in capsys.readouterr().err
     assert not StudyDir.of(experiment).root.exists()
 
 
