@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format demo bench clean
+.PHONY: test lint format demo study bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: lint
 demo: $(STAMP)
 	$(VENV)/bin/negmargin sweep run
 	$(VENV)/bin/negmargin sweep report --latest
+
+# After `make demo`: the demo experiment's selected configuration at 5 margins, all else fixed (README, "Margin study")
+study: $(STAMP)
+	$(VENV)/bin/negmargin sweep study --latest --margins -0.5 -0.3 -0.1 0 0.2
 
 bench: $(STAMP)
 	$(PY) benchmarks/episode_eval.py

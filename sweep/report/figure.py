@@ -3,7 +3,8 @@
 One panel per shot. Every trial is a circle at its margin m and best validation accuracy, with the 95% CI as an error
 bar and its colour its β. Filled circles ran the whole epoch budget; hollow ones were stopped early (by ASHA, or
 diverged): their accuracy is that of fewer epochs, so the dashed trend line joins full-budget trials only. Each
-point is labelled with its Optuna trial number and the epochs it trained; the side table lists every trial's
+point is labelled with its Optuna trial number and the epochs it trained (labels of neighbouring points stacked
+and split left and right so none overlaps); the side table lists every trial's
 hyperparameters under that number. Promoted trials add a black-edged diamond, just right of their circle: the test
 accuracy ± 95% CI. The dotted line is chance (1 / way).
 
@@ -72,6 +73,33 @@ def _points(report: Report) -> list[_Point]:
     return points
 
 
+LABEL_SPACING_PT = 9.0  # vertical distance between stacked labels (7-pt text)
+
+
+def label_places(xy: list[tuple[float, float]], x_near: float, y_near: float) -> list[tuple[float, str]]:
+    """Where each point's label goes, as (vertical offset in points, side "left" or "right" of the point), so that
+    no two overlap: points within `x_near` of each other along x (a label's width) and `y_near` along y form a
+    group; its labels are stacked LABEL_SPACING_PT apart around the group's middle, the highest point's on top, the
+    leftmost point's label left of it and the others' right of theirs. In `xy`'s order."""
+    order = sorted(range(len(xy)), key=lambda i: xy[i])
+    groups: list[list[int]] = []
+    for index in order:
+        x, y = xy[index]
+        for group in groups:
+            if any(abs(x - xy[j][0]) <= x_near and abs(y - xy[j][1]) <= y_near for j in group):
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    places = [(0.0, "left")] * len(xy)
+    for group in groups:
+        ranked = sorted(group, key=lambda i: -xy[i][1])
+        for rank, index in enumerate(ranked):
+            side = "left" if index == group[0] else "right"
+            places[index] = (((len(ranked) - 1) / 2 - rank) * LABEL_SPACING_PT, side)
+    return places
+
+
 def _side_table(report: Report) -> str:
     """Monospaced lines: every trial's number, hyperparameters, epochs and stop reason, best objective first."""
     lines = [f"{'':>4} {'m':>6} {'β':>5} {'wd':>7} {'DropBlock':>9} {'ep':>3}  stop"]
@@ -111,6 +139,15 @@ def margin_figure(report: Report) -> Any:
     chance = 100.0 / spec.validation.way
 
     for panel, shot in zip(panels, shots):
+        labelled = [point for point in points if shot in point.val]
+        means = [point.val[shot][0] for point in labelled]
+        y_span = max([*means, chance]) - min([*means, chance]) or 1.0
+        places = label_places(
+            [(point.margin, point.val[shot][0]) for point in labelled],
+            x_near=0.2 * (max(margins) - min(margins) or 1.0),
+            y_near=0.05 * y_span,
+        )
+        label_place = {id(point): place for point, place in zip(labelled, places)}
         for point in points:
             colour = cmap(norm(point.scale))
             if shot in point.val:
@@ -130,12 +167,13 @@ def margin_figure(report: Report) -> Any:
                     alpha=0.95,
                     zorder=3,
                 )
+                rise, side = label_place[id(point)]
                 panel.annotate(
                     f"{point.label} · {point.epochs} ep",
                     (point.margin, mean),
-                    xytext=(-8, 0),
+                    xytext=(-8 if side == "left" else 8, rise),
                     textcoords="offset points",
-                    ha="right",
+                    ha="right" if side == "left" else "left",
                     va="center",
                     fontsize=7,
                     color="0.25",

@@ -281,3 +281,15 @@ def test_margin_figure_separates_budgets_shots_and_val_from_test(made):
     table = side.texts[0].get_text().splitlines()
     assert len(table) == 1 + len(built.records) and "DropBlock" in table[0]
     assert not math.isclose(*[built.records[i].params["scale"] for i in (0, 1)])
+
+
+def test_labels_of_neighbouring_points_are_stacked_apart_and_lone_ones_stay_put():
+    # the demo's 1-shot panel: m = 0 and m = 0.001 a fraction of a point apart, -0.116 and -0.078 close, -0.3 alone
+    xy = [(-0.3, 64.2), (-0.116, 63.5), (0.0, 62.5), (-0.078, 62.1), (0.001, 61.9)]
+    places = figure.label_places(xy, x_near=0.05, y_near=3.0)
+    assert places[0] == (0.0, "left")
+    assert places[2][0] - places[4][0] == figure.LABEL_SPACING_PT  # the higher point's label on top
+    assert places[1][0] - places[3][0] == figure.LABEL_SPACING_PT
+    assert [side for _, side in places] == ["left", "left", "left", "right", "right"]  # a group's leftmost: left
+    far_apart = figure.label_places([(0.0, 60.0), (0.0, 70.0)], x_near=0.05, y_near=3.0)
+    assert far_apart == [(0.0, "left"), (0.0, "left")]
