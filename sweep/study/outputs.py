@@ -43,7 +43,7 @@ def table(study: dict[str, Any]) -> pd.DataFrame:
             "margin": margin,
             "loss": entry["loss"],
             "seeds": len(entry["seeds"]),
-            "best_epoch": float(mine["epoch"].mean()) if len(mine) else None,
+            "best_epoch": _whole_if_integral(float(mine["epoch"].mean())) if len(mine) else None,
             "train_acc": float(mine["train_acc"].mean()) if len(mine) else None,
         }
         for domain in DOMAINS:
@@ -65,20 +65,58 @@ def table(study: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _whole_if_integral(value: float) -> int | float:
+    """16.0 -> 16 (one seed's best epoch), 15.5 stays (the mean over seeds)."""
+    return int(value) if value.is_integer() else value
+
+
+def readable_table(frame: pd.DataFrame, shots: list[int]) -> pd.DataFrame:
+    """`table`'s rows for a person (terminal and Markdown): accuracy % as "mean ± CI", the novel difference to m = 0
+    as "+d ± CI" with a * where it beats m = 0, φ per domain; every column is in table.csv / table.json."""
+
+    def with_ci(mean: Any, ci: Any, signed: bool = False) -> str:
+        if mean is None or pd.isna(mean):
+            return "–"
+        return f"{mean:+.2f} ± {ci:.2f}" if signed else f"{mean:.2f} ± {ci:.2f}"
+
+    rows = []
+    for row in frame.to_dict("records"):
+        shown: dict[str, Any] = {"m": f"{row['margin']:g}", "loss": row["loss"], "best epoch": row["best_epoch"]}
+        for shot in shots:
+            shown[f"novel {shot}-shot"] = with_ci(row[f"novel_{shot}shot"], row[f"novel_{shot}shot_ci95"])
+            diff = with_ci(row[f"novel_{shot}shot_diff"], row[f"novel_{shot}shot_diff_ci95"], signed=True)
+            beats = row[f"novel_{shot}shot_beats_0"]
+            shown[f"vs m=0 {shot}-shot"] = diff + (" *" if beats is not None and not pd.isna(beats) and beats else "")
+        for shot in shots:
+            shown[f"base {shot}-shot"] = with_ci(row[f"base_{shot}shot"], row[f"base_{shot}shot_ci95"])
+        for domain in DOMAINS:
+            shown[f"φ {domain}"] = row[f"phi_{domain}"]
+        rows.append(shown)
+    return pd.DataFrame(rows)
+
+
+READABLE_NOTE = (
+    "accuracy % on fixed episodes, mean ± 95 % CI; vs m=0: paired difference on the same novel episodes, "
+    "* = beats m = 0 (Holm-adjusted paired t and Wilcoxon p < 0.05); φ = D_inter / D_intra"
+)
+
+
 def render(study: dict[str, Any], fmt: str) -> str:
-    """The table as text: a terminal table, Markdown (with the answer), CSV or JSON."""
+    """The table as text: a terminal table and Markdown (with the answer) for people, CSV or JSON with every column."""
     frame = table(study)
     if fmt == "json":
         return json.dumps(frame.to_dict("records"), indent=2, default=plain_json)
     if fmt == "csv":
         return frame.to_csv(index=False)
+    readable = readable_table(frame, study["shots"])
     if fmt == "md":
         return (
             f"# Margin study: {study['setting']}\n\nExperiment: `{study['experiment']}`; configuration: "
             f"{study['request']['source']}; {study['request']['seeds']} seed(s); "
-            f"{_episodes_line(study)}\n\n{markdown_table(frame)}\n**{study['answer']}**\n"
+            f"{_episodes_line(study)}\n\n{markdown_table(readable)}\n{READABLE_NOTE}; every column in table.csv.\n\n"
+            f"**{study['answer']}**\n"
         )
-    return frame.map(format_number).to_string(index=False) + "\n"
+    return readable.map(format_number).to_string(index=False) + f"\n({READABLE_NOTE})\n"
 
 
 def _episodes_line(study: dict[str, Any]) -> str:

@@ -167,7 +167,15 @@ def test_table_figures_and_tensorboard_are_written(studied):
     assert table["loss"].tolist() == ["neg-cosine", "neg-cosine"]
     assert table.loc[0, "novel_1shot_diff"] == pytest.approx(study["comparisons"][0]["mean_diff"])
     assert len(json.loads(paths.table_file("json").read_text())) == 2
-    assert study["answer"] in paths.table_file("md").read_text()
+    markdown = paths.table_file("md").read_text()
+    assert study["answer"] in markdown
+    novel = {e["margin"]: e["accuracy"]["novel"]["1"] for e in study["margins"]}
+    rows = [
+        line.split(" | ") for line in markdown.splitlines() if line.startswith("| -0.2 |") or line.startswith("| 0 |")
+    ]
+    assert [row[3] for row in rows] == [f"{novel[m]['mean']:.2f} ± {novel[m]['ci95']:.2f}" for m in (-0.2, 0.0)]
+    first = next(c for c in study["comparisons"] if c["domain"] == "novel" and c["shot"] == 1)
+    assert rows[0][4] == f"{first['mean_diff']:+.2f} ± {first['ci95']:.2f}" + (" *" if first["significant"] else "")
     for name in ("accuracy_vs_margin", "discriminability_vs_margin"):
         assert paths.figure_file(name).stat().st_size > 20_000
     figures = EventAccumulator(str(paths.tensorboard_dir / "figures"))
