@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clusters.session import ray_session  # noqa: E402
 from sweep import experiment as experiments  # noqa: E402
-from sweep import seeds, space, tuner  # noqa: E402
+from sweep import seeds, tuner  # noqa: E402
 from sweep import spec as spec_module  # noqa: E402
+from sweep.first_points import first_points  # noqa: E402
 from sweep.results import load_trials  # noqa: E402
 from sweep.spec import SweepSpec  # noqa: E402
 from sweep.study.grid import default_margins, label  # noqa: E402
@@ -74,7 +75,7 @@ class Method:
 
 def base_point(spec: SweepSpec) -> dict[str, Any]:
     """The spec's first point (published or points_to_evaluate), the fixed values, the middle of any other range."""
-    point = {**spec.fixed(), **(space.first_points(spec)[:1] or [{}])[0]}
+    point = {**spec.fixed(), **(first_points(spec)[:1] or [{}])[0]}
     for name, searched in spec.searched().items():
         if name not in point:
             low, high = searched.bounds()
