@@ -19,6 +19,8 @@ Not a test; every run is real training, on a local Ray of this machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import sys
 import tempfile
@@ -89,23 +91,48 @@ def run_grid(spec: SweepSpec, storage: Path, name: str, points: list[dict[str, A
     experiment = experiments.create(spec, storage=storage, name=name)
     tuner.prepare_validation_episodes(spec, experiment)
     labelled = [{"trial_id": f"{label(p['margin'])},b={p['scale']:g}", "params": p} for p in points]
-    results = seeds.grid_tuner(spec, experiment, labelled, [0], storage=experiment.root, name="tune").fit()
-    method = Method(name)
-    for result in results:
-        params = result.config[RETRAIN_KEY]["params"]
-        history = result.metrics_dataframe
-        scores = history[spec.objective] if history is not None and spec.objective in history else []
-        method.trials.append(
+    seeds.grid_tuner(spec, experiment, labelled, [0], storage=experiment.root, name="tune").fit()
+    return Method(name, trials=grid_trials(experiment, spec.objective), seconds=time.perf_counter() - started)
+
+
+def grid_trials(experiment: experiments.Experiment, objective: str) -> list[dict[str, Any]]:
+    """A grid's trials as stored by Tune (each trial directory's params.json and result.json, one line per report)."""
+    trials = []
+    for params_file in sorted((experiment.root / "tune").glob("*/params.json")):
+        params = json.loads(params_file.read_text())[RETRAIN_KEY]["params"]
+        results_file = params_file.with_name("result.json")
+        reports = [json.loads(line) for line in results_file.read_text().splitlines() if line.strip()]
+        scores = [r[objective] for r in reports if r.get(objective) is not None]
+        trials.append(
             {
                 "margin": params["margin"],
                 "scale": params["scale"],
-                "objective": float(max(scores)) if len(scores) else None,
-                "epochs": int(history["epoch"].max()) if history is not None and "epoch" in history else 0,
+                "objective": float(max(scores)) if scores else None,
+                "epochs": max((int(r.get("epoch", 0)) for r in reports), default=0),
                 "stopped": False,
             }
         )
-    method.seconds = time.perf_counter() - started
-    return method
+    return trials
+
+
+def sweep_trials(experiment: experiments.Experiment) -> list[dict[str, Any]]:
+    """A sweep's trials as `negmargin sweep report` reads them."""
+    return [
+        {
+            "margin": record.params["margin"],
+            "scale": record.params["scale"],
+            "objective": record.best_objective,
+            "epochs": record.epochs_run,
+            "stopped": record.stop_reason == "stopped early (ASHA)",
+        }
+        for record in load_trials(experiment, experiment.spec())
+    ]
+
+
+def sweep_name(spec: SweepSpec) -> str:
+    """'(c) TPE + ASHA rungs 16 (η 2), sweep seed 0'."""
+    rungs = rungs_text(spec.epochs, spec.scheduler.grace_period, int(spec.scheduler.reduction_factor))
+    return f"(c) TPE + ASHA {rungs}, sweep seed {spec.seed}"
 
 
 def run_sweep(spec: SweepSpec, storage: Path, sweep_seed: int, trials: int, schedule: tuple[int, int]) -> Method:
@@ -122,21 +149,50 @@ def run_sweep(spec: SweepSpec, storage: Path, sweep_seed: int, trials: int, sche
     )
     experiment = experiments.create(sweep_spec, storage=storage, name=f"tpe-asha-g{grace}r{reduction}-seed{sweep_seed}")
     tuner.run(sweep_spec, experiment)
-    method = Method(
-        f"(c) TPE + ASHA {rungs_text(spec.epochs, grace, reduction)}, sweep seed {sweep_seed}", is_sweep=True
+    return Method(
+        sweep_name(sweep_spec), is_sweep=True, trials=sweep_trials(experiment), seconds=time.perf_counter() - started
     )
-    for record in load_trials(experiment, sweep_spec):
-        method.trials.append(
-            {
-                "margin": record.params["margin"],
-                "scale": record.params["scale"],
-                "objective": record.best_objective,
-                "epochs": record.epochs_run,
-                "stopped": record.stop_reason == "stopped early (ASHA)",
-            }
-        )
-    method.seconds = time.perf_counter() - started
-    return method
+
+
+def tabulate(storage: Path) -> None:
+    """The tables of a measurement made before (--tabulate), read from its experiments without training; seconds
+    are each experiment's wall time from its spec file to its last trial result."""
+    found = experiments.find_all(storage)
+    grid = next((e for e in found if e.root.name.startswith("grid-margin-2")), None)
+    if grid is None:
+        raise SystemExit(f"{storage}: no margin grid (a) to compare with")
+    spec = grid.spec()
+    methods = [Method("(a) margin grid, full budget", trials=grid_trials(grid, spec.objective), seconds=_wall(grid))]
+    for experiment in found:
+        if experiment.root.name.startswith("tpe-asha-"):
+            method = Method(sweep_name(experiment.spec()), is_sweep=True, trials=sweep_trials(experiment))
+            methods.append(dataclasses.replace(method, seconds=_wall(experiment)))
+        elif experiment.root.name.startswith("grid-margin-beta-"):
+            both = Method("(b) margin × β grid, full budget", trials=grid_trials(experiment, spec.objective))
+            both.trials += methods[0].trials
+            methods.insert(1, dataclasses.replace(both, seconds=_wall(experiment) + methods[0].seconds))
+    margins = sorted({t["margin"] for t in methods[0].trials})
+    show(methods[0], methods, margins, spec.objective)
+    print(details(methods))
+
+
+def _wall(experiment: experiments.Experiment) -> float:
+    results = list((experiment.root / "tune").glob("*/result.json"))
+    return max(f.stat().st_mtime for f in results) - experiment.spec_file.stat().st_mtime if results else 0.0
+
+
+def details(methods: list[Method]) -> str:
+    """Every method's trials by margin: 'm (β): best objective @ epochs run, stopped or not'."""
+    lines = []
+    for method in methods:
+        lines.append(f"\n{method.name}:")
+        for trial in sorted(method.trials, key=lambda t: (t["scale"], t["margin"])):
+            score = f"{trial['objective']:.2f}" if trial["objective"] is not None else "–"
+            stop = ", stopped by ASHA" if trial["stopped"] else ""
+            lines.append(
+                f"  m = {trial['margin']:+.3f}  β = {trial['scale']:g}: {score} in {trial['epochs']} epochs{stop}"
+            )
+    return "\n".join(lines)
 
 
 def rungs_text(epochs: int, grace: int, reduction: int) -> str:
@@ -195,12 +251,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--margins", type=int, default=7, help="points of the margin grid (a)")
     parser.add_argument("--storage", type=Path, default=None, help="where the experiments go (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="tiny budget: 3 margins, 2 β, 1 sweep seed, 2 epochs")
+    parser.add_argument(
+        "--tabulate", type=Path, default=None, help="print the tables of a measurement made before into this storage"
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     """Run (a), (b) and (c) and print the table."""
     args = parse_args()
+    if args.tabulate is not None:
+        tabulate(args.tabulate)
+        return
     spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
     scales = [float(s) for s in args.scales.split(",")]
     sweep_seeds = [int(s) for s in args.sweep_seeds.split(",")]
@@ -240,6 +302,7 @@ def main() -> None:
     both.trials += grid.trials  # (a) is the row of (b) at the spec's own β: trained once, counted in both
     methods.insert(1, both)
     show(grid, methods, grid_margins, spec.objective)
+    print(details(methods))
 
 
 def show(grid: Method, methods: list[Method], grid_margins: list[float], objective: str) -> None:
