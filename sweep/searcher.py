@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep.experiment import Experiment
@@ -48,6 +49,11 @@ class LinkedOptunaSearch(OptunaSearch):
             epochs = max(self._epochs_run.get(trial_id, 0), int((result or {}).get("epoch", 0)))
             trial_dir = Experiment(Path(self._experiment_root)).trial_dir(trial_id)
             reason = stop_reason_of("ERROR" if error else "TERMINATED", epochs, self._max_epochs, trial_dir)
-            trial.set_user_attr(EPOCHS_RUN, epochs)
-            trial.set_user_attr(STOP_REASON, reason)
+            try:
+                trial.set_user_attr(EPOCHS_RUN, epochs)
+                trial.set_user_attr(STOP_REASON, reason)
+            except UpdateFinishedTrialError:
+                # Finished in the study before the driver died, but after Tune last saved this searcher: a resumed
+                # sweep completes the Ray trial again. Its attributes were stored when it finished; keep them.
+                pass
         super().on_trial_complete(trial_id, result=result, error=error)
