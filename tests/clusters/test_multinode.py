@@ -6,6 +6,7 @@ the experiment lives in this machine's temp dir, which every node of this one-ma
 (clusters.storage accepts it for that reason).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -92,6 +93,17 @@ def _last_epochs(storage: Path) -> dict[str, int]:
     return {trial: rows[-1]["epoch"] for trial, rows in trial_rows(root).items() if rows} if root else {}
 
 
+def _saved_as_terminated(storage: Path) -> set[str]:
+    """Trial directories (trial_<id>) that Tune's newest saved experiment state lists as TERMINATED."""
+    root = _experiment_root(storage)
+    states = sorted((root / "tune").glob("experiment_state-*.json")) if root else []
+    try:
+        trials = [json.loads(entry[0]) for entry in json.loads(states[-1].read_text())["trial_data"]] if states else []
+    except (json.JSONDecodeError, KeyError, IndexError, OSError):
+        return set()  # being written: ask again
+    return {f"trial_{trial['trial_id']}" for trial in trials if trial.get("status") == "TERMINATED"}
+
+
 def _assert_complete(experiment_root: Path, count: int, max_epochs: int, exact: bool = True) -> dict[str, list[dict]]:
     """Every trial TERMINATED after all its epochs, none missing; with `exact`, each reported once (nothing redone)."""
     records = load_trials(experiments.open_existing(experiment_root))
@@ -126,8 +138,10 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(cluster, w
     job_id = submission.submit_sweep(str(spec_file), cluster.dashboard_url, promote=False)
 
     def one_finished_one_running():
-        epochs = _last_epochs(storage)
-        finished = [trial for trial, epoch in epochs.items() if epoch == max_epochs]
+        # Finished: all epochs reported and TERMINATED in Tune's saved experiment state (a trial that ended after
+        # Tune's last save is, to the resumed sweep, unfinished: it is completed again).
+        epochs, saved = _last_epochs(storage), _saved_as_terminated(storage)
+        finished = [trial for trial, epoch in epochs.items() if epoch == max_epochs and trial in saved]
         return finished if finished and any(epoch < max_epochs for epoch in epochs.values()) else None
 
     finished = wait_for(one_finished_one_running, 420, "a trial to finish while another runs", interval=0.5)
