@@ -27,10 +27,12 @@ def format_number(value: Any) -> str:
     return str(value)
 
 
-def _with_ci(mean: Any, ci: Any) -> str:
+def with_ci(mean: Any, ci: Any, signed: bool = False) -> str:
+    """A "mean ± CI" cell ("+d ± CI" with `signed`, for a difference); – for missing, the mean alone without a CI."""
     if mean is None or pd.isna(mean):
         return "–"
-    return f"{mean:.2f}" if ci is None or pd.isna(ci) else f"{mean:.2f} ± {ci:.2f}"
+    shown = f"{mean:+.2f}" if signed else f"{mean:.2f}"
+    return shown if ci is None or pd.isna(ci) else f"{shown} ± {ci:.2f}"
 
 
 def _dropblock(rate: Any, size: Any) -> str:
@@ -96,7 +98,7 @@ def _trial_table(report: Report) -> pd.DataFrame:
     )
     for shot in shots:
         table[f"val {shot}-shot"] = [
-            _with_ci(m, c) for m, c in zip(frame[f"val_{shot}shot"], frame[f"val_ci95_{shot}shot"])
+            with_ci(m, c) for m, c in zip(frame[f"val_{shot}shot"], frame[f"val_ci95_{shot}shot"])
         ]
     if len(shots) > 1:
         table[report.spec.objective] = frame["objective"].map(format_number)
@@ -121,7 +123,7 @@ def _promoted_table(report: Report) -> pd.DataFrame:
     for shot in report.spec.promotion.shots:
         if f"test_{shot}shot" in frame:
             table[f"test {shot}-shot"] = [
-                _with_ci(m, c) for m, c in zip(frame[f"test_{shot}shot"], frame[f"ci95_{shot}shot"])
+                with_ci(m, c) for m, c in zip(frame[f"test_{shot}shot"], frame[f"ci95_{shot}shot"])
             ]
     for column in frame.columns:
         if column.startswith(("seeds_", "seeds_failed")):

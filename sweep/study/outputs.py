@@ -16,7 +16,7 @@ import pandas as pd
 
 from data.atomic import write_text_atomically
 from sweep.promote import plain_json
-from sweep.report.text import format_number, markdown_table
+from sweep.report.text import format_number, markdown_table, with_ci
 from sweep.study.compare import DISCRIMINABILITY
 from sweep.study.layout import FIGURES, StudyDir
 from sweep.study.scoring import DOMAINS
@@ -73,12 +73,6 @@ def _whole_if_integral(value: float) -> int | float:
 def readable_table(frame: pd.DataFrame, shots: list[int]) -> pd.DataFrame:
     """`table`'s rows for a person (terminal and Markdown): accuracy % as "mean ± CI", the novel difference to m = 0
     as "+d ± CI" with a * where it beats m = 0, φ per domain; every column is in table.csv / table.json."""
-
-    def with_ci(mean: Any, ci: Any, signed: bool = False) -> str:
-        if mean is None or pd.isna(mean):
-            return "–"
-        return f"{mean:+.2f} ± {ci:.2f}" if signed else f"{mean:.2f} ± {ci:.2f}"
-
     rows = []
     for row in frame.to_dict("records"):
         shown: dict[str, Any] = {"m": f"{row['margin']:g}", "loss": row["loss"], "best epoch": row["best_epoch"]}
@@ -86,7 +80,7 @@ def readable_table(frame: pd.DataFrame, shots: list[int]) -> pd.DataFrame:
             shown[f"novel {shot}-shot"] = with_ci(row[f"novel_{shot}shot"], row[f"novel_{shot}shot_ci95"])
             diff = with_ci(row[f"novel_{shot}shot_diff"], row[f"novel_{shot}shot_diff_ci95"], signed=True)
             beats = row[f"novel_{shot}shot_beats_0"]
-            shown[f"vs m=0 {shot}-shot"] = diff + (" *" if beats is not None and not pd.isna(beats) and beats else "")
+            shown[f"vs m=0 {shot}-shot"] = diff + (" *" if pd.notna(beats) and beats else "")
         for shot in shots:
             shown[f"base {shot}-shot"] = with_ci(row[f"base_{shot}shot"], row[f"base_{shot}shot_ci95"])
         for domain in DOMAINS:
