@@ -30,7 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data import TrainAugment, load_split  # noqa: E402
+from data import DatasetConfig, TrainAugment, load_split  # noqa: E402
 from data.augment import NORMALIZE_MEAN, NORMALIZE_STD  # noqa: E402
 from data.geometry import stored_size  # noqa: E402
 
@@ -76,19 +76,18 @@ def time_cached(
     """(build seconds, images built, augmentation seconds, images augmented, S, cache bytes per image) of (a)."""
     image_size, batch_size, epochs = args.image_size, args.batch_size, args.epochs
     start = time.perf_counter()
-    split = load_split(
-        "imagefolder",
-        root,
-        "base",
-        image_size,
-        cache_dir,
-        crop_scale_min=args.crop_scale_min,
+    crop_scale = (args.crop_scale_min, 1.0)
+    section = DatasetConfig(
+        name="imagefolder",
+        root=str(root),
+        cache_dir=str(cache_dir),
+        image_size=image_size,
+        crop_scale=crop_scale,
         max_stored_size=args.max_stored_size,
-        progress=False,
     )
+    split = load_split(section, "base", progress=False)
     build_s = time.perf_counter() - start
     bytes_per_image = sum(f.stat().st_size for f in split.path.iterdir()) / len(split)
-    crop_scale = (args.crop_scale_min, 1.0)
     augment, generator = TrainAugment(image_size, device, crop_scale=crop_scale), torch.Generator().manual_seed(0)
     order = torch.Generator().manual_seed(1)
 

@@ -14,6 +14,8 @@ _EXPORTS = {
     "default_cache_dir": "data.paths",
     "load_split": "data.splits",
     "prepare_split": "data.splits",
+    "load_base_parts": "data.splits",
+    "DatasetConfig": "data.section",
     "eval_resize_size": "data.geometry",
     "stored_size": "data.geometry",
     "write_atomically": "data.atomic",

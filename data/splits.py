@@ -1,5 +1,10 @@
 """Opening a dataset split for training or scoring, and the guard that keeps the test split for promotion.
 
+Every reader of the cache passes the dataset section (data.section.DatasetConfig) as one value: its image size, crop
+scale and max stored size decide the stored side S (data.geometry.stored_size), so the trial, promotion, a sweep's
+up-front decode, the margin study and `negmargin evaluate` read one cache folder per split geometry. There are no
+geometry defaults here.
+
 The test split ("novel", and "all", which holds the novel classes too) is read only by promotion and the margin study:
 `load_split` refuses it unless the caller passes allow_test=True. Decoding it into the cache ahead of time
 (`prepare_split`) is not reading it.
@@ -12,54 +17,53 @@ from pathlib import Path
 from data.cache import CachedSplit, ensure_cache, load_cached
 from data.datasets import build_dataset
 from data.errors import DataError
-from data.geometry import CROP_SCALE, stored_size
+from data.geometry import stored_size
 from data.readers.base import ImageDataset
+from data.section import DatasetConfig
 
 TEST_SPLITS = frozenset({"novel", "all"})
 
 
-def split_stored_size(
-    dataset: ImageDataset, image_size: int, crop_scale_min: float = CROP_SCALE[0], max_stored_size: int | None = None
-) -> int:
-    """S for this split: data.geometry.stored_size capped at the split's native side and at `max_stored_size`."""
-    return stored_size(image_size, crop_scale_min, native=dataset.native_size(), limit=max_stored_size)
+def split_stored_size(dataset: ImageDataset, section: DatasetConfig) -> int:
+    """S for this split: data.geometry.stored_size of the section's geometry, capped at the split's native side."""
+    return stored_size(
+        section.image_size, section.crop_scale[0], native=dataset.native_size(), limit=section.max_stored_size
+    )
 
 
 def load_split(
-    name: str,
-    root: str | Path | None,
+    section: DatasetConfig,
     split: str,
-    image_size: int,
-    cache_dir: str | Path | None = None,
     *,
-    crop_scale_min: float = CROP_SCALE[0],
-    max_stored_size: int | None = None,
     allow_test: bool = False,
     progress: bool = True,
     workers: int | None = None,
 ) -> CachedSplit:
-    """Cached split of dataset `name` for model input `image_size`, stored at split_stored_size (built on first
-    use; `crop_scale_min` is the training crop_scale's low end); the test split raises DataError unless allow_test."""
+    """Cached `split` of the section's dataset, stored at split_stored_size (built on first use); the test split
+    raises DataError unless allow_test."""
     if split in TEST_SPLITS and not allow_test:
-        raise DataError(f"the test split is read only by promotion (refused {name} {split!r})")
-    dataset = build_dataset(name, root, split)
-    size = split_stored_size(dataset, image_size, crop_scale_min, max_stored_size)
-    return load_cached(dataset, image_size, size, cache_dir, progress=progress, workers=workers)
+        raise DataError(f"the test split is read only by promotion (refused {section.name} {split!r})")
+    dataset = build_dataset(section.name, section.root, split)
+    size = split_stored_size(dataset, section)
+    return load_cached(dataset, section.image_size, size, section.cache_dir, progress=progress, workers=workers)
+
+
+def load_base_parts(section: DatasetConfig, *, progress: bool = True) -> tuple[CachedSplit, CachedSplit]:
+    """(kept, held-out) parts of the base split as the section's holdout_fraction and holdout_seed split it
+    (data.split_base): a trial trains on the kept part, the margin study scores on the held-out one. With
+    holdout_fraction 0 the kept part is the whole split and the held-out part is empty."""
+    from data.holdout import split_base  # torch: only when base images are read
+
+    base = load_split(section, "base", progress=progress)
+    if section.holdout_fraction == 0:
+        return base, base.subset([])
+    return split_base(base, section.holdout_fraction, section.holdout_seed)
 
 
 def prepare_split(
-    name: str,
-    root: str | Path | None,
-    split: str,
-    image_size: int,
-    cache_dir: str | Path | None = None,
-    *,
-    crop_scale_min: float = CROP_SCALE[0],
-    max_stored_size: int | None = None,
-    progress: bool = True,
-    workers: int | None = None,
+    section: DatasetConfig, split: str, *, progress: bool = True, workers: int | None = None
 ) -> tuple[Path, int]:
     """Build (decode only) the cache of any split, the test split included, as load_split would -> (folder, S)."""
-    dataset = build_dataset(name, root, split)
-    size = split_stored_size(dataset, image_size, crop_scale_min, max_stored_size)
-    return ensure_cache(dataset, size, cache_dir, progress=progress, workers=workers), size
+    dataset = build_dataset(section.name, section.root, split)
+    size = split_stored_size(dataset, section)
+    return ensure_cache(dataset, size, section.cache_dir, progress=progress, workers=workers), size

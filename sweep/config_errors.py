@@ -1,4 +1,4 @@
-"""One line for a pydantic ValidationError, shared by sweep specs and trial configs.
+"""One line for a pydantic ValidationError, shared by sweep specs, trial configs and command-line dataset options.
 
 The line names the first offending key as a dotted path, then the reason: `budget.grace_period: 99 exceeds
 max_epochs 6`, `colour: unknown key`, `budget: required key is missing`, with `(and N more)` when there are others.
@@ -8,8 +8,12 @@ A model-level validator names its key itself by starting its message with `key: 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from data.section import DatasetConfig
 
 _NAMES_A_KEY = re.compile(r"^[A-Za-z_][\w.\[\]]*: ")
 _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
@@ -32,3 +36,14 @@ def describe_validation_error(error: ValidationError) -> str:
     line = f"{location}: {message}" if message else location
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return " ".join(f"{line}{more}".split())
+
+
+def checked_dataset_section(fields: dict[str, Any], command: str) -> DatasetConfig:
+    """A DatasetConfig of command-line `fields`, or DataError with one line (`evaluate: dataset image_size: …`)."""
+    from data.errors import DataError
+    from data.section import DatasetConfig
+
+    try:
+        return DatasetConfig(**fields)
+    except ValidationError as error:
+        raise DataError(f"{command}: dataset {describe_validation_error(error)}") from None

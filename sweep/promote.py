@@ -4,7 +4,7 @@ Trials are ranked by the objective at their best checkpoint, which the spec's se
 (`SweepSpec.selection`: 5-shot validation in the paper's presets, as the published code; sweep/results.py).
 
 This module and the margin study (sweep.study) are the only places that read the test ("novel") split:
-`load_dataset_split(..., allow_test=True)`.
+`data.load_split(..., allow_test=True)`.
 Everything runs on the trials' device (`device` of the spec, resolved by sweep.trial.training.resolve_device, as a
 trial and `negmargin evaluate` resolve theirs): feature extraction and the batched fine-tuning of every episode.
 Every promoted configuration is scored on the same saved test episodes with the same fine-tuning seed, so the
@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
+import data
 from data.atomic import write_text_atomically
 from sweep.errors import ExperimentError
 from sweep.experiment import Experiment
 from sweep.results import load_trials, ranked
 from sweep.spec import SweepSpec
 from sweep.trial.checkpoints import checkpoint_file
-from sweep.trial.runner import load_dataset_split
 from sweep.trial.training import resolve_device
 
 TEST_EPISODE_SEED_OFFSET = 10_000  # test episodes use their own stream, never the validation one
@@ -36,8 +36,6 @@ TEST_EPISODE_SEED_OFFSET = 10_000  # test episodes use their own stream, never t
 
 def test_episode_set(spec: SweepSpec, experiment: Experiment, novel: Any, shot: int) -> Any:
     """The fixed test episode set of this experiment for `shot` (sampled once, saved, checked when reloaded)."""
-    import data
-
     promotion = spec.promotion
     return data.EpisodeSet.load_or_sample(
         experiment.test_episodes(shot),
@@ -150,7 +148,7 @@ def run(
 
     device = resolve_device(spec.device)  # the trials' device; a bad one fails before the test split is read
     started = time.perf_counter()
-    novel = load_dataset_split(spec.dataset, "novel", allow_test=True)
+    novel = data.load_split(spec.dataset, "novel", allow_test=True, progress=False)
     episode_sets = {shot: test_episode_set(spec, experiment, novel, shot) for shot in spec.promotion.shots}
 
     experiment.promotion_dir.mkdir(exist_ok=True)

@@ -126,7 +126,7 @@ def _decode_training_splits(spec: SweepSpec) -> None:
     splits = [data.build_dataset(d.name, d.root, split) for split in ("base", "val")]
     try:
         for split in ("base", "val"):
-            data.prepare_split(d.name, d.root, split, d.image_size, d.cache_dir, progress=False)
+            data.prepare_split(d, split, progress=False)
     except data.DataError:
         prefixes = [split.fingerprint()[:32] for split in splits]
         added = set(cache_dir.iterdir()) - before if cache_dir.is_dir() else set()

@@ -55,18 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def prepare_command(args: argparse.Namespace) -> int:
     """Build the cache of each requested split and print where it is; returns the exit status."""
     from data.splits import prepare_split  # the cache (numpy, PIL, tqdm) loads when there is work
+    from sweep.config_errors import checked_dataset_section
 
+    options = {"name": args.name, "root": args.root, "cache_dir": args.cache, "image_size": args.image_size}
+    geometry = {"crop_scale": (args.crop_scale_min, CROP_SCALE[1]), "max_stored_size": args.max_stored_size}
+    section = checked_dataset_section({**options, **geometry}, "data prepare")
     for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
-        folder, size = prepare_split(
-            args.name,
-            args.root,
-            split,
-            args.image_size,
-            args.cache,
-            crop_scale_min=args.crop_scale_min,
-            max_stored_size=args.max_stored_size,
-            progress=args.progress,
-            workers=args.workers,
-        )
+        folder, size = prepare_split(section, split, progress=args.progress, workers=args.workers)
         print(f"{args.name} {split}: {size}x{size} cache at {folder}")
     return 0

@@ -9,6 +9,10 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from data.section import DatasetConfig
 
 
 def _table(rows: list[dict]) -> str:
@@ -20,10 +24,29 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def dataset_section(args: argparse.Namespace, trained_on: dict, image_size: int) -> DatasetConfig:
+    """The dataset section to read: the checkpoint's recorded cache geometry (crop scale, max stored size), so the
+    trial's cache is read again and not rebuilt, with the dataset, root, cache and any size the user gave."""
+    from data.geometry import CROP_SCALE
+    from sweep.config_errors import checked_dataset_section
+
+    crop_scale = tuple(trained_on.get("crop_scale", CROP_SCALE))
+    if args.crop_scale_min is not None:
+        crop_scale = (args.crop_scale_min, crop_scale[1])
+    section = {
+        "name": args.dataset,
+        "root": args.root,
+        "cache_dir": None if args.cache is None else str(args.cache),
+        "image_size": image_size,
+        "crop_scale": crop_scale,
+        "max_stored_size": args.max_stored_size or trained_on.get("max_stored_size"),
+    }
+    return checked_dataset_section(section, "evaluate")
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     """Run `negmargin evaluate`: print the table (and write JSON); exit status 0."""
     import data  # the command's dependencies (torch) load here, not when the CLI builds its parser
-    from data.geometry import CROP_SCALE
     from evaluation.checkpoint import load_backbone_from_checkpoint, training_dataset
     from evaluation.episodes import evaluate
     from evaluation.features import extract_features
@@ -35,19 +58,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     path = checkpoint_file(args.checkpoint)
     backbone, head, image_size = load_backbone_from_checkpoint(path, device)
     image_size = args.image_size or image_size
-    trained_on = training_dataset(path)  # the trial's cache geometry, so its cache is read again, not rebuilt
-    crop_scale_min = args.crop_scale_min or trained_on.get("crop_scale", CROP_SCALE)[0]
-    max_stored_size = args.max_stored_size or trained_on.get("max_stored_size")
-    split = data.load_split(
-        args.dataset,
-        args.root,
-        args.split,
-        image_size,
-        args.cache,
-        crop_scale_min=crop_scale_min,
-        max_stored_size=max_stored_size,
-        allow_test=args.split == "novel",  # novel only when the user asks for it explicitly
-    )
+    section = dataset_section(args, training_dataset(path), image_size)
+    split = data.load_split(section, args.split, allow_test=args.split == "novel")  # novel only when asked for
     started = time.perf_counter()
     features = extract_features(backbone, split.images, args.batch_size, device, image_size)
     print(

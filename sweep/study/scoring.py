@@ -25,7 +25,7 @@ from sweep.spec import SweepSpec
 from sweep.study.grid import label
 from sweep.study.layout import StudyDir
 from sweep.study.request import BASE_EPISODE_SEED_OFFSET, StudyRequest
-from sweep.study.training import MarginRun
+from sweep.study.training import MarginRun, holdout_spec
 
 DOMAINS = ("novel", "base")  # base = the held-out base images
 
@@ -51,10 +51,9 @@ class RunScores:
 
 
 def held_out_base(spec: SweepSpec, request: StudyRequest) -> data.CachedSplit:
-    """The held-out part of the base split (data.split_base with the request's fraction and seed)."""
-    ds = spec.dataset
-    base = data.load_split(ds.name, ds.root, "base", ds.image_size, ds.cache_dir, progress=False)
-    return data.split_base(base, request.holdout_fraction, request.holdout_seed)[1]
+    """The held-out part of the base split: the images the study's runs were trained without (their dataset section,
+    hold-out included, read through data.load_base_parts as the runs read theirs)."""
+    return data.load_base_parts(holdout_spec(spec, request).dataset, progress=False)[1]
 
 
 def base_queries(held_out_labels: np.ndarray, spec: SweepSpec, holdout_fraction: float) -> int:
@@ -91,7 +90,7 @@ def check_novel(spec: SweepSpec) -> None:
 def domains(spec: SweepSpec, experiment: Experiment, study: StudyDir, request: StudyRequest) -> dict[str, Domain]:
     """The novel test split with the experiment's test episodes, and the held-out base images with the study's."""
     ds, promotion = spec.dataset, spec.promotion
-    novel = data.load_split(ds.name, ds.root, "novel", ds.image_size, ds.cache_dir, allow_test=True, progress=False)
+    novel = data.load_split(ds, "novel", allow_test=True, progress=False)
     held = held_out_base(spec, request)
     queries = base_queries(held.labels, spec, request.holdout_fraction)
     base_sets = {

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data.geometry import check_crop_scale
+from data.section import DatasetConfig
 from models.catalog import BACKBONES, LOSS_NAMES, LOSSES
 from sweep.config_errors import describe_validation_error
 from sweep.errors import TrialConfigError
@@ -52,36 +52,6 @@ class Strict(BaseModel):
     """Base of every config section, of trials and sweep specs alike: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class DatasetConfig(Strict):
-    """Which images a trial trains on (base split) and validates on (val split)."""
-
-    name: str
-    root: str | None = None
-    cache_dir: str | None = None
-    image_size: int = Field(84, ge=8, le=1024)
-    crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop's area range (published 0.08–1)
-    hflip: bool = True  # random horizontal flips (published); off where a mirror image is another class
-    # The cache stores each image at data.geometry.stored_size: max(int(1.15·s), ceil(s / √crop_scale[0])) (297 for
-    # 84 px at 0.08), capped at the images' native side; this caps it lower (memory / disk), at the price of
-    # upsampling the smallest crops. The eval transform reads the same cache.
-    max_stored_size: int | None = Field(None, ge=8)
-    # Base images kept out of pretraining (the margin study scores on them): data.holdout_indices(labels, f, seed).
-    holdout_fraction: float = Field(0.0, ge=0, lt=1)
-    holdout_seed: int = Field(0, ge=0)
-
-    @field_validator("name")
-    @classmethod
-    def _registered_name(cls, name: str) -> str:
-        from data.datasets import canonical_name  # torch-free: the readers need only numpy and PIL
-
-        return canonical_name(name)  # an old alias ("mini-imagenet->cub") is stored, reported and keyed by its name
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _crop_scale_range(cls, crop_scale: tuple[float, float]) -> tuple[float, float]:
-        return check_crop_scale(crop_scale)
 
 
 class ValidationConfig(Strict):

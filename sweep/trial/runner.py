@@ -20,7 +20,7 @@ import data
 import evaluation
 import models
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.trial.config import DatasetConfig, TrialConfig
+from sweep.trial.config import TrialConfig
 from sweep.trial.training import (
     BatchSource,
     EpochResult,
@@ -78,7 +78,7 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
         torch.backends.cudnn.benchmark = True
     ds = config.dataset
     base = training_base(config)
-    val = load_dataset_split(ds, "val")
+    val = data.load_split(ds, "val", progress=False)
     episode_sets = {shot: validation_episodes(config, val, shot) for shot in config.validation.shots}
 
     num_classes = len(base.class_names)
@@ -133,31 +133,10 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
     return metrics
 
 
-def load_dataset_split(dataset: DatasetConfig, split: str, *, allow_test: bool = False) -> data.CachedSplit:
-    """The cached `split` of a trial's dataset, stored as its image size, crop scale and max_stored_size say; the
-    trial and promotion read their splits through this one function."""
-    return data.load_split(
-        dataset.name,
-        dataset.root,
-        split,
-        dataset.image_size,
-        dataset.cache_dir,
-        crop_scale_min=dataset.crop_scale[0],
-        max_stored_size=dataset.max_stored_size,
-        allow_test=allow_test,
-        progress=False,
-    )
-
-
 def training_base(config: TrialConfig) -> data.CachedSplit:
     """The base images a trial trains on: the whole base split, less its held-out part when
-    dataset.holdout_fraction > 0 (data.split_base, the same split the margin study scores on)."""
-    ds = config.dataset
-    base = load_dataset_split(ds, "base")
-    if ds.holdout_fraction == 0:
-        return base
-    kept, _ = data.split_base(base, ds.holdout_fraction, ds.holdout_seed)
-    return kept
+    dataset.holdout_fraction > 0 (data.load_base_parts, the same split the margin study scores on)."""
+    return data.load_base_parts(config.dataset, progress=False)[0]
 
 
 def check_finite_state(backbone: nn.Module, head: nn.Module, epoch: int, iteration: int) -> None:

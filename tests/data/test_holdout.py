@@ -42,7 +42,7 @@ def test_the_trial_trains_on_the_kept_part_and_the_study_sees_the_same_held_out_
     config = TrialConfig.from_dict(
         tiny_config(root, tmp_path / "cache", **{"dataset.holdout_fraction": 0.2, "dataset.holdout_seed": 5})
     )
-    whole = data.load_split("imagefolder", str(root), "base", 32, str(tmp_path / "cache"), progress=False)
+    whole = data.load_split(config.dataset, "base", progress=False)  # the trial's own section: its cache geometry
     kept, held = data.split_base(whole, 0.2, 5)
     trained = training_base(config)
     assert len(trained) == len(kept) == 6 * 16 and len(held) == 6 * 4
@@ -50,4 +50,6 @@ def test_the_trial_trains_on_the_kept_part_and_the_study_sees_the_same_held_out_
     _, held_indices = holdout_indices(whole.labels, 0.2, 5)
     assert np.array_equal(held.images, whole.images[held_indices])
     assert trained.class_names == whole.class_names
+    study_kept, study_held = data.load_base_parts(config.dataset, progress=False)  # what the margin study scores on
+    assert np.array_equal(study_held.images, held.images) and np.array_equal(study_kept.labels, kept.labels)
     assert len(training_base(TrialConfig.from_dict(tiny_config(root, tmp_path / "cache")))) == len(whole)

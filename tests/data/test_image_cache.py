@@ -12,7 +12,7 @@ import data.cache as cache
 from data import DataError, build_dataset, load_split
 from sweep.cli.data import register
 
-from helpers.datasets import write_image
+from helpers.datasets import section, write_image
 
 
 def _entries(folder: Path) -> list[str]:
@@ -28,11 +28,19 @@ def test_stored_at_the_smallest_crops_resolution_where_the_source_has_it(tmp_pat
             for i in range(2):
                 write_image(root / split / f"{split}{label}" / f"{i}.png", (40 * label, 10 * i, 90), size=(400, 320))
     cache_dir = tmp_path / "cache"
-    split = load_split("imagefolder", root, "base", 84, cache_dir, progress=False)
+    split = load_split(section("imagefolder", root, 84, cache_dir), "base", progress=False)
     assert split.stored_size == 297 and split.images.shape == (4, 297, 297, 3)
-    assert load_split("imagefolder", root, "base", 84, cache_dir, crop_scale_min=0.5, progress=False).stored_size == 119
-    assert load_split("imagefolder", root, "val", 84, cache_dir, max_stored_size=128, progress=False).stored_size == 128
-    assert load_split("imagefolder", root, "val", 224, cache_dir, progress=False).stored_size == 320  # native cap
+    assert (
+        load_split(section("imagefolder", root, 84, cache_dir, crop_scale_min=0.5), "base", progress=False).stored_size
+        == 119
+    )
+    assert (
+        load_split(section("imagefolder", root, 84, cache_dir, max_stored_size=128), "val", progress=False).stored_size
+        == 128
+    )
+    assert (
+        load_split(section("imagefolder", root, 224, cache_dir), "val", progress=False).stored_size == 320
+    )  # native cap
 
 
 def test_native_size_is_the_median_short_side_of_the_files(tmp_path: Path) -> None:
@@ -42,7 +50,9 @@ def test_native_size_is_the_median_short_side_of_the_files(tmp_path: Path) -> No
 
 
 def test_round_trip_memory_mapped(imagefolder_root: Path, tmp_path: Path) -> None:
-    split = load_split("imagefolder", imagefolder_root, "base", 8, tmp_path / "cache", progress=False, workers=2)
+    split = load_split(
+        section("imagefolder", imagefolder_root, 8, tmp_path / "cache"), "base", progress=False, workers=2
+    )
     assert isinstance(split.images, np.memmap) and split.images.dtype == np.uint8
     assert split.images.shape == (12, 10, 10, 3) and split.stored_size == 10
     assert (split.image_size, split.split, split.dataset) == (8, "base", "imagefolder")
@@ -62,24 +72,27 @@ def test_resize_squashes_whole_image() -> None:
 
 
 def test_second_load_reuses_cache(imagefolder_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = load_split("imagefolder", imagefolder_root, "val", 8, tmp_path, progress=False)
+    first = load_split(section("imagefolder", imagefolder_root, 8, tmp_path), "val", progress=False)
     monkeypatch.setattr(cache, "_build", lambda *a, **k: pytest.fail("rebuilt an existing cache"))
-    second = load_split("imagefolder", imagefolder_root, "val", 8, tmp_path, progress=False)
+    second = load_split(section("imagefolder", imagefolder_root, 8, tmp_path), "val", progress=False)
     assert second.path == first.path and np.array_equal(second.images, first.images)
 
 
 def test_cache_dir_from_environment(imagefolder_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEGMARGIN_CACHE", str(tmp_path / "env"))
-    split = load_split("imagefolder", imagefolder_root, "val", 8, progress=False)
+    split = load_split(section("imagefolder", imagefolder_root, 8), "val", progress=False)
     assert split.path.parent == tmp_path / "env"
 
 
 def test_test_split_only_with_allow_test(imagefolder_root: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="the test split is read only by promotion"):
-        load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path, progress=False)
+        load_split(section("imagefolder", imagefolder_root, 8, tmp_path), "novel", progress=False)
     with pytest.raises(DataError, match="the test split is read only by promotion"):
-        load_split("mini-imagenet", tmp_path, "all", 8, tmp_path, progress=False)
-    assert len(load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path, allow_test=True, progress=False)) == 8
+        load_split(section("mini-imagenet", tmp_path, 8, tmp_path), "all", progress=False)
+    assert (
+        len(load_split(section("imagefolder", imagefolder_root, 8, tmp_path), "novel", allow_test=True, progress=False))
+        == 8
+    )
 
 
 def test_corrupt_image_leaves_no_cache(imagefolder_root: Path, tmp_path: Path) -> None:
@@ -88,10 +101,10 @@ def test_corrupt_image_leaves_no_cache(imagefolder_root: Path, tmp_path: Path) -
     bad.write_bytes(b"garbage")
     cache_dir = tmp_path / "cache"
     with pytest.raises(DataError, match=f"cannot decode image {bad}"):
-        load_split("imagefolder", imagefolder_root, "base", 8, cache_dir, progress=False, workers=3)
+        load_split(section("imagefolder", imagefolder_root, 8, cache_dir), "base", progress=False, workers=3)
     assert not cache_dir.exists() or _entries(cache_dir) == []  # no cache folder, no temporary folder
     bad.write_bytes(good)
-    assert len(load_split("imagefolder", imagefolder_root, "base", 8, cache_dir, progress=False)) == 12
+    assert len(load_split(section("imagefolder", imagefolder_root, 8, cache_dir), "base", progress=False)) == 12
 
 
 def test_interrupted_build_leaves_nothing_loadable(
@@ -108,20 +121,20 @@ def test_interrupted_build_leaves_nothing_loadable(
     monkeypatch.setattr(cache, "resize_square", dies_midway)
     monkeypatch.setattr(cache, "_CHUNK", 2)
     with pytest.raises(KeyboardInterrupt):
-        load_split("imagefolder", imagefolder_root, "base", 8, tmp_path / "c", progress=False, workers=2)
+        load_split(section("imagefolder", imagefolder_root, 8, tmp_path / "c"), "base", progress=False, workers=2)
     assert _entries(tmp_path / "c") == []
     monkeypatch.setattr(cache, "resize_square", real)
-    assert len(load_split("imagefolder", imagefolder_root, "base", 8, tmp_path / "c", progress=False)) == 12
+    assert len(load_split(section("imagefolder", imagefolder_root, 8, tmp_path / "c"), "base", progress=False)) == 12
 
 
 def test_incomplete_cache_folder_is_rebuilt(imagefolder_root: Path, tmp_path: Path) -> None:
-    split = load_split("imagefolder", imagefolder_root, "val", 8, tmp_path, progress=False)
+    split = load_split(section("imagefolder", imagefolder_root, 8, tmp_path), "val", progress=False)
     folder, expected = split.path, np.array(split.images)
     del split
     (folder / "meta.json").unlink()
     with open(folder / "images.npy", "r+b") as handle:  # truncate the pixels as a crash would
         handle.truncate(200)
-    rebuilt = load_split("imagefolder", imagefolder_root, "val", 8, tmp_path, progress=False)
+    rebuilt = load_split(section("imagefolder", imagefolder_root, 8, tmp_path), "val", progress=False)
     assert rebuilt.path == folder and np.array_equal(rebuilt.images, expected)
 
 
@@ -129,13 +142,15 @@ def test_missing_image_names_file_and_leaves_no_cache(mini_csv_root: Path, tmp_p
     missing = mini_csv_root / "images" / "n0500000002.png"
     missing.unlink()
     with pytest.raises(DataError, match=f"image file not found: {missing}"):
-        load_split("mini-imagenet", mini_csv_root, "val", 8, tmp_path / "c", progress=False)
+        load_split(section("mini-imagenet", mini_csv_root, 8, tmp_path / "c"), "val", progress=False)
     assert not (tmp_path / "c").exists() or _entries(tmp_path / "c") == []
 
 
 def test_pickle_layout_through_cache(mini_pickle_root: Path, tmp_path: Path) -> None:
-    split = load_split("mini-imagenet", mini_pickle_root, "base", 5, tmp_path, max_stored_size=6, progress=False)
-    assert split.images.shape == (9, 6, 6, 3)  # the fixture's 6 px images, kept at 6 by max_stored_size
+    split = load_split(
+        section("mini-imagenet", mini_pickle_root, 8, tmp_path, max_stored_size=8), "base", progress=False
+    )
+    assert split.images.shape == (9, 8, 8, 3)  # the fixture's 6 px images, stored at max_stored_size 8
     assert build_dataset("mini-imagenet", mini_pickle_root, "base").native_size() == 84  # the pickles' format
     assert (split.images[:, 0, 0, 0] // 10 == split.labels).all()
 
@@ -165,7 +180,9 @@ def test_prepare_command(imagefolder_root: Path, tmp_path: Path, capsys: pytest.
     assert all("10x10" in line for line in lines)
     assert len(_entries(tmp_path / "c")) == 3
     # the prepared test split is then found by promotion without decoding again
-    novel = load_split("imagefolder", imagefolder_root, "novel", 8, tmp_path / "c", allow_test=True, progress=False)
+    novel = load_split(
+        section("imagefolder", imagefolder_root, 8, tmp_path / "c"), "novel", allow_test=True, progress=False
+    )
     assert str(novel.path) in lines[2]
 
 
@@ -178,7 +195,7 @@ def test_concurrent_loads_build_once(imagefolder_root: Path, tmp_path: Path, mon
 
     def load(_: int) -> Path:
         gate.wait()
-        return load_split("imagefolder", imagefolder_root, "val", 8, tmp_path / "c", progress=False).path
+        return load_split(section("imagefolder", imagefolder_root, 8, tmp_path / "c"), "val", progress=False).path
 
     with ThreadPoolExecutor(2) as pool:
         paths = list(pool.map(load, range(2)))
@@ -189,4 +206,4 @@ def test_unwritable_cache_dir(imagefolder_root: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(DataError, match=f"cannot write the image cache in {blocker}"):
-        load_split("imagefolder", imagefolder_root, "val", 8, blocker, progress=False)
+        load_split(section("imagefolder", imagefolder_root, 8, blocker), "val", progress=False)

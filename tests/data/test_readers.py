@@ -33,6 +33,7 @@ from helpers.datasets import (
     colour,
     global_index,
     mini_listing,
+    section,
     write_class_folders,
     write_closerlook_json,
     write_cub_archive,
@@ -400,7 +401,7 @@ def test_every_split_is_checked_before_any_decoding(
     root = request.getfixturevalue(fixture)
     message = breaks(root)
     decoded = _spy_decoding(monkeypatch)
-    _one_line_error(lambda: load_split(name, root, "base", 8, tmp_path / "cache", progress=False), message)
+    _one_line_error(lambda: load_split(section(name, root, 8, tmp_path / "cache"), "base", progress=False), message)
     assert decoded == [] and not (tmp_path / "cache").exists()
 
 
@@ -413,7 +414,7 @@ def test_mini2cub_checks_cub_before_decoding_mini(
     (root / "CUB_200_2011").mkdir()  # an empty folder where the extracted CUB should be
     decoded = _spy_decoding(monkeypatch)
     _one_line_error(
-        lambda: load_split("mini2cub", root, "base", 8, tmp_path / "cache", progress=False),
+        lambda: load_split(section("mini2cub", root, 8, tmp_path / "cache"), "base", progress=False),
         f"no CUB-200-2011 layout in {root}",
     )
     assert decoded == []

@@ -10,10 +10,13 @@ import random
 import re
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from data.section import DatasetConfig
 
 
 def colour(label: int, i: int) -> tuple[int, int, int]:
@@ -273,3 +276,16 @@ def closerlook_mini_root(tmp_path: Path) -> Path:
     for part, (paths, labels) in lists.items():
         write_closerlook_json(root / f"{part}.json", label_names, paths, labels)
     return root
+
+
+def section(
+    name: str, root: str | Path | None, image_size: int, cache_dir: str | Path | None = None, **geometry: Any
+) -> DatasetConfig:
+    """The dataset section data.load_split takes: `name` at `root`, cached under `cache_dir` for `image_size`, with
+    `crop_scale_min` (the low end of crop_scale) and any other DatasetConfig field in `geometry`."""
+    if "crop_scale_min" in geometry:
+        geometry["crop_scale"] = (geometry.pop("crop_scale_min"), 1.0)
+    as_text = {
+        key: None if value is None else str(value) for key, value in {"root": root, "cache_dir": cache_dir}.items()
+    }
+    return DatasetConfig(name=name, image_size=image_size, **as_text, **geometry)

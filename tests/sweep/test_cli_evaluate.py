@@ -121,20 +121,21 @@ class _FakeSplit:
 def test_evaluate_command_prints_the_table_and_writes_json(tmp_path: Path, monkeypatch, capsys) -> None:
     calls = []
 
-    def fake_load_split(name, root, split, image_size, cache_dir=None, *, allow_test=False, **kwargs):
-        calls.append((name, split, image_size, allow_test, kwargs["crop_scale_min"], kwargs["max_stored_size"]))
+    def fake_load_split(section, split, *, allow_test=False, **kwargs):
+        geometry = (section.image_size, section.crop_scale[0], section.max_stored_size)
+        calls.append((section.name, split, allow_test, *geometry))
         return _FakeSplit()
 
     monkeypatch.setattr(data, "load_split", fake_load_split)
     checkpoint, output = tmp_path / "ckpt.pt", tmp_path / "out" / "result.json"
-    trained_on = {"dataset": {"name": "fake", "crop_scale": [0.5, 1.0], "max_stored_size": 120}}
+    trained_on = {"dataset": {"name": "glyphs", "crop_scale": [0.5, 1.0], "max_stored_size": 120}}
     _write_checkpoint(checkpoint, loss="neg-cosine", config=trained_on)
     args = _parser().parse_args(
         [
             "evaluate",
             str(checkpoint),
             "--dataset",
-            "fake",
+            "glyphs",
             "--split",
             "novel",
             "--shots",
@@ -154,7 +155,7 @@ def test_evaluate_command_prints_the_table_and_writes_json(tmp_path: Path, monke
     )
     assert args.func(args) == 0
     # novel only because it was asked for explicitly; stored as the trial stored it (its crop scale and cap)
-    assert calls == [("fake", "novel", 84, True, 0.5, 120)]
+    assert calls == [("glyphs", "novel", True, 84, 0.5, 120)]
     printed = capsys.readouterr().out
     assert "accuracy (%)" in printed and "±" in printed
     report = json.loads(output.read_text())

@@ -18,20 +18,33 @@ import yaml
 
 import data
 from sweep import experiment as experiments
+from sweep import promote
 from sweep.cli import main
 from sweep.results import load_trials, ranked
+from sweep.study import scoring
 from sweep.study.layout import StudyDir
+from sweep.study.request import StudyRequest
 
 from helpers.trials import BASE_CLASSES, tiny_config, write_tiny_imagefolder
 
 BASE_PER_CLASS, HOLDOUT = 30, 0.3  # 9 held-out images per class: 5-shot base episodes with 4 queries
 EPISODES, QUERIES = 20, 4
+# Not data.geometry's defaults: 16 px at crop scale 0.5 is stored at 23 px, capped here at 20; the 40-px images at the
+# default crop scale 0.08 would be stored at their native 40. Every reader of the cache must store 20.
+GEOMETRY = {"crop_scale": [0.5, 1.0], "max_stored_size": 20}
+STORED = 20
 
 
 def _spec(root: Path, cache: Path, storage: Path) -> dict:
     return {
         "name": "tiny-study",
-        "dataset": {"name": "imagefolder", "root": str(root), "cache_dir": str(cache), "image_size": 16},
+        "dataset": {
+            "name": "imagefolder",
+            "root": str(root),
+            "cache_dir": str(cache),
+            "image_size": 16,
+            **GEOMETRY,
+        },
         "backbone": "conv4",
         "loss": "neg-cosine",
         "search": {
@@ -109,7 +122,7 @@ def test_the_selected_configuration_is_trained_at_every_margin_and_seed(studied)
 def test_novel_and_held_out_base_episodes_are_fixed_and_shared(studied, workspace):
     experiment, study, _ = studied
     _, images, cache = workspace
-    base = data.load_split("imagefolder", str(images), "base", 16, str(cache), progress=False)
+    base = data.load_split(experiment.spec().dataset, "base", progress=False)
     _, held = data.split_base(base, HOLDOUT, study["request"]["holdout_seed"])
     assert study["held_out_images"] == len(held) == BASE_CLASSES * 9
     for shot in (1, 5):
@@ -190,7 +203,8 @@ def test_table_figures_and_tensorboard_are_written(studied):
 def test_a_study_killed_mid_grid_resumes_without_retraining_finished_margins(workspace, tmp_path):
     """A trial config studied (--config), driver killed once one margin finished; a rerun finishes the others."""
     _, images, cache = workspace
-    config = tiny_config(images, cache, epochs=2, val_every=1, **{"dataset.image_size": 16})
+    geometry = {f"dataset.{key}": value for key, value in GEOMETRY.items()}  # the sweep's cache folders, read again
+    config = tiny_config(images, cache, epochs=2, val_every=1, **{"dataset.image_size": 16, **geometry})
     config_file = tmp_path / "trial.yaml"
     config_file.write_text(yaml.safe_dump(config))
     storage = tmp_path / "experiments"
@@ -231,3 +245,23 @@ def test_a_study_killed_mid_grid_resumes_without_retraining_finished_margins(wor
     results = sorted((experiment.root / "study" / "tune").glob("*/result.json"))
     assert len(results) == 3
     assert all(json.loads(r.read_text().splitlines()[-1])["epoch"] == 2 for r in results)
+
+
+def test_sweep_promotion_and_study_read_one_cache_folder_per_split_geometry(studied, workspace):
+    """The up-front decode, the trials, promotion and the study (held-out base and novel) all read the spec's
+    geometry: one cache folder per split, each at the stored side the spec's crop scale and cap give; the study
+    scores the base images its runs were trained without."""
+    experiment, study, _ = studied
+    _, _, cache = workspace
+    promote.run(experiment)
+    folders = sorted(entry.name for entry in cache.iterdir() if entry.is_dir())
+    assert len(folders) == 3 and all(f"-s{STORED}-" in name for name in folders), folders  # base, val, novel
+    run_checkpoint = sorted(StudyDir.of(experiment).root.glob("**/checkpoint.pt"))[0]
+    trained_on = data.DatasetConfig(**torch.load(run_checkpoint, weights_only=True)["config"]["dataset"])
+    assert trained_on.holdout_fraction == HOLDOUT and trained_on.max_stored_size == STORED
+    _, held_by_run = data.load_base_parts(trained_on, progress=False)
+    request = StudyRequest(**study["request"])
+    held_by_study = scoring.held_out_base(experiment.spec(), request)
+    assert held_by_study.stored_size == STORED and len(held_by_study) == study["held_out_images"]
+    assert np.array_equal(held_by_study.images, held_by_run.images)
+    assert np.array_equal(held_by_study.labels, held_by_run.labels)

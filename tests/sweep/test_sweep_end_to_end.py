@@ -25,6 +25,7 @@ from sweep.results import load_trials
 from sweep.trial.checkpoints import CHECKPOINT_FILE, checkpoint_file
 
 from helpers import tensorboard as board
+from helpers.datasets import section
 
 TINY_SPEC = {
     "name": "tiny",
@@ -155,7 +156,7 @@ def test_the_test_split_is_read_only_by_promotion(finished, workspace):
     assert novel_before == []
     assert _novel_cache_files(cache)  # promotion decoded it
     with pytest.raises(data.DataError):
-        data.load_split("glyphs", None, "novel", 16, str(cache))
+        data.load_split(section("glyphs", None, 16, str(cache)), "novel")
 
 
 def test_promotion_results_carry_cis_and_paired_comparisons(finished):
