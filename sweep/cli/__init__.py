@@ -2,8 +2,8 @@
 
 One parser; each module of this package adds its commands (`register`) and handles them (`<command>_command`):
 sweeps (run, resume, promote, report, select, list), study, jobs (submit, status, logs, stop), cluster (up, down),
-train, evaluate, data (prepare). The work is done by the library modules they call; no module outside sweep/cli imports
-this package. Building the parser loads neither torch nor Ray.
+train, evaluate, calibrate, data (prepare). The work is done by the library modules they call; no module outside
+sweep/cli imports this package. Building the parser loads neither torch nor Ray.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    from sweep.cli import cluster, data, evaluate, jobs, study, sweeps, train
+    from sweep.cli import calibrate, cluster, data, evaluate, jobs, study, sweeps, train
 
     parser = argparse.ArgumentParser(
         prog="negmargin",
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.register(commands)
     train.register(commands)
     evaluate.register(commands)
+    calibrate.register(commands)
     data.register(commands)
     return parser
 

@@ -1,0 +1,225 @@
+"""Calibration: does a negative margin beat m = 0 on the novel classes with this spec's settings, and by how much?
+
+Margins × training seeds of one configuration (the spec's fixed values, or given ones), all else fixed, each run
+to its full budget by the product's own trial (`sweep.trial.run`), its final checkpoint and its best-by-validation
+checkpoint (the spec's selection metric among the epochs from selection_from_epoch on, the earliest of equal ones,
+as a sweep selects) both scored as promotion scores one (`sweep.promote.score_checkpoint`) on the same fixed novel
+test episodes (the spec's promotion settings, test stream seed + 10 000). Every m ≠ 0 is compared with m = 0 of the
+same seed, episode by episode (paired t and Wilcoxon), per seed and pooled over seeds; the per-epoch validation
+curves say when the ranking of the margins settles (where an ASHA rung may sit).
+
+No Ray: runs are processes (`workers` at once, each with its share of the CPU threads, or sharing one GPU), so the
+same command runs on a laptop, a GPU machine without Ray, and in CI's tests. Each finished run is saved in
+<out>/runs/<run>.pt and skipped when the command is run again, so a calibration interrupted half-way continues.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+import data
+from sweep import promote
+from sweep import spec as spec_module
+from sweep.errors import SpecError
+from sweep.experiment import Experiment
+from sweep.objectives import selection_score
+from sweep.space import trial_config
+from sweep.spec import SweepSpec
+from sweep.trial import TrialConfig, run
+from sweep.trial.config import SEARCHED_PARAMETERS, merge_overrides
+from sweep.trial.runner import validation_episodes
+from sweep.trial.training import resolve_device
+
+CHECKPOINT_KINDS = ("final", "best")  # the last epoch's checkpoint; the best by the selection metric
+
+
+def spec_and_params(
+    spec_argument: str | None, overrides: list[str], device: str | None = None
+) -> tuple[SweepSpec, dict[str, float]]:
+    """The spec to calibrate (a file or preset, "KEY=VALUE" overrides of its keys applied, paths made absolute) and
+    the values of its searched parameters but the margin: the spec's fixed ones, or overrides of the same name."""
+    pairs = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. epochs=40")
+        pairs[key.strip()] = yaml.safe_load(value)
+    params = {key: value for key, value in pairs.items() if key in SEARCHED_PARAMETERS}
+    settings = {key: value for key, value in pairs.items() if key not in SEARCHED_PARAMETERS}
+    if device is not None:
+        settings["device"] = device
+    path = spec_module.resolve(spec_argument)
+    spec = spec_module.load(path)
+    if settings:
+        document = yaml.safe_load(spec.to_yaml())
+        document.pop("scheduler", None)  # no early stopping here: every run goes to its full budget
+        spec = spec_module.parse(merge_overrides(document, settings), f"{path} with --set")
+    values = {**spec.fixed(), **params}
+    values.pop("margin", None)
+    missing = [name for name in SEARCHED_PARAMETERS if name != "margin" and name not in values]
+    if missing:
+        raise SpecError(f"{path}: {', '.join(missing)} searched, not fixed: give a value, e.g. --set {missing[0]}=…")
+    return spec_module.with_absolute_paths(spec), values
+
+
+@dataclass(frozen=True)
+class CalibrationPlan:
+    """What to run: `params` (every searched parameter but the margin) at each margin × seed, into `out`."""
+
+    spec: SweepSpec
+    params: dict[str, float]
+    margins: list[float]
+    seeds: list[int]
+    out: Path
+    workers: int = 1
+    threads_per_worker: int = 1
+
+    @property
+    def episodes(self) -> Experiment:
+        """The calibration's folder in the role of an experiment: its validation and test episodes are saved there."""
+        return Experiment(self.out)
+
+    def runs(self) -> list[tuple[float, int]]:
+        """Every (margin, seed), in margin then seed order."""
+        return [(margin, seed) for margin in self.margins for seed in self.seeds]
+
+    def run_file(self, margin: float, seed: int) -> Path:
+        """<out>/runs/m<margin>_s<seed>.pt."""
+        return self.out / "runs" / f"m{margin:+.3f}_s{seed}.pt"
+
+    def trial(self, margin: float, seed: int) -> TrialConfig:
+        """The trial config of one run: the spec's settings, the fixed params, this margin and seed."""
+        config = trial_config(self.spec, {**self.params, "margin": margin}, self.episodes, seed=seed)
+        return TrialConfig.from_dict(config)
+
+
+@dataclass
+class RunResult:
+    """One (margin, seed) run: validation reports in epoch order, the best report's epoch, per-episode novel
+    accuracies [E] in [0, 1] per checkpoint kind and shot, wall seconds."""
+
+    margin: float
+    seed: int
+    curve: list[dict[str, float]]
+    best_epoch: int
+    novel: dict[str, dict[int, torch.Tensor]]
+    seconds: float
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The last validation report (the final epoch's metrics)."""
+        return self.curve[-1]
+
+
+@dataclass
+class _KeepingReporter:
+    """A sweep.trial.Reporter that keeps every validation report and writes the final and best checkpoints."""
+
+    folder: Path
+    selection: str
+    selection_from_epoch: int
+    curve: list[dict[str, float]] = field(default_factory=list)
+    best_value: float = -math.inf
+    best_epoch: int = 0
+
+    def epoch_end(self, metrics: dict[str, Any]) -> None:
+        """Training metrics of every epoch are not needed here."""
+
+    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+        """Keep the report; save its checkpoint as the final one, and as the best one when it beats the best."""
+        self.curve.append({key: float(value) for key, value in metrics.items()})
+        shots = " / ".join(f"{value:.2f}" for key, value in metrics.items() if key.startswith("val_acc_"))
+        with open(self.folder.with_suffix(".log"), "a") as log:  # progress of a run, while it runs
+            log.write(f"epoch {int(metrics['epoch'])}: train acc {metrics['train_acc']:.1f}, val {shots}\n")
+        torch.save(checkpoint, self.folder / "final.pt")
+        value = selection_score(metrics, self.selection, self.selection_from_epoch)
+        if value is not None and value > self.best_value:  # strict: the earliest of equal ones, as a sweep selects
+            self.best_value, self.best_epoch = value, int(metrics["epoch"])
+            torch.save(checkpoint, self.folder / "best.pt")
+
+
+def run_one(plan: CalibrationPlan, margin: float, seed: int) -> Path:
+    """Train one (margin, seed) to its full budget, score its final and best checkpoints on the novel test episodes,
+    save the RunResult (as plain types) in plan.run_file; returns that file. Runs in a worker process."""
+    torch.set_num_threads(plan.threads_per_worker)
+    started = time.perf_counter()
+    config = plan.trial(margin, seed)
+    folder = plan.run_file(margin, seed).with_suffix("")
+    folder.mkdir(parents=True, exist_ok=True)
+    reporter = _KeepingReporter(folder, plan.spec.selection, plan.spec.selection_from_epoch)
+    run(config, reporter)
+    device = resolve_device(config.device)
+    novel = data.load_split(plan.spec.dataset, "novel", allow_test=True, progress=False)
+    episode_sets = {shot: data.EpisodeSet.load(plan.episodes.test_episodes(shot)) for shot in plan.spec.promotion.shots}
+    novel_scores = {
+        kind: promote.score_checkpoint(folder / f"{kind}.pt", novel, episode_sets, plan.spec, device)
+        for kind in CHECKPOINT_KINDS
+    }
+    for kind in CHECKPOINT_KINDS:
+        (folder / f"{kind}.pt").unlink()  # the scores are what is kept
+    folder.rmdir()
+    result = RunResult(margin, seed, reporter.curve, reporter.best_epoch, novel_scores, time.perf_counter() - started)
+    torch.save(vars(result), plan.run_file(margin, seed))
+    return plan.run_file(margin, seed)
+
+
+def load_result(path: Path) -> RunResult:
+    """A saved RunResult (weights_only: plain types and tensors)."""
+    return RunResult(**torch.load(path, weights_only=True))
+
+
+def prepare(plan: CalibrationPlan) -> None:
+    """Before any run: decode the caches, save the fixed validation and novel test episode sets the runs share."""
+    config = plan.trial(plan.margins[0], plan.seeds[0])
+    for split in ("base", "val", "novel"):
+        data.prepare_split(plan.spec.dataset, split, progress=False)
+    val = data.load_split(plan.spec.dataset, "val", progress=False)
+    for shot in config.validation.shots:
+        validation_episodes(config, val, shot)
+    novel = data.load_split(plan.spec.dataset, "novel", allow_test=True, progress=False)
+    for shot in plan.spec.promotion.shots:
+        promote.test_episode_set(plan.spec, plan.episodes, novel, shot)
+
+
+def calibrate(plan: CalibrationPlan, progress: Callable[[str], None] = print) -> list[RunResult]:
+    """Every run of the plan (those already saved are loaded, the others run `plan.workers` at a time)."""
+    plan.out.mkdir(parents=True, exist_ok=True)
+    (plan.out / "spec.yaml").write_text(plan.spec.to_yaml())
+    prepare(plan)
+    todo = [(m, s) for m, s in plan.runs() if not plan.run_file(m, s).is_file()]
+    progress(f"{len(plan.runs()) - len(todo)} of {len(plan.runs())} runs already done; {len(todo)} to run")
+    if todo:
+        started = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=plan.workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(run_one, plan, m, s): (m, s) for m, s in todo}
+            for done, future in enumerate(as_completed(futures), start=1):
+                result = load_result(future.result())
+                progress(
+                    f"[{done}/{len(todo)}] m = {result.margin:g}, seed {result.seed}: "
+                    f"final novel {_percent(result.novel['final'])}, {result.seconds:.0f} s "
+                    f"({time.perf_counter() - started:.0f} s elapsed)"
+                )
+    return [load_result(plan.run_file(m, s)) for m, s in plan.runs()]
+
+
+def _percent(scores: dict[int, torch.Tensor]) -> str:
+    return " / ".join(f"{100 * float(acc.double().mean()):.2f}" for acc in scores.values())
+
+
+def default_workers(device: str) -> tuple[int, int]:
+    """(processes, torch threads each): one per CPU core on the CPU; four sharing one GPU."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if resolve_device(device).type == "cuda":
+        return 4, max(1, cores // 4)
+    return cores, 1

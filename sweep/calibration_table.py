@@ -1,0 +1,196 @@
+"""A calibration's results as people read them: accuracy per margin, paired differences to m = 0 per seed and pooled,
+the regime check of the embedded default, and when the margins' validation ranking settles.
+
+Pooled over seeds, a margin's accuracy on an episode is the mean over its seeds (as the margin study pools,
+sweep/study/compare.py), so the paired test is over the episodes of seed-averaged accuracies; each seed's own paired
+difference is listed beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import evaluation
+from sweep.calibration import CHECKPOINT_KINDS, RunResult
+from sweep.objectives import objective_value
+
+REGIME_POINTS = 2.0  # the best negative margin beats m = 0 by at least this many points at every shot ...
+REGIME_P = 0.01  # ... with a pooled paired t p-value below this, and positive on every seed
+PAPER_MARGIN = -0.3  # and the paper's usual Neg-Cosine margin is not worse than m = 0 on any seed
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A margin minus m = 0 at one shot and checkpoint kind: pooled (seed-averaged episodes) and per seed, points."""
+
+    margin: float
+    kind: str
+    shot: int
+    pooled: dict[str, float]  # evaluation.paired_comparison: mean_diff, ci95, t_pvalue, wilcoxon_pvalue, n
+    per_seed: dict[int, dict[str, float]]
+
+
+def _by_margin(results: list[RunResult]) -> dict[float, dict[int, RunResult]]:
+    grouped: dict[float, dict[int, RunResult]] = {}
+    for result in results:
+        grouped.setdefault(result.margin, {})[result.seed] = result
+    return grouped
+
+
+def _seed_mean(runs: list[RunResult], kind: str, shot: int) -> torch.Tensor:
+    """Per-episode accuracy in percent [E], the mean over the runs (seeds)."""
+    return torch.stack([run.novel[kind][shot].double() for run in runs]).mean(dim=0) * 100
+
+
+def differences(results: list[RunResult]) -> list[Difference]:
+    """Every m ≠ 0 against m = 0 on the seeds both have, per checkpoint kind and shot."""
+    grouped = _by_margin(results)
+    baseline = grouped.get(0.0, {})
+    found = []
+    for margin in sorted(grouped, reverse=True):
+        if margin == 0.0:
+            continue
+        seeds = sorted(set(grouped[margin]) & set(baseline))
+        if not seeds:
+            continue
+        shots = sorted(grouped[margin][seeds[0]].novel[CHECKPOINT_KINDS[0]])
+        for kind in CHECKPOINT_KINDS:
+            for shot in shots:
+                runs, base = [grouped[margin][s] for s in seeds], [baseline[s] for s in seeds]
+                pooled = evaluation.paired_comparison(_seed_mean(runs, kind, shot), _seed_mean(base, kind, shot))
+                per_seed = {
+                    seed: evaluation.paired_comparison(
+                        _seed_mean([grouped[margin][seed]], kind, shot), _seed_mean([baseline[seed]], kind, shot)
+                    )
+                    for seed in seeds
+                }
+                found.append(Difference(margin, kind, shot, pooled, per_seed))
+    return found
+
+
+def regime_check(results: list[RunResult], kind: str = "final") -> tuple[bool, str]:
+    """(met, one line): does the best negative margin beat m = 0 by >= REGIME_POINTS at every shot, pooled
+    p < REGIME_P and positive on every seed, and is m = PAPER_MARGIN not worse than m = 0 on any seed?"""
+    found = [d for d in differences(results) if d.kind == kind and d.margin < 0]
+    if not found:
+        return False, "no negative margin with an m = 0 run of the same seed"
+    shots = sorted({d.shot for d in found})
+
+    def worst_shot(margin: float) -> float:
+        return min(d.pooled["mean_diff"] for d in found if d.margin == margin)
+
+    best = max({d.margin for d in found}, key=worst_shot)
+    best_rows = [d for d in found if d.margin == best]
+    beats = all(
+        d.pooled["mean_diff"] >= REGIME_POINTS
+        and d.pooled["t_pvalue"] < REGIME_P
+        and all(s["mean_diff"] > 0 for s in d.per_seed.values())
+        for d in best_rows
+    )
+    paper = [d for d in found if d.margin == PAPER_MARGIN]
+    paper_ok = bool(paper) and all(s["mean_diff"] >= 0 for d in paper for s in d.per_seed.values())
+    gains = ", ".join(
+        f"{d.shot}-shot {d.pooled['mean_diff']:+.2f} ± {d.pooled['ci95']:.2f} (p = {d.pooled['t_pvalue']:.2g}; "
+        f"seeds {' '.join(format(s['mean_diff'], '+.1f') for s in d.per_seed.values())})"
+        for d in sorted(best_rows, key=lambda d: d.shot)
+    )
+    paper_line = (
+        f"m = {PAPER_MARGIN:g} not worse than m = 0 on any seed: {'yes' if paper_ok else 'no'}"
+        if paper
+        else f"m = {PAPER_MARGIN:g} not run"
+    )
+    met = beats and paper_ok and len(shots) >= 1
+    line = (
+        f"regime ({kind} checkpoints): best negative margin m = {best:g} vs m = 0: {gains}; "
+        f"≥ {REGIME_POINTS:g} points, pooled p < {REGIME_P:g}, positive on every seed: {'yes' if beats else 'no'}; "
+        f"{paper_line} -> {'MET' if met else 'NOT MET'}"
+    )
+    return met, line
+
+
+def settling(results: list[RunResult], objective: str) -> tuple[list[int], dict[float, list[float]], int | None]:
+    """(validated epochs, per margin the objective per epoch (mean over seeds), last epoch at which the ranking of
+    the margins differs from the final one, or None when it never does)."""
+    grouped = _by_margin(results)
+    epochs = sorted({int(row["epoch"]) for r in results for row in r.curve})
+    curves: dict[float, list[float]] = {}
+    for margin, runs in sorted(grouped.items(), reverse=True):
+        curves[margin] = []
+        for epoch in epochs:
+            values = [
+                objective_value(row, objective) for r in runs.values() for row in r.curve if row["epoch"] == epoch
+            ]
+            present = [v for v in values if v is not None]
+            curves[margin].append(sum(present) / len(present) if present else float("nan"))
+    rankings = [sorted(curves, key=lambda m, i=i: -curves[m][i]) for i in range(len(epochs))]
+    unsettled = [epoch for epoch, ranking in zip(epochs, rankings, strict=True) if ranking != rankings[-1]]
+    return epochs, curves, (unsettled[-1] if unsettled else None)
+
+
+def _cell(stats: dict[str, Any]) -> str:
+    return f"{stats['mean_diff']:+.2f} ± {stats['ci95']:.2f} (p {stats['t_pvalue']:.2g})"
+
+
+def markdown(results: list[RunResult], objective: str, title: str) -> str:
+    """The calibration as Markdown: accuracy per margin, differences to m = 0 (pooled and per seed), the regime
+    check for both checkpoint kinds, and the validation curves with the settling epoch."""
+    grouped = _by_margin(results)
+    shots = sorted(results[0].novel["final"])
+    seeds = sorted({r.seed for r in results})
+    lines = [f"### {title}", ""]
+    header = ["m", "train acc", f"val {objective} (final)", "best epoch"]
+    header += [f"novel {shot}-shot {kind}" for kind in CHECKPOINT_KINDS for shot in shots]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for margin, runs in sorted(grouped.items(), reverse=True):
+        listed = list(runs.values())
+        train = sum(r.final["train_acc"] for r in listed) / len(listed)
+        val = sum(objective_value(r.final, objective) or 0.0 for r in listed) / len(listed)
+        best_epochs = "/".join(str(r.best_epoch) for r in listed)
+        cells = [f"{margin:g}", f"{train:.1f}", f"{val:.2f}", best_epochs]
+        for kind in CHECKPOINT_KINDS:
+            for shot in shots:
+                mean, ci95 = evaluation.mean_ci95(_seed_mean(listed, kind, shot))
+                cells.append(f"{mean:.2f} ± {ci95:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Paired differences to m = 0 on the same {results[0].novel['final'][shots[0]].numel()} novel "
+        f"episodes (points, 95 % CI, paired t p); pooled = seed-averaged accuracies, seeds {seeds}:",
+        "",
+    ]
+    header = ["m", "checkpoint", "shot", "pooled"] + [f"seed {seed}" for seed in seeds]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for d in differences(results):
+        cells = [f"{d.margin:g}", d.kind, str(d.shot), _cell(d.pooled)]
+        cells += [_cell(d.per_seed[s]) if s in d.per_seed else "" for s in seeds]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for kind in CHECKPOINT_KINDS:
+        lines.append(f"- {regime_check(results, kind)[1]}")
+    epochs, curves, last_unsettled = settling(results, objective)
+    if len(epochs) > 1:
+        lines += ["", f"Validation {objective} per epoch (mean over seeds):", ""]
+        lines += ["| epoch | " + " | ".join(f"m = {m:g}" for m in curves) + " |", "|" + "---|" * (len(curves) + 1)]
+        for i, epoch in enumerate(epochs):
+            lines.append(f"| {epoch} | " + " | ".join(f"{curves[m][i]:.2f}" for m in curves) + " |")
+        settled = (
+            f"the ranking of the margins last differs from the final one at epoch {last_unsettled}"
+            if last_unsettled is not None
+            else "the ranking of the margins is the final one from the first validated epoch"
+        )
+        lines += ["", f"On validation, {settled}."]
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(document: str, key: str, section: str) -> str:
+    """`document` with the text between `<!-- calibration:key -->` and `<!-- /calibration:key -->` replaced by
+    `section` (the marked block is appended when absent)."""
+    start, end = f"<!-- calibration:{key} -->", f"<!-- /calibration:{key} -->"
+    block = f"{start}\n{section.rstrip()}\n{end}"
+    if start in document and end in document:
+        head, rest = document.split(start, 1)
+        return head + block + rest.split(end, 1)[1]
+    return document.rstrip() + "\n\n" + block + "\n"

@@ -1,0 +1,87 @@
+"""`negmargin calibrate [SPEC]`: margins × training seeds of one configuration, scored on the novel test episodes.
+
+The work is sweep/calibration.py (runs) and sweep/calibration_table.py (the table); this module parses and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _floats(text: str) -> list[float]:
+    return [float(item) for item in text.split(",") if item.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(item) for item in text.split(",") if item.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `calibrate` command."""
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="does a negative margin beat m = 0 here? margins x seeds, all else fixed, paired on the novel episodes",
+        description="Train the spec's configuration (its fixed values, with --set overriding any searched one) at "
+        "every margin and seed to its full budget, score each run's final and best-by-validation checkpoints as "
+        "promotion does on the same novel test episodes, and print the paired differences to m = 0 per seed and "
+        "pooled, the regime check and the validation curves. Runs --workers processes at once; finished runs are "
+        "kept in --out and skipped when the command is run again. No Ray needed.",
+    )
+    parser.add_argument("spec", nargs="?", default=None, help="spec file or preset name (default: the embedded one)")
+    parser.add_argument(
+        "--margins", type=_floats, default=[0.0, -0.1, -0.2, -0.3], help="comma-separated (m = 0 added)"
+    )
+    parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="comma-separated training seeds")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key (YAML value), e.g. epochs=40 or dataset.image_size=24 or scale=10 (repeatable)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder of runs and table (default experiments/calibration-<name>)"
+    )
+    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: one per core; 4 on a GPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / workers)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda (default: the spec's)")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="also write the table into this Markdown file (a marked section)"
+    )
+    parser.set_defaults(func=calibrate_command)
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    """Run the calibration and print its table; exit status 0."""
+    from sweep import calibration, calibration_table
+
+    spec, params = calibration.spec_and_params(args.spec, args.overrides, device=args.device)
+    margins = sorted(set(args.margins) | {0.0}, reverse=True)
+    workers, threads = calibration.default_workers(spec.device)
+    plan = calibration.CalibrationPlan(
+        spec=spec,
+        params=params,
+        margins=margins,
+        seeds=args.seeds,
+        out=(args.out or Path(spec.storage_path) / f"calibration-{spec.name}").resolve(),
+        workers=args.workers or workers,
+        threads_per_worker=args.threads or threads,
+    )
+    print(
+        f"calibration of {spec.name}: {spec.dataset.name}, {spec.backbone}, {spec.loss}, {spec.epochs} epochs, "
+        f"params {params}; margins {margins} x seeds {args.seeds}; {plan.workers} at once, "
+        f"{plan.threads_per_worker} thread(s) each; in {plan.out}",
+        flush=True,
+    )
+    results = calibration.calibrate(plan, progress=lambda line: print(line, flush=True))
+    title = f"{spec.name}: {spec.dataset.name}, {spec.backbone}, {spec.loss}, seeds {args.seeds}"
+    table = calibration_table.markdown(results, spec.objective, title)
+    (plan.out / "calibration.md").write_text(table)
+    print("\n" + table)
+    if args.results is not None:
+        document = args.results.read_text() if args.results.is_file() else ""
+        args.results.write_text(calibration_table.replace_section(document, spec.name, table))
+        print(f"wrote the table into {args.results}")
+    return 0
