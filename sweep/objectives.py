@@ -24,3 +24,21 @@ def objective_value(metrics: dict[str, Any], objective: str) -> float | None:
     if len(keys) == 1:
         return metrics[keys[0]]
     return sum(metrics[key] for key in keys) / len(keys)
+
+
+SELECTION_SCORE = "selection_score"  # the reported column Tune keeps checkpoints by
+_INELIGIBLE_OFFSET = 1000.0  # accuracies lie in [0, 100]: an ineligible epoch ranks below every eligible one
+
+
+def is_eligible(metrics: dict[str, Any], selection_from_epoch: int) -> bool:
+    """Whether a validation report's checkpoint may be a trial's best: its epoch is >= selection_from_epoch."""
+    return int(metrics.get("epoch", 0)) >= selection_from_epoch
+
+
+def selection_score(metrics: dict[str, Any], selection: str, selection_from_epoch: int) -> float | None:
+    """The value checkpoints are ranked by: the selection metric at an eligible epoch, the same less 1000 before it
+    (so a trial stopped before selection_from_epoch still keeps its best), None when the metric is missing."""
+    value = objective_value(metrics, selection)
+    if value is None:
+        return None
+    return value if is_eligible(metrics, selection_from_epoch) else value - _INELIGIBLE_OFFSET

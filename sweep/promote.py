@@ -134,17 +134,67 @@ def plain_json(value: Any) -> Any:
     return value
 
 
+def _entry(
+    record: Any, rank: int | str, accuracies: dict[int, torch.Tensor], selection_from_epoch: int
+) -> dict[str, Any]:
+    """promotion.json's entry of one scored trial."""
+    return {
+        "rank": rank,
+        "trial_id": record.trial_id,
+        "params": record.params,
+        "val": {key: value for key, value in record.best.items() if str(key).startswith("val_")},
+        "epoch": int(record.best.get("epoch", 0)),
+        "eligible_epochs": eligible_epochs(record, selection_from_epoch),
+        "checkpoint": str(record.best_checkpoint),
+        "test": {str(shot): accuracy_summary(acc) for shot, acc in accuracies.items()},
+    }
+
+
+def eligible_epochs(record: Any, selection_from_epoch: int) -> list[int]:
+    """The validated epochs whose checkpoints could be a trial's best (sweep.results.eligible_rows)."""
+    from sweep.results import eligible_rows
+
+    history = eligible_rows(record.history, selection_from_epoch)
+    return sorted(int(epoch) for epoch in history["epoch"]) if "epoch" in history else []
+
+
+def _baseline_section(
+    found: Any, note: str, results: list[dict[str, Any]], scored: dict[str, list[dict[int, torch.Tensor]]]
+) -> dict[str, Any]:
+    """promotion.json's "baseline": which trial, its scores, and every promoted trial's paired difference to it per
+    shot (over its seeds when promotion retrained some)."""
+    from sweep import baseline
+
+    if found is None:
+        return {"note": note}
+    base_id = found.record.trial_id
+    differences = {
+        trial["trial_id"]: {
+            str(shot): baseline.paired_difference(
+                [runs[shot] for runs in scored[trial["trial_id"]]], [runs[shot] for runs in scored[base_id]]
+            )
+            for shot in scored[base_id][0]
+        }
+        for trial in results
+    }
+    return {"note": note, "label": found.label, "trial_id": base_id, "differences": differences}
+
+
 def run(
     experiment: Experiment, top_k: int | None = None, selections_path: Path | None = None, address: str | None = None
 ) -> dict[str, Any]:
-    """Score the top-k trials on the test episodes; write promotion.json, merge the selections file; return it."""
-    from sweep import seeds, selections
+    """Score the top-k trials and the baseline on the test episodes; write promotion.json, merge the selections
+    file; return it."""
+    from sweep import baseline, seeds, selections
 
     spec = experiment.spec()
-    candidates = [record for record in ranked(load_trials(experiment, spec)) if record.best_checkpoint is not None]
+    records = load_trials(experiment, spec)
+    candidates = [record for record in ranked(records) if record.best_checkpoint is not None]
     if not candidates:
         raise ExperimentError(f"{experiment.root}: no trial has a validation score and checkpoint to promote")
     promoted = candidates[: top_k or spec.promotion.top_k]
+    found, note = baseline.find_baseline(records, spec)
+    outside = [found.record] if found is not None and found.record not in promoted else []
 
     device = resolve_device(spec.device)  # the trials' device; a bad one fails before the test split is read
     started = time.perf_counter()
@@ -152,34 +202,24 @@ def run(
     episode_sets = {shot: test_episode_set(spec, experiment, novel, shot) for shot in spec.promotion.shots}
 
     experiment.promotion_dir.mkdir(exist_ok=True)
-    accuracies: dict[str, dict[int, torch.Tensor]] = {}
-    results = []
-    for rank, record in enumerate(promoted, start=1):
-        accuracies[record.trial_id] = score_checkpoint(
-            checkpoint_file(record.best_checkpoint), novel, episode_sets, spec, device
-        )
-        torch.save(
-            {shot: acc for shot, acc in accuracies[record.trial_id].items()},
-            experiment.promotion_dir / f"{record.trial_id}_accuracies.pt",
-        )
-        results.append(
-            {
-                "rank": rank,
-                "trial_id": record.trial_id,
-                "params": record.params,
-                "val": {key: value for key, value in record.best.items() if str(key).startswith("val_")},
-                "epoch": int(record.best.get("epoch", 0)),
-                "checkpoint": str(record.best_checkpoint),
-                "test": {str(shot): accuracy_summary(acc) for shot, acc in accuracies[record.trial_id].items()},
-            }
-        )
+    scored: dict[str, list[dict[int, torch.Tensor]]] = {}  # trial id -> per-episode accuracies per shot, per seed
+    entries = []
+    for rank, record in [*enumerate(promoted, start=1), *(("baseline", record) for record in outside)]:
+        accuracies = score_checkpoint(checkpoint_file(record.best_checkpoint), novel, episode_sets, spec, device)
+        scored[record.trial_id] = [accuracies]
+        torch.save(dict(accuracies), experiment.promotion_dir / f"{record.trial_id}_accuracies.pt")
+        entries.append(_entry(record, rank, accuracies, spec.selection_from_epoch))
+    results = entries[: len(promoted)]
+    baseline_entry = entries[len(promoted)] if outside else None
     if spec.promotion.extra_seeds:
+        retrained = results + ([baseline_entry] if baseline_entry else [])
 
-        def test_means(checkpoint: Path) -> dict[int, float]:
-            scored = score_checkpoint(checkpoint, novel, episode_sets, spec, device)
-            return {shot: accuracy_summary(acc)["mean"] for shot, acc in scored.items()}
+        def test_means(run: seeds.SeedRun) -> dict[int, float]:
+            accuracies = score_checkpoint(run.checkpoint, novel, episode_sets, spec, device)
+            scored[run.trial_id].append(accuracies)
+            return {shot: accuracy_summary(acc)["mean"] for shot, acc in accuracies.items()}
 
-        seeds.add_seed_results({"trials": results}, seeds.retrain(spec, experiment, results, address), test_means)
+        seeds.add_seed_results({"trials": retrained}, seeds.retrain(spec, experiment, retrained, address), test_means)
     promotion = {
         "experiment": str(experiment.root),
         "objective": spec.objective,
@@ -187,7 +227,11 @@ def run(
         "shots": spec.promotion.shots,
         "test_episodes": {str(shot): str(experiment.test_episodes(shot)) for shot in spec.promotion.shots},
         "trials": results,
-        "comparisons": _paired(results, accuracies, spec.promotion.shots),
+        "comparisons": _paired(results, {t: runs[0] for t, runs in scored.items()}, spec.promotion.shots),
+        "baseline": {
+            **_baseline_section(found, note, results, scored),
+            **({"entry": baseline_entry} if baseline_entry else {}),
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_text_atomically(experiment.promotion_file, json.dumps(promotion, indent=2, default=plain_json))

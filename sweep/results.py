@@ -11,7 +11,7 @@ import pandas as pd
 
 from sweep.errors import ExperimentError
 from sweep.experiment import Experiment
-from sweep.objectives import objective_value
+from sweep.objectives import SELECTION_SCORE, objective_value
 from sweep.spec import SweepSpec
 from sweep.trial.checkpoints import DIVERGED_MARKER
 from sweep.trial.config import SEARCHED_PARAMETERS
@@ -21,8 +21,9 @@ from sweep.trial.config import SEARCHED_PARAMETERS
 class TrialRecord:
     """One trial of a sweep: its parameters, history, how it ended and its best checkpoint.
 
-    `best` is the validation report the spec's selection metric (`SweepSpec.selection`) ranks first (the earliest of
-    equal ones, as the published strict >), `best_checkpoint` its checkpoint, `best_objective` the objective there.
+    `best` is the validation report the spec's selection metric (`SweepSpec.selection`) ranks first among the eligible
+    ones (epochs >= selection_from_epoch; `eligible_rows`), the earliest of equal ones, as the published strict >;
+    `best_checkpoint` its checkpoint, `best_objective` the objective there.
     """
 
     trial_id: str
@@ -57,11 +58,21 @@ def _with_metric(history: pd.DataFrame, name: str) -> pd.DataFrame:
     return history.assign(**{name: [objective_value(row, name) for row in history.to_dict("records")]})
 
 
-def _best_row(history: pd.DataFrame, selection: str) -> dict[str, Any]:
-    """The first report with the highest finite `selection` value, or {} when none has one."""
+def eligible_rows(history: pd.DataFrame, selection_from_epoch: int) -> pd.DataFrame:
+    """The validation reports whose checkpoints may be the trial's best: those of epochs >= selection_from_epoch,
+    or, for a trial stopped before that epoch, all of them (sweep.objectives.selection_score ranks them so)."""
+    if "epoch" not in history or history.empty:
+        return history
+    eligible = history[history["epoch"] >= selection_from_epoch]
+    return eligible if not eligible.empty else history
+
+
+def _best_row(history: pd.DataFrame, selection: str, selection_from_epoch: int = 1) -> dict[str, Any]:
+    """The first eligible report with the highest finite `selection` value, or {} when none has one."""
     if selection not in history:
         return {}
-    scored = history[history[selection].map(_finite)]
+    candidates = eligible_rows(history, selection_from_epoch)
+    scored = candidates[candidates[selection].map(_finite)]
     return scored.loc[scored[selection].idxmax()].to_dict() if not scored.empty else {}
 
 
@@ -70,7 +81,7 @@ def _checkpoint_of(analysis: Any, trial: Any, best: dict[str, Any], selection: s
     for result in trial.run_metadata.checkpoint_manager.best_checkpoint_results:
         if result.metrics.get("epoch") == best.get("epoch"):
             return result.checkpoint
-    return analysis.get_best_checkpoint(trial, metric=selection, mode="max")
+    return analysis.get_best_checkpoint(trial, metric=SELECTION_SCORE, mode="max")
 
 
 def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[TrialRecord]:
@@ -92,7 +103,7 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
         if not history.empty:
             history = _with_metric(_with_metric(history, spec.objective), spec.selection)
         epochs_run = int(history["epoch"].max()) if "epoch" in history else 0
-        best = _best_row(history, spec.selection)
+        best = _best_row(history, spec.selection, spec.selection_from_epoch)
         checkpoint = _checkpoint_of(analysis, trial, best, spec.selection) if best else None
         objective = best.get(spec.objective)
         trial_dir = Path(trial.storage.trial_fs_path)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sweep import trainable
 from sweep.experiment import Experiment
+from sweep.objectives import SELECTION_SCORE
 from sweep.spec import SweepSpec
 from sweep.trial.checkpoints import DIVERGED_MARKER, checkpoint_file
 
@@ -85,7 +86,7 @@ def grid_run_config(spec: SweepSpec, storage: Path, name: str) -> Any:
         callbacks=result_loggers(),  # no TensorBoard files of Tune's own under the experiment
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute=spec.selection, checkpoint_score_order="max"
+            num_to_keep=1, checkpoint_score_attribute=SELECTION_SCORE, checkpoint_score_order="max"
         ),
     )
 
@@ -97,7 +98,7 @@ def seed_run(result: Any, spec: SweepSpec) -> SeedRun:
     marker = Path(result.path) / DIVERGED_MARKER
     if marker.exists():
         return SeedRun(trial_id, seed, None, f"diverged: {marker.read_text().strip()}")
-    best = result.get_best_checkpoint(spec.selection, "max")
+    best = result.get_best_checkpoint(SELECTION_SCORE, "max")
     if best is None:
         reason = str(result.error).strip().splitlines()[0] if result.error else "no validation report"
         return SeedRun(trial_id, seed, None, f"error: {reason}")
@@ -114,16 +115,18 @@ def across_seeds(test_means: list[float]) -> dict[str, Any]:
     }
 
 
-def add_seed_results(promotion: dict[str, Any], runs: list[SeedRun], score: Callable[[Path], dict[int, float]]) -> None:
-    """Fill `trial["seeds"][shot]` of every promoted trial: its own test mean plus the retrained seeds' that trained,
-    and `trial["seeds_failed"]`: the seeds that did not, with the reason."""
+def add_seed_results(
+    promotion: dict[str, Any], runs: list[SeedRun], score: Callable[[SeedRun], dict[int, float]]
+) -> None:
+    """Fill `trial["seeds"][shot]` of every promoted trial: its own test mean plus the retrained seeds' that trained
+    (`score` gives a run's test mean per shot), and `trial["seeds_failed"]`: the seeds that did not, with the reason."""
     for trial in promotion["trials"]:
         per_shot: dict[str, list[float]] = {shot: [test["mean"]] for shot, test in trial["test"].items()}
         own_runs = [run for run in runs if run.trial_id == trial["trial_id"]]
         for run in own_runs:
             if run.checkpoint is None:
                 continue
-            for shot, mean in score(run.checkpoint).items():
+            for shot, mean in score(run).items():
                 per_shot[str(shot)].append(mean)
         trial["seeds"] = {shot: across_seeds(means) for shot, means in per_shot.items()}
         trial["seeds_failed"] = [{"seed": run.seed, "reason": run.failure} for run in own_runs if run.failure]

@@ -4,7 +4,10 @@
       - {dataset: glyphs, backbone: conv4, loss: neg-cosine, shot: 1,
          params: {margin: -0.12, scale: 12.3, weight_decay: 4.1e-4, drop_rate: 0.0, dropblock_size: 5},
          val_acc: 61.3, test_acc: 58.9, test_ci95: 0.81, test_episodes: 600,
-         experiment: /…/experiments/default-20261127-…, trial_id: 3b1c…, updated: 2026-11-27T17:02:11}
+         experiment: /…/experiments/default-20261127-…, trial_id: 3b1c…, updated: 2026-11-27T17:02:11,
+         baseline: {label: m = 0, trial_id: 9a0e…},
+         vs_baseline: {mean_diff: 2.1, ci95: 0.7, t_pvalue: 1.2e-08, wilcoxon_pvalue: 3.0e-08, seeds: 1,
+                       verdict: beats the baseline, text: "+2.10 ± 0.70 points (paired t p = …): beats the baseline"}}
 
 A promotion replaces the entry of each key it covers (the newest sweep of a setting is the one the user ran last);
 entries of other settings are kept untouched.
@@ -58,23 +61,40 @@ def entries_from_promotion(spec: SweepSpec, promotion: dict[str, Any]) -> list[d
 
         chosen = max(promotion["trials"], key=validation_score)
         test = chosen["test"][str(shot)]
-        entries.append(
-            {
-                "dataset": spec.dataset.name,
-                "backbone": spec.backbone,
-                "loss": spec.loss,
-                "shot": int(shot),
-                "params": chosen["params"],
-                "val_acc": round(float(validation_score(chosen)), 3),
-                "test_acc": round(test["mean"], 3),
-                "test_ci95": round(test["ci95"], 3),
-                "test_episodes": test["episodes"],
-                "experiment": promotion["experiment"],
-                "trial_id": chosen["trial_id"],
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-        )
+        entry = {
+            "dataset": spec.dataset.name,
+            "backbone": spec.backbone,
+            "loss": spec.loss,
+            "shot": int(shot),
+            "params": chosen["params"],
+            "val_acc": round(float(validation_score(chosen)), 3),
+            "test_acc": round(test["mean"], 3),
+            "test_ci95": round(test["ci95"], 3),
+            "test_episodes": test["episodes"],
+            "experiment": promotion["experiment"],
+            "trial_id": chosen["trial_id"],
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        entries.append({**entry, **versus_baseline(promotion, chosen["trial_id"], shot)})
     return entries
+
+
+def versus_baseline(promotion: dict[str, Any], trial_id: str, shot: int) -> dict[str, Any]:
+    """{"baseline": which trial, "vs_baseline": the paired test difference of `trial_id` to it at `shot`, with its
+    one-line description (sweep.baseline.describe)}; the note alone when promotion had no baseline."""
+    from sweep import baseline
+
+    found = promotion.get("baseline", {})
+    difference = found.get("differences", {}).get(trial_id, {}).get(str(shot))
+    if difference is None:
+        return {"baseline": found.get("note", "no baseline (promoted before baselines were scored)")}
+    rounded = {key: round(float(difference[key]), 6) for key in ("mean_diff", "ci95", "t_pvalue", "wilcoxon_pvalue")}
+    summary = {**rounded, "seeds": difference["seeds"], "verdict": difference["verdict"]}
+    if trial_id == found["trial_id"]:
+        summary["text"] = f"the selected configuration is the baseline ({found['label']})"
+    else:
+        summary["text"] = baseline.describe(difference)
+    return {"baseline": {"label": found["label"], "trial_id": found["trial_id"]}, "vs_baseline": summary}
 
 
 def merge(path: Path, new_entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

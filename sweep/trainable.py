@@ -16,7 +16,7 @@ from typing import Any
 from sweep import space
 from sweep.errors import DivergenceError
 from sweep.experiment import Experiment
-from sweep.objectives import objective_value
+from sweep.objectives import SELECTION_SCORE, objective_value, selection_score
 from sweep.trial.checkpoints import CHECKPOINT_FILE, DIVERGED_MARKER
 
 RETRAIN_KEY = "retrain"
@@ -24,12 +24,13 @@ SEED_OFFSET_KEY = "seed_offset"
 
 
 class TuneReporter:
-    """Reporter for `sweep.trial.run` under Ray Tune: metrics plus the objective and the checkpoint selection metric
-    (val_acc_mean is computed here), and the checkpoint as a directory."""
+    """Reporter for `sweep.trial.run` under Ray Tune: metrics plus the objective, the checkpoint selection metric
+    (val_acc_mean is computed here) and the selection score Tune keeps checkpoints by, and the checkpoint."""
 
-    def __init__(self, objective: str, selection: str | None = None) -> None:
+    def __init__(self, objective: str, selection: str | None = None, selection_from_epoch: int = 1) -> None:
         self.objective = objective
         self.selection = selection or objective
+        self.selection_from_epoch = selection_from_epoch
         self.reports = 0
 
     def epoch_end(self, metrics: dict[str, Any]) -> None:
@@ -45,6 +46,9 @@ class TuneReporter:
             value = objective_value(metrics, name)
             if value is not None:
                 row[name] = value
+        score = selection_score(metrics, self.selection, self.selection_from_epoch)
+        if score is not None:
+            row[SELECTION_SCORE] = score  # Tune keeps checkpoints by it (sweep.objectives.selection_score)
         with tempfile.TemporaryDirectory(prefix="negmargin-ckpt-") as directory:
             torch.save(checkpoint, Path(directory) / CHECKPOINT_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(directory))
@@ -87,7 +91,7 @@ def train(config: dict[str, Any], *, spec_data: dict[str, Any], experiment_root:
     params, seed = point_of(config, spec.seed)
     trial_config = space.trial_config(spec, params, Experiment(Path(experiment_root)), seed=seed)
     checkpoint = load_checkpoint_state(tune.get_checkpoint())
-    reporter = TuneReporter(spec.objective, spec.selection)
+    reporter = TuneReporter(spec.objective, spec.selection, spec.selection_from_epoch)
     try:
         trial.run(trial.TrialConfig.from_dict(trial_config), reporter, checkpoint=checkpoint)
     except DivergenceError as error:

@@ -19,6 +19,7 @@ from sweep import space, trainable
 from sweep.errors import ExperimentError, SpecError
 from sweep.experiment import TUNE_NAME, Experiment, trial_dirname
 from sweep.first_points import first_points
+from sweep.objectives import SELECTION_SCORE
 from sweep.spec import SweepSpec
 
 
@@ -62,7 +63,7 @@ def _run_config(spec: SweepSpec, experiment: Experiment) -> Any:
         callbacks=result_loggers(),
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2, checkpoint_score_attribute=spec.selection, checkpoint_score_order="max"
+            num_to_keep=2, checkpoint_score_attribute=SELECTION_SCORE, checkpoint_score_order="max"
         ),
         verbose=1,
     )

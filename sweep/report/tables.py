@@ -64,15 +64,26 @@ def _trial_row(
 
 
 def _promoted_rows(promotion: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per promoted trial, by rank, then the baseline when it ranked below them (rank "baseline"); each with
+    its test accuracy and its paired test difference to the baseline per shot (sweep.baseline)."""
     if promotion is None:
         return []
+    found = promotion.get("baseline", {})
+    trials = promotion["trials"] + ([found["entry"]] if "entry" in found else [])
     rows = []
-    for trial in promotion["trials"]:
+    for trial in trials:
         row: dict[str, Any] = {"rank": trial["rank"], "trial": trial["trial_id"], "epoch": trial.get("epoch")}
         row.update({name: trial["params"].get(name) for name in SEARCHED_PARAMETERS})
         for shot, test in trial["test"].items():
             row[f"test_{shot}shot"] = test["mean"]
             row[f"ci95_{shot}shot"] = test["ci95"]
+        for shot, difference in found.get("differences", {}).get(trial["trial_id"], {}).items():
+            row[f"vs_baseline_{shot}shot"] = difference["mean_diff"]
+            row[f"vs_baseline_ci95_{shot}shot"] = difference["ci95"]
+            row[f"vs_baseline_p_{shot}shot"] = difference["t_pvalue"]
+        if trial["trial_id"] == found.get("trial_id"):
+            for shot in trial["test"]:
+                row.update({f"vs_baseline_{shot}shot": 0.0, f"vs_baseline_ci95_{shot}shot": 0.0})
         for shot, seeds in trial.get("seeds", {}).items():
             row[f"seeds_{shot}shot"] = f"{seeds['mean']:.2f} ± {seeds['std']:.2f} (n={seeds['n']})"
         failed = trial.get("seeds_failed", [])

@@ -5,7 +5,8 @@
     tensorboard/trial_<id>/      one HParams session per Ray trial (group name = the trial id), its curves per
                                  epoch (train/loss, train/acc, train/lr, val/acc_1shot, val/ci95_1shot, …) and its
                                  one-value metrics under whole_trial/ (best val accuracy and CI per shot, epochs run,
-                                 test accuracy and CI per shot for promoted trials only: others leave those empty)
+                                 test accuracy, CI and difference to the baseline per shot for promoted trials and
+                                 the baseline only: others leave those empty)
 
 Everything is written with TensorBoard's own protos and event writer (the hparams plugin's summary_v2 for the
 experiment and session starts), so no TensorFlow or torch is needed. Ray Tune writes no TensorBoard files of its
@@ -151,6 +152,15 @@ def metrics(report: Report) -> list[hp.Metric]:
     for shot in spec.promotion.shots:
         first.append(_metric(f"test_acc_{shot}shot", f"test {shot}-shot %", f"promoted only, {test_episodes} episodes"))
         then.append(_metric(f"test_ci95_{shot}shot", f"test {shot}-shot CI", "95% CI half-width of the test accuracy"))
+    for shot in spec.promotion.shots:
+        first.append(
+            _metric(
+                f"test_vs_baseline_{shot}shot",
+                f"test {shot}-shot vs baseline",
+                "points: test accuracy minus the baseline's (m = 0) on the same episodes; promoted and baseline only",
+            )
+        )
+        then.append(_metric(f"test_vs_baseline_p_{shot}shot", f"vs baseline {shot}-shot p", "paired t-test p-value"))
     for shot in spec.validation.shots:
         first.append(_metric(f"val_acc_{shot}shot", f"val {shot}-shot %", f"best, {val_episodes} episodes", validation))
         then.append(_metric(f"val_ci95_{shot}shot", f"val {shot}-shot CI", "95% CI half-width, same epoch", validation))
@@ -211,6 +221,8 @@ def _final_values(record: TrialRecord, report: Report) -> dict[str, tuple[float,
             for column, tag in (
                 (f"test_{shot}shot", f"test_acc_{shot}shot"),
                 (f"ci95_{shot}shot", f"test_ci95_{shot}shot"),
+                (f"vs_baseline_{shot}shot", f"test_vs_baseline_{shot}shot"),
+                (f"vs_baseline_p_{shot}shot", f"test_vs_baseline_p_{shot}shot"),
             ):
                 if column in row and _is_value(row[column]):
                     values[f"{METRIC_GROUP}/{tag}"] = (float(row[column]), step)

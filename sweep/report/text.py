@@ -65,6 +65,7 @@ def answer_lines(report: Report) -> list[str]:
                 f"  {entry['shot']}-shot: {entry['test_acc']:.2f} ± {entry['test_ci95']:.2f} %   "
                 f"{format_params(entry['params'])}   (trial {entry['trial_id']}, val {entry['val_acc']:.2f} %)"
             )
+            lines.append(f"    {baseline_line(entry)}")
         return lines
     if report.trials.empty or report.trials["objective"].isna().all():
         return ["No trial has a validation score yet."]
@@ -75,6 +76,15 @@ def answer_lines(report: Report) -> list[str]:
         f"  negmargin sweep promote {report.experiment.root} scores the top {report.spec.promotion.top_k} on the "
         "test episodes.",
     ]
+
+
+def baseline_line(entry: dict[str, Any]) -> str:
+    """'vs the baseline, m = 0 (trial 9a0e…): +2.10 ± 0.70 points (paired t p = …, Wilcoxon p = …): beats the
+    baseline', or why there is no comparison."""
+    if "vs_baseline" not in entry:
+        return f"vs the baseline: {entry.get('baseline', 'none')}"
+    found = entry["baseline"]
+    return f"vs the baseline, {found['label']} (trial {found['trial_id']}): {entry['vs_baseline']['text']}"
 
 
 def _trial_table(report: Report) -> pd.DataFrame:
@@ -124,6 +134,12 @@ def _promoted_table(report: Report) -> pd.DataFrame:
         if f"test_{shot}shot" in frame:
             table[f"test {shot}-shot"] = [
                 with_ci(m, c) for m, c in zip(frame[f"test_{shot}shot"], frame[f"ci95_{shot}shot"])
+            ]
+    for shot in report.spec.promotion.shots:
+        if f"vs_baseline_{shot}shot" in frame:
+            table[f"vs baseline {shot}-shot"] = [
+                with_ci(m, c, signed=True)
+                for m, c in zip(frame[f"vs_baseline_{shot}shot"], frame[f"vs_baseline_ci95_{shot}shot"])
             ]
     for column in frame.columns:
         if column.startswith(("seeds_", "seeds_failed")):

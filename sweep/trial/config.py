@@ -22,6 +22,8 @@ YAML layout (every key optional except dataset.name, backbone and loss; unknown 
     validation: {episodes: 100, shots: [1, 5], queries: 16, way: 5, seed: 0, episodes_dir: null, finetune_epochs: 100}
     selection_metric: null      # val accuracy that picks the best checkpoint: val_acc_1shot | val_acc_5shot |
                                 # val_acc_mean; null = a sweep's objective (a standalone trial: the first shot's)
+    selection_from_epoch: 1     # only checkpoints of epochs >= this may be the best (1: every validated epoch; a
+                                # trial stopped earlier keeps its best of all); the last epoch always may
     seed: 0
     device: auto                # auto | cpu | cuda | cuda:N
     precision: auto             # auto (bf16 autocast + channels-last on CUDA, fp32 on CPU) | bf16 | fp32; the head
@@ -92,6 +94,7 @@ class TrialSettings(Strict):
     val_every: int = Field(20, ge=1)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     selection_metric: ObjectiveName | None = None  # which val accuracy picks the best checkpoint (None: see subclasses)
+    selection_from_epoch: int = Field(1, ge=1)  # checkpoints of earlier epochs are not eligible as the best
     seed: int = Field(0, ge=0)
     device: str = "auto"
     precision: Literal["auto", "bf16", "fp32"] = "auto"
@@ -126,6 +129,8 @@ class TrialSettings(Strict):
 
     @model_validator(mode="after")
     def _selection_is_validated(self) -> TrialSettings:
+        if self.selection_from_epoch > self.epochs:
+            raise ValueError(f"selection_from_epoch: {self.selection_from_epoch} exceeds epochs {self.epochs}")
         if self.selection_metric is not None:
             needed, shots = list(OBJECTIVES[self.selection_metric]), self.validation.shots
             if any(shot not in shots for shot in needed):

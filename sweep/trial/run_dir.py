@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from data.atomic import write_atomically, write_text_atomically
 from sweep.errors import TrialConfigError
-from sweep.objectives import objective_value
+from sweep.objectives import objective_value, selection_score
 from sweep.trial.checkpoints import (
     best_checkpoint_path,
     epoch_checkpoint_path,
@@ -116,7 +116,11 @@ class RunDirReporter:
         path = epoch_checkpoint_path(self.out, epoch)
         save_checkpoint(checkpoint, path)
         score = objective_value(metrics, self.selection_metric)
-        if self.best_metrics is None or score > objective_value(self.best_metrics, self.selection_metric):
+        ranked_by = self.config.get("selection_from_epoch", 1)
+        new_score = selection_score(metrics, self.selection_metric, ranked_by)
+        if self.best_metrics is None or new_score > selection_score(
+            self.best_metrics, self.selection_metric, ranked_by
+        ):
             with open(path, "rb") as saved:
                 write_atomically(best_checkpoint_path(self.out), lambda stream: shutil.copyfileobj(saved, stream))
             self.best_metrics = dict(metrics)

@@ -16,8 +16,9 @@ import torch
 import yaml
 
 import data
+import evaluation
+from sweep import baseline, promote, seeds, selections
 from sweep import experiment as experiments
-from sweep import promote, seeds, selections
 from sweep import spec as spec_module
 from sweep.cli import main
 from sweep.report import tensorboard_files
@@ -39,7 +40,7 @@ TINY_SPEC = {
         "drop_rate": {"fixed": 0.0},
         "dropblock_size": {"fixed": 1},
     },
-    "points_to_evaluate": [{"margin": -0.1, "scale": 8.0}],
+    "points_to_evaluate": [{"margin": -0.1, "scale": 8.0}, {"margin": 0.0, "scale": 8.0}],  # m = 0: the baseline
     "epochs": 3,
     "val_every": 1,
     "warmup_epochs": 0,
@@ -171,8 +172,56 @@ def test_promotion_results_carry_cis_and_paired_comparisons(finished):
         assert saved[1].shape == (30,)
         assert float(saved[1].double().mean() * 100) == pytest.approx(trial["test"]["1"]["mean"])
     assert {c["shot"] for c in promotion["comparisons"]} == {1, 5}
-    for comparison in promotion["comparisons"]:
-        assert 0 <= comparison["t_pvalue"] <= 1
+    for comparison in promotion["comparisons"]:  # recomputed from the saved per-episode accuracies
+        a, b = (_saved_accuracies(experiment, comparison[key])[comparison["shot"]] for key in ("a", "b"))
+        expected = evaluation.paired_comparison(a.double() * 100, b.double() * 100)
+        assert comparison["mean_diff"] == pytest.approx(expected["mean_diff"])
+        assert comparison["t_pvalue"] == pytest.approx(expected["t_pvalue"])
+
+
+def _saved_accuracies(experiment, trial_id: str) -> dict[int, torch.Tensor]:
+    return torch.load(experiment.promotion_dir / f"{trial_id}_accuracies.pt", weights_only=True)
+
+
+def test_the_baseline_at_m_0_is_scored_and_every_answer_is_compared_with_it(finished, capsys):
+    """Promotion scores the m = 0 trial (a first point) whatever its rank; each promoted trial's paired test
+    difference to it is in promotion.json, the report's first lines, the selections file and TensorBoard."""
+    experiment, selections_file, _ = finished
+    promotion = experiment.promotion()
+    found = promotion["baseline"]
+    at_zero = [record for record in load_trials(experiment) if record.params["margin"] == 0.0]
+    assert found["label"] == "m = 0" and [found["trial_id"]] == [record.trial_id for record in at_zero]
+    promoted_ids = [trial["trial_id"] for trial in promotion["trials"]]
+    if found["trial_id"] not in promoted_ids:
+        assert found["entry"]["rank"] == "baseline" and found["entry"]["test"]["1"]["episodes"] == 30
+    base = _saved_accuracies(experiment, found["trial_id"])
+    assert sorted(found["differences"]) == sorted(promoted_ids)
+    for trial_id, per_shot in found["differences"].items():
+        for shot, difference in per_shot.items():
+            mine = _saved_accuracies(experiment, trial_id)[int(shot)]
+            assert difference["mean_diff"] == pytest.approx(
+                float((mine.double() - base[int(shot)].double()).mean()) * 100
+            )
+            assert difference["verdict"] == baseline.verdict(difference)
+    capsys.readouterr()
+    assert main(["sweep", "report", str(experiment.root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for entry in selections.read(selections_file):
+        difference = found["differences"][entry["trial_id"]][str(entry["shot"])]
+        assert entry["vs_baseline"]["mean_diff"] == pytest.approx(difference["mean_diff"], abs=1e-6)
+        assert entry["baseline"] == {"label": "m = 0", "trial_id": found["trial_id"]}
+        shown = f"    vs the baseline, m = 0 (trial {found['trial_id']}): "
+        if entry["trial_id"] == found["trial_id"]:
+            assert shown + "the selected configuration is the baseline (m = 0)" in lines
+        else:
+            assert shown + baseline.describe(difference) in lines
+        assert f"{difference['mean_diff']:+.2f} ± {difference['ci95']:.2f} points (paired t p = " in "\n".join(lines)
+    groups = {group.name: group for group in board.load(experiment.root).session_groups()}
+    for trial_id in [*promoted_ids, found["trial_id"]]:
+        metrics = {value.name.tag: value.value for value in groups[trial_id].metric_values}
+        for shot in ("1", "5"):
+            expected = 0.0 if trial_id == found["trial_id"] else found["differences"][trial_id][shot]["mean_diff"]
+            assert metrics[f"whole_trial/test_vs_baseline_{shot}shot"] == pytest.approx(expected)
 
 
 def test_report_and_selections(finished, capsys):
@@ -184,7 +233,7 @@ def test_report_and_selections(finished, capsys):
     best = report["trials"][0]
     assert best["objective"] == max(row["objective"] for row in report["trials"])
     started = [row for row in report["trials"] if isinstance(row["start"], str)]  # the others: sampled (null, NaN)
-    assert [(row["start"], row["margin"], row["scale"]) for row in started] == [("spec", -0.1, 8.0)]
+    assert [(row["start"], row["margin"], row["scale"]) for row in started] == [("spec", -0.1, 8.0), ("spec", 0.0, 8.0)]
     assert experiment.promotion()["selection_metric"] == "val_acc_mean"  # no selection_metric: the objective
     entries = selections.read(selections_file)
     assert sorted(entry["shot"] for entry in entries) == [1, 5]
@@ -230,8 +279,10 @@ def test_tensorboard_shows_one_session_per_trial_and_the_promoted_trials_test_me
     groups = loaded.session_groups()
     assert sorted(group.name for group in groups) == sorted(record.trial_id for record in records)
     assert all(len(group.sessions) == 1 for group in groups)
-    tested = {trial["trial_id"]: trial["test"] for trial in experiment.promotion()["trials"]}
-    assert len(tested) == 2
+    promotion = experiment.promotion()
+    scored = promotion["trials"] + ([promotion["baseline"]["entry"]] if "entry" in promotion["baseline"] else [])
+    tested = {trial["trial_id"]: trial["test"] for trial in scored}  # the promoted trials and the baseline
+    assert len(tested) in (2, 3)
     for group in groups:
         metrics = {value.name.tag: value.value for value in group.metric_values}
         record = next(record for record in records if record.trial_id == group.name)
