@@ -215,7 +215,9 @@ def test_the_baseline_at_m_0_is_scored_and_every_answer_is_compared_with_it(fini
             assert shown + "the selected configuration is the baseline (m = 0)" in lines
         else:
             assert shown + baseline.describe(difference) in lines
-        assert f"{difference['mean_diff']:+.2f} ± {difference['ci95']:.2f} points (paired t p = " in "\n".join(lines)
+            assert f"{difference['mean_diff']:+.2f} ± {difference['ci95']:.2f} points (paired t p = " in "\n".join(
+                lines
+            )
     groups = {group.name: group for group in board.load(experiment.root).session_groups()}
     for trial_id in [*promoted_ids, found["trial_id"]]:
         metrics = {value.name.tag: value.value for value in groups[trial_id].metric_values}
