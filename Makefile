@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format demo study bench clean
+.PHONY: test lint format demo study calibrate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(STAMP)
 # After `make demo`: the demo experiment's selected configuration at 5 margins, all else fixed (README, "Margin study")
 study: $(STAMP)
 	$(VENV)/bin/negmargin sweep study --latest --margins -0.5 -0.3 -0.1 0 0.2
+
+# The embedded default's margin calibration (README, "Calibration"; ~25 min on 2 cores): table into RESULTS.md
+calibrate: $(STAMP)
+	$(VENV)/bin/negmargin calibrate --margins=-0.2,-0.3 --seeds 0,1,2 --results benchmarks/RESULTS.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/episode_eval.py

@@ -140,7 +140,7 @@ class _KeepingReporter:
         """Keep the report; save its checkpoint as the final one, and as the best one when it beats the best."""
         self.curve.append({key: float(value) for key, value in metrics.items()})
         shots = " / ".join(f"{value:.2f}" for key, value in metrics.items() if key.startswith("val_acc_"))
-        with open(self.folder.with_suffix(".log"), "a") as log:  # progress of a run, while it runs
+        with open(self.folder.parent / f"{self.folder.name}.log", "a") as log:  # progress of a run, while it runs
             log.write(f"epoch {int(metrics['epoch'])}: train acc {metrics['train_acc']:.1f}, val {shots}\n")
         torch.save(checkpoint, self.folder / "final.pt")
         value = selection_score(metrics, self.selection, self.selection_from_epoch)

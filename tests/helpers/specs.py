@@ -26,6 +26,7 @@ def full_search_spec_data() -> dict[str, Any]:
     data["dataset"]["name"] = "glyphs"
     data.update(epochs=6, val_every=1, batch_size=32, num_samples=8, search=copy.deepcopy(FULL_SEARCH))
     data["scheduler"] = {"grace_period": 1, "reduction_factor": 2}
+    data["selection_from_epoch"] = 1
     data["points_to_evaluate"] = [
         {"margin": 0.0, "scale": 10.0, "weight_decay": 5.0e-4, "drop_rate": 0.0, "dropblock_size": 1}
     ]

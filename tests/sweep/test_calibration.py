@@ -19,6 +19,7 @@ SETTINGS = {
     "dataset.name": "glyphs",
     "dataset.image_size": 16,
     "epochs": 2,
+    "selection_from_epoch": 1,
     "val_every": 1,
     "batch_size": 64,
     "validation.episodes": 10,

@@ -30,12 +30,13 @@ def local_ray():
         yield
 
 
-def run_scripted_sweep(tmp_path, selection_metric: str | None) -> experiments.Experiment:
+def run_scripted_sweep(tmp_path, selection_metric: str | None, selection_from_epoch: int = 1) -> experiments.Experiment:
     """A Tune run of the two scripted trials into a fresh experiment whose spec has this selection metric."""
     from ray import tune
 
     data = yaml.safe_load(spec_module.preset_path("default").read_text())
     data.update(objective="val_acc_1shot", selection_metric=selection_metric, storage_path=str(tmp_path))
+    data.update(selection_from_epoch=selection_from_epoch)
     spec = spec_module.parse(data)
     experiment = experiments.create(spec)
     rows = ROWS
@@ -43,7 +44,7 @@ def run_scripted_sweep(tmp_path, selection_metric: str | None) -> experiments.Ex
     def scripted_trial(config: dict) -> None:
         """Reports the scripted rows of config["name"] through the product's reporter (a closure: Ray's workers
         cannot import this test module, so it travels by value)."""
-        reporter = TuneReporter(config["objective"], config["selection"])
+        reporter = TuneReporter(config["objective"], config["selection"], config["from_epoch"])
         for epoch, (one, five) in enumerate(rows[config["name"]], start=1):
             metrics = {"epoch": epoch, "val_acc_1shot": one, "val_acc_5shot": five}
             reporter.report(metrics, {"epoch": epoch, "weights": torch.full((2,), float(epoch))})
@@ -53,6 +54,7 @@ def run_scripted_sweep(tmp_path, selection_metric: str | None) -> experiments.Ex
         "margin": tune.sample_from(lambda config, margins=MARGINS: margins[config["name"]]),
         "objective": spec.objective,
         "selection": spec.selection,
+        "from_epoch": spec.selection_from_epoch,
     }
     tuner = tune.Tuner(
         scripted_trial,
@@ -92,6 +94,27 @@ def test_without_selection_metric_the_objective_selects(tmp_path, local_ray):
     a, b = records[MARGINS["a"]], records[MARGINS["b"]]
     assert (a.best["epoch"], a.best_objective, b.best["epoch"], b.best_objective) == (1, 50.0, 2, 44.0)
     assert load_checkpoint(a.best_checkpoint)["epoch"] == 1 and load_checkpoint(b.best_checkpoint)["epoch"] == 2
+
+
+def test_only_checkpoints_from_selection_from_epoch_on_may_be_the_best(tmp_path, local_ray):
+    """With selection_from_epoch 2, trial a's 1-shot peak at epoch 1 is not eligible: its best is epoch 3, and Tune
+    kept that checkpoint; promotion records the eligible epochs."""
+    from sweep.promote import eligible_epochs
+
+    experiment = run_scripted_sweep(tmp_path, None, selection_from_epoch=2)
+    records = {r.params["margin"]: r for r in load_trials(experiment)}
+    a, b = records[MARGINS["a"]], records[MARGINS["b"]]
+    assert (a.best["epoch"], a.best_objective, b.best["epoch"], b.best_objective) == (3, 45.0, 2, 44.0)
+    assert load_checkpoint(a.best_checkpoint)["epoch"] == 3 and load_checkpoint(b.best_checkpoint)["epoch"] == 2
+    assert eligible_epochs(a, 2) == [2, 3] and eligible_epochs(a, 5) == [1, 2, 3]  # stopped before 5: all of them
+
+
+def test_a_standalone_run_chooses_its_best_among_eligible_epochs(tmp_path):
+    reporter = RunDirReporter(tmp_path, {"epochs": 3, "selection_from_epoch": 2}, "val_acc_1shot", progress=False)
+    for epoch, (one, five) in enumerate(ROWS["a"], start=1):
+        reporter.report({"epoch": epoch, "val_acc_1shot": one, "val_acc_5shot": five}, {"epoch": epoch})
+    reporter.abort()
+    assert load_checkpoint(best_checkpoint_path(tmp_path))["epoch"] == 3  # the 50 % of epoch 1 is not eligible
 
 
 @pytest.mark.parametrize(("selection", "best_epoch"), [("val_acc_1shot", 2), ("val_acc_5shot", 1), ("val_acc_mean", 2)])

@@ -42,8 +42,10 @@ def test_default_preset_is_the_cpu_margin_sweep_on_glyphs_mini():
     spec = spec_module.load(spec_module.resolve(None))
     assert (spec.dataset.name, spec.backbone, spec.loss) == ("glyphs-mini", "conv4", "neg-cosine")
     assert spec.search.margin.bounds() == (-0.5, 0.2) and set(spec.searched()) == {"margin"}
-    # the one ASHA rung lies after epoch 14, where the margins' ranking settles on glyphs-mini (benchmarks/RESULTS.md)
-    assert 14 < spec.scheduler.grace_period < spec.epochs == 20 and spec.scheduler.grace_period % spec.val_every == 0
+    # the one ASHA rung lies after epoch 20, where the margins' ranking settles on glyphs-mini (benchmarks/RESULTS.md),
+    # and a trial's best checkpoint is chosen from there on, on 600 validation episodes
+    assert 20 < spec.scheduler.grace_period < spec.epochs == 48 and spec.scheduler.grace_period % spec.val_every == 0
+    assert spec.selection_from_epoch == spec.scheduler.grace_period and spec.validation.episodes == 600
     assert spec.resources.gpu == 0
 
 
