@@ -5,8 +5,9 @@ The glyph (affine-warped by PIL) and the distractor strokes are drawn on a canva
 output; stroke variation (a separable min/max filter) and box downsampling are numpy; grey levels, illumination
 ramp, tint and noise are applied to a whole class at once with numpy at the output size.
 
-The strengths below were calibrated with benchmarks/glyph_difficulty.py (conv4, cosine softmax β = 10, 10 epochs on
-base, CPU): novel 5-way 1-shot ~64%, 5-shot ~81% (clean renderings with mild distortions saturate at ~98%).
+The strengths below were calibrated with a former benchmark script (today `negmargin calibrate` measures the same;
+conv4, cosine softmax β = 10, 10 epochs on base, CPU): novel 5-way 1-shot ~64%, 5-shot ~81% (clean renderings with
+mild distortions saturate at ~98%).
 """
 
 from __future__ import annotations

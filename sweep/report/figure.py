@@ -233,7 +233,7 @@ def margin_figure(report: Report) -> Any:
             color="0.6",
             markeredgecolor="black",
             markersize=7,
-            label="test, promoted",
+            label="test: promoted, baseline",
         ),
         lines.Line2D([], [], linestyle="--", color="0.45", label="full-budget trials"),
         lines.Line2D([], [], linestyle=":", color="0.6", label=f"chance ({chance:.0f} %)"),

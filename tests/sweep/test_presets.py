@@ -10,7 +10,7 @@ from clusters.session import ray_session
 from sweep import experiment as experiments
 from sweep import spec as spec_module
 from sweep.first_points import plan_first_points
-from sweep.objectives import OBJECTIVES
+from sweep.objectives import OBJECTIVES, SELECTION_SCORE
 from sweep.published import STARTING_POINTS, Setting
 from sweep.space import trial_config
 from sweep.trial.config import SEARCHED_PARAMETERS, TrialConfig
@@ -53,7 +53,9 @@ def test_the_preset_builds_its_tuner_and_first_tries_its_starting_points_whole(n
     scheduler = tune_config.scheduler
     assert (scheduler._time_attr, scheduler._max_t) == ("epoch", spec.epochs)  # its metric: tune_config's
     assert scheduler._reduction_factor == spec.scheduler.reduction_factor
-    assert run_config.checkpoint_config.checkpoint_score_attribute == spec.selection
+    assert (
+        run_config.checkpoint_config.checkpoint_score_attribute == SELECTION_SCORE
+    )  # spec.selection, eligible epochs first
     assert Path(run_config.storage_path) == experiment.root
     assert internal.trainable._resources.required_resources == {
         "CPU": spec.resources.cpu,
