@@ -124,8 +124,10 @@ def test_the_report_starts_with_the_selected_hyperparameters_and_their_test_accu
     # both shots select aaaa0003: the promoted trial with the best val accuracy of that shot
     assert lines[4].startswith("  1-shot: 48.25 ± 0.81 %   m -0.100, β 12.00, weight decay 5.0e-04, DropBlock 0.10 / 3")
     assert lines[4].endswith("(trial aaaa0003, val 52.00 %)")
-    assert lines[5].startswith("  5-shot: 66.50 ± 0.70 %") and lines[5].endswith("(trial aaaa0003, val 70.00 %)")
-    assert lines[7].startswith("Trials (best val_acc_mean first")
+    # a promotion.json written before baselines were scored says so under each shot
+    assert lines[5] == lines[7] == "    vs the baseline: no baseline (promoted before baselines were scored)"
+    assert lines[6].startswith("  5-shot: 66.50 ± 0.70 %") and lines[6].endswith("(trial aaaa0003, val 70.00 %)")
+    assert lines[9].startswith("Trials (best val_acc_mean first")
     text = "\n".join(lines)
     assert text.index("Selected hyperparameters") < text.index("Trials (") < text.index("Promoted (")
 
@@ -201,11 +203,15 @@ def test_tensorboard_holds_one_hparams_experiment_with_every_parameter_metric_an
     assert metric_tags == [  # the HParams table shows the first five
         "whole_trial/test_acc_1shot",
         "whole_trial/test_acc_5shot",
+        "whole_trial/test_vs_baseline_1shot",  # the answer's paired difference to the baseline (m = 0)
+        "whole_trial/test_vs_baseline_5shot",
         "whole_trial/val_acc_1shot",
         "whole_trial/val_acc_5shot",
         "whole_trial/epochs_run",
         "whole_trial/test_ci95_1shot",
         "whole_trial/test_ci95_5shot",
+        "whole_trial/test_vs_baseline_p_1shot",
+        "whole_trial/test_vs_baseline_p_5shot",
         "whole_trial/val_ci95_1shot",
         "whole_trial/val_ci95_5shot",
         "whole_trial/val_acc_mean",
