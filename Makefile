@@ -34,7 +34,7 @@ study: $(STAMP)
 
 # The embedded default's margin calibration (README, "Calibration"; ~25 min on 2 cores): table into RESULTS.md
 calibrate: $(STAMP)
-	$(VENV)/bin/negmargin calibrate --margins=-0.2,-0.3 --seeds 0,1,2 --results benchmarks/RESULTS.md
+	$(VENV)/bin/negmargin calibrate --margins -0.2 -0.3 --seeds 0 1 2 --results benchmarks/RESULTS.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/episode_eval.py

@@ -9,14 +9,6 @@ import argparse
 from pathlib import Path
 
 
-def _floats(text: str) -> list[float]:
-    return [float(item) for item in text.split(",") if item.strip()]
-
-
-def _ints(text: str) -> list[int]:
-    return [int(item) for item in text.split(",") if item.strip()]
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `calibrate` command."""
     parser = subparsers.add_parser(
@@ -30,9 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("spec", nargs="?", default=None, help="spec file or preset name (default: the embedded one)")
     parser.add_argument(
-        "--margins", type=_floats, default=[0.0, -0.1, -0.2, -0.3], help="comma-separated (m = 0 added)"
+        "--margins",
+        nargs="+",
+        metavar="M",
+        default=["-0.1", "-0.2", "-0.3"],
+        help="margins, e.g. --margins -0.2 -0.3 or --margins=-0.2,-0.3 (0 is added; default -0.1 -0.2 -0.3)",
     )
-    parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="comma-separated training seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -56,9 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def calibrate_command(args: argparse.Namespace) -> int:
     """Run the calibration and print its table; exit status 0."""
     from sweep import calibration, calibration_table
+    from sweep.study.grid import parse_margins
 
     spec, params = calibration.spec_and_params(args.spec, args.overrides, device=args.device)
-    margins = sorted(set(args.margins) | {0.0}, reverse=True)
+    margins = sorted(set(parse_margins(",".join(args.margins))) | {0.0}, reverse=True)
     workers, threads = calibration.default_workers(spec.device)
     plan = calibration.CalibrationPlan(
         spec=spec,

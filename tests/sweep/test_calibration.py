@@ -37,7 +37,7 @@ def calibrated(glyph_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     results_md = out.parent / "RESULTS.md"
     results_md.write_text("# Results\n\nkept as it is\n")
     settings = {**SETTINGS, "dataset.root": str(glyph_cache), "dataset.cache_dir": str(out.parent / "cache")}
-    argv = ["calibrate", "default", "--margins", "-0.3", "--seeds", "0,1", "--workers", "2", "--device", "cpu"]
+    argv = ["calibrate", "default", "--margins", "-0.3", "--seeds", "0", "1", "--workers", "2", "--device", "cpu"]
     argv += [f"--set={key}={value}" for key, value in settings.items()]
     argv += ["--out", str(out), "--results", str(results_md)]
     assert main(argv) == 0
