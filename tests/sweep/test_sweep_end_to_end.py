@@ -354,6 +354,12 @@ def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, 
         assert seeds["mean"] == pytest.approx(statistics.fmean(seeds["runs"]))
         assert seeds["std"] == pytest.approx(statistics.stdev(seeds["runs"]))
     assert trial["seeds_failed"] == []
+    found = promotion["baseline"]  # retrained with the same extra seed: the difference is over both seeds
+    for shot in ("1", "5"):
+        difference = found["differences"][trial["trial_id"]][shot]
+        assert difference["seeds"] == 2 and len(difference["per_seed"]) == 2
+    if "entry" in found:
+        assert found["entry"]["seeds"]["1"]["n"] == 2 and found["entry"]["seeds_failed"] == []
     # another training seed: another network. Compared by weights, not by test means: the tiny sweep's networks score
     # near chance, where two of them can tie on a shot's mean (750 queries: it happened).
     retrained = sorted((experiment.root / "seeds").rglob(CHECKPOINT_FILE))
