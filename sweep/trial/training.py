@@ -1,11 +1,13 @@
 """Pretraining pieces of a trial: device/precision, optimizer and schedule, batches from the cache, the step itself.
 
-`train_epoch` (and the `train_step` it calls) is the one training code path: sweep.trial runs it, and
-benchmarks/trial_throughput.py times it.
+`train_epoch` (its `augmented_batches` and `optimize_step`) is the one training code path: sweep.trial runs it, the
+GPU probe (sweep.gpu_probe) measures it, and benchmarks/trial_throughput.py times it.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -162,6 +164,40 @@ def training_logits(
     return logits, plain_logits
 
 
+def prepare_inputs(
+    images: torch.Tensor, labels: torch.Tensor, *, augment: Augment, generator: torch.Generator, precision: Precision
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented inputs float [B, 3, H, W] (channels-last when `precision` says) of images uint8 [B, S, S, 3], and
+    the labels [B] unchanged."""
+    inputs = augment(images, generator)
+    if precision.channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs, labels
+
+
+def optimize_step(
+    backbone: nn.Module,
+    head: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    precision: Precision,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on augmented inputs [B, 3, H, W] and labels [B] (on the device).
+
+    Returns (loss [] fp32, correct [] int64) as device tensors, without a host sync; the loss is the float32
+    cross-entropy of `training_logits`, `correct` counts argmax hits of the margin-free logits (with m < 0 the
+    margin-adjusted accuracy is meaningless).
+    """
+    logits, plain_logits = training_logits(backbone, head, inputs, labels, precision)
+    loss = F.cross_entropy(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    correct = (plain_logits.argmax(dim=1) == labels).sum()
+    return loss.detach(), correct
+
+
 def train_step(
     backbone: nn.Module,
     head: nn.Module,
@@ -173,22 +209,53 @@ def train_step(
     generator: torch.Generator,
     precision: Precision,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on images [B, S, S, 3] (uint8, on the device) and labels [B].
+    """`optimize_step` on images uint8 [B, S, S, 3] augmented first (`prepare_inputs`): (loss [], correct [])."""
+    inputs, labels = prepare_inputs(images, labels, augment=augment, generator=generator, precision=precision)
+    return optimize_step(backbone, head, optimizer, inputs, labels, precision)
 
-    Returns (loss [] fp32, correct [] int64) as device tensors, without a host sync; the loss is the float32
-    cross-entropy of `training_logits`, `correct` counts argmax hits of the margin-free logits (with m < 0 the
-    margin-adjusted accuracy is meaningless).
+
+def augmented_batches(
+    source: BatchSource,
+    *,
+    augment: Augment,
+    shuffle_generator: torch.Generator,
+    augment_generator: torch.Generator,
+    precision: Precision,
+    batch_size: int,
+    max_steps: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch (at most `max_steps` batches) of (inputs float [B, 3, H, W], labels [B]) on the training device:
+    `source`'s batches in a permutation from `shuffle_generator`, augmented with `augment_generator`.
+
+    On CUDA the next batch is gathered and augmented on a side stream while the caller's step on the current one
+    runs on the main stream, so the card does not wait for augmentation. The generators are drawn from in the same
+    order, for the same batches, as without the overlap (the CUDA generator's offsets advance on the host at each
+    call), and never beyond the epoch or `max_steps`: the inputs are identical and a checkpoint's generator states
+    are those of the batches trained on. Elsewhere the batches are prepared one by one, in order.
     """
-    inputs = augment(images, generator)
-    if precision.channels_last:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    logits, plain_logits = training_logits(backbone, head, inputs, labels, precision)
-    loss = F.cross_entropy(logits, labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    correct = (plain_logits.argmax(dim=1) == labels).sum()
-    return loss.detach(), correct
+    batches = source.batches(shuffle_generator, batch_size)
+    if max_steps is not None:
+        batches = itertools.islice(batches, max_steps)
+    prepare = functools.partial(prepare_inputs, augment=augment, generator=augment_generator, precision=precision)
+    if source.device.type != "cuda":
+        for images, labels in batches:
+            yield prepare(images, labels)
+        return
+    main, side = torch.cuda.current_stream(source.device), torch.cuda.Stream(source.device)
+
+    def enqueue_next() -> tuple[torch.Tensor, torch.Tensor] | None:
+        side.wait_stream(main)  # what the main stream wrote before (the split's upload, the step before last)
+        with torch.cuda.stream(side):
+            batch = next(batches, None)
+            return prepare(*batch) if batch is not None else None
+
+    pending = enqueue_next()
+    while pending is not None:
+        main.wait_stream(side)
+        for tensor in pending:  # made on the side stream, used on the main one: keep its memory until main is done
+            tensor.record_stream(main)
+        current, pending = pending, enqueue_next()
+        yield current
 
 
 @dataclass
@@ -237,13 +304,18 @@ def train_epoch(
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
     seen, lr, start_iteration = 0, optimizer.param_groups[0]["lr"], iteration
     start = time.perf_counter()
-    for step, (images, labels) in enumerate(source.batches(shuffle_generator, batch_size)):
-        if max_steps is not None and step >= max_steps:
-            break
+    batches = augmented_batches(
+        source,
+        augment=augment,
+        shuffle_generator=shuffle_generator,
+        augment_generator=augment_generator,
+        precision=precision,
+        batch_size=batch_size,
+        max_steps=max_steps,
+    )
+    for inputs, labels in batches:
         lr = optimizer.param_groups[0]["lr"]
-        loss, correct = train_step(
-            backbone, head, optimizer, images, labels, augment=augment, generator=augment_generator, precision=precision
-        )
+        loss, correct = optimize_step(backbone, head, optimizer, inputs, labels, precision)
         scheduler.step()
         iteration += 1
         batch = labels.shape[0]
