@@ -7,6 +7,7 @@
                        trial_<ray trial id>/ per trial; Tune's JSON/CSV results only, no TensorBoard files
     optuna.db          the Optuna study (SQLite), named after the experiment directory
     promotion.json     test accuracies of the promoted trials, paired comparisons
+    gpu_packing.json   with resources.gpu: auto, the GPUs per trial chosen and the probe's figures
     report.md          the last report
     accuracy_vs_margin.png   the accuracy-versus-margin figure
     tensorboard/       the only TensorBoard files: per-trial curves, HParams, the same figure
@@ -79,6 +80,10 @@ class Experiment:
     @property
     def promotion_dir(self) -> Path:
         return self.root / "promotion"
+
+    @property
+    def gpu_packing_file(self) -> Path:
+        return self.root / "gpu_packing.json"
 
     @property
     def report_file(self) -> Path:

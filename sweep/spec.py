@@ -13,7 +13,7 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -128,17 +128,22 @@ class Scheduler(Strict):
 
 
 class Resources(Strict):
-    """Resources one trial asks the cluster for; GPUs may be fractional (0.25 lets four trials share a card)."""
+    """Resources one trial asks the cluster for; GPUs may be fractional (0.25 lets four trials share a card), or
+    "auto": a probe of the trial's step on one of the cluster's GPUs decides (sweep.gpu_packing; 0 without GPUs)."""
 
     cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+    gpu: float | Literal["auto"] = 0.0
 
-    @field_validator("gpu")
+    @field_validator("gpu", mode="before")
     @classmethod
-    def _fraction_or_whole(cls, gpu: float) -> float:
+    def _fraction_whole_or_auto(cls, gpu: Any) -> float | str:
+        if gpu == "auto":
+            return gpu
+        if isinstance(gpu, bool) or not isinstance(gpu, int | float) or not gpu >= 0:
+            raise ValueError(f"a number of GPUs >= 0 (0.25, 1, 2) or auto, got {gpu!r}")
         if gpu > 1 and not float(gpu).is_integer():
             raise ValueError("more than one GPU per trial must be a whole number")
-        return gpu
+        return float(gpu)
 
 
 class Promotion(Strict):

@@ -100,13 +100,17 @@ def train(config: dict[str, Any], *, spec_data: dict[str, Any], experiment_root:
 
 
 def with_resources(spec: Any, experiment: Experiment) -> Any:
-    """The trainable bound to `spec` and `experiment`, asking each trial for the spec's resources."""
+    """The trainable bound to `spec` and `experiment`, asking each trial for the spec's resources (within a Ray
+    session: `resources.gpu: auto` may probe the cluster)."""
     from ray import tune
 
     trainable = tune.with_parameters(
         train, spec_data=spec.model_dump(mode="json"), experiment_root=str(experiment.root)
     )
+    from sweep.gpu_packing import trial_gpus
+
     resources = {"cpu": spec.resources.cpu}
-    if spec.resources.gpu:
-        resources["gpu"] = spec.resources.gpu
+    gpus = trial_gpus(spec, experiment)  # resources.gpu, or what its probe decided when it is "auto"
+    if gpus:
+        resources["gpu"] = gpus
     return tune.with_resources(trainable, resources)

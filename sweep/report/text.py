@@ -154,14 +154,23 @@ def stop_lines(report: Report) -> list[str]:
 
 def pointers(experiment: Experiment) -> list[tuple[str, str, str]]:
     """Where to look further, as (what, path or command, note): the directory, report.md, the figure, TensorBoard,
-    optuna-dashboard and the study it opens."""
+    optuna-dashboard and the study it opens, and the GPU packing decision when there is one."""
     return [
         ("Results", str(experiment.root), ""),
         ("Report", str(experiment.report_file), ""),
         ("Figure", str(experiment.margin_figure), "also in TensorBoard's Images tab"),
         ("TensorBoard", f"tensorboard --logdir {experiment.root}", ""),
         ("Optuna", optuna_study.dashboard_command(experiment), f"study {optuna_study.study_name(experiment)}"),
+        *gpu_packing_pointer(experiment),
     ]
+
+
+def gpu_packing_pointer(experiment: Experiment) -> list[tuple[str, str, str]]:
+    """With resources.gpu: auto, the GPUs per trial the probe chose and why (sweep.gpu_packing); else nothing."""
+    from sweep import gpu_packing
+
+    decision = gpu_packing.load(experiment)
+    return [("GPUs", str(experiment.gpu_packing_file), decision.describe())] if decision else []
 
 
 def pointer_lines(experiment: Experiment) -> list[str]:
