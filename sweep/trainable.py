@@ -84,9 +84,20 @@ def train(config: dict[str, Any], *, spec_data: dict[str, Any], experiment_root:
     """Tune's trainable: the trial of `config`, resumed from Tune's checkpoint if there is one."""
     from ray import tune
 
+    from sweep.trial import phases
+
+    with phases.recording_to_env_dir(tune.get_context().get_trial_id()):  # benchmarks/trial_startup.py only
+        _train(config, spec_data, experiment_root)
+
+
+def _train(config: dict[str, Any], spec_data: dict[str, Any], experiment_root: str) -> None:
+    from ray import tune
+
     from sweep import trial
     from sweep.spec import parse
+    from sweep.trial import phases
 
+    phases.mark("imports")
     spec = parse(spec_data)
     params, seed = point_of(config, spec.seed)
     trial_config = space.trial_config(spec, params, Experiment(Path(experiment_root)), seed=seed)

@@ -22,6 +22,10 @@ from sweep.first_points import first_points
 from sweep.objectives import SELECTION_SCORE
 from sweep.spec import SweepSpec
 
+# A trial that ends hands its Ray worker to the next one: imports, CUDA context, cuDNN autotuning and torch.optim's
+# first-use import of torch._dynamo (~2 s) are paid once per worker, not once per trial (benchmarks/trial_startup.py).
+REUSE_ACTORS = True
+
 
 def _check_storage(experiment: Experiment) -> None:
     """A multi-node cluster needs the experiment on storage every node reaches."""
@@ -92,6 +96,7 @@ def build_tuner(spec: SweepSpec, experiment: Experiment) -> Any:
         num_samples=spec.num_samples,
         max_concurrent_trials=spec.max_concurrent,
         trial_dirname_creator=_trial_dirname,
+        reuse_actors=REUSE_ACTORS,
     )
     return tune.Tuner(
         trainable.with_resources(spec, experiment), tune_config=tune_config, run_config=_run_config(spec, experiment)

@@ -20,6 +20,7 @@ import data
 import evaluation
 import models
 from sweep.errors import DivergenceError, TrialConfigError
+from sweep.trial import phases
 from sweep.trial.config import TrialConfig
 from sweep.trial.training import (
     BatchSource,
@@ -79,11 +80,15 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
     ds = config.dataset
     base = training_base(config)
     val = data.load_split(ds, "val", progress=False)
+    phases.mark("cache open")
     episode_sets = {shot: validation_episodes(config, val, shot) for shot in config.validation.shots}
+    phases.mark("episode sets")
 
     num_classes = len(base.class_names)
     backbone, head = build_model(config, num_classes, device, precision)
+    phases.mark("model build")
     source = BatchSource(base.images, base.labels, device)
+    phases.mark("batch source")
     iters_per_epoch = source.iters_per_epoch(config.batch_size)
     optimizer = build_optimizer([*backbone.parameters(), *head.parameters()], config.lr, config.weight_decay, device)
     scheduler = build_scheduler(optimizer, iters_per_epoch, config.epochs, config.warmup_epochs, config.lr)
@@ -116,7 +121,9 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
         reporter.epoch_end(train_metrics)
         if epoch % config.val_every == 0 or epoch == config.epochs:
             check_finite_state(backbone, head, epoch, iteration)
+            phases.mark("training")
             metrics = {**train_metrics, **validate(config, backbone, val, episode_sets, device)}
+            phases.mark("validation" if epoch < config.epochs else "final validation")
             state = {
                 "model_spec": model_spec(config, num_classes),
                 "backbone_state": backbone.state_dict(),
@@ -130,6 +137,7 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
                 "config": config.model_dump(),
             }
             reporter.report(dict(metrics), detached_copy(state))
+            phases.mark("checkpoint + report" if epoch == config.epochs else "checkpoints + reports")
     return metrics
 
 

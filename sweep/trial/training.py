@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sweep.errors import DivergenceError, TrialConfigError
+from sweep.trial import phases
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 FINAL_LR = 1e-6
@@ -316,6 +317,8 @@ def train_epoch(
     for inputs, labels in batches:
         lr = optimizer.param_groups[0]["lr"]
         loss, correct = optimize_step(backbone, head, optimizer, inputs, labels, precision)
+        if iteration == start_iteration:
+            phases.mark("first step", once=True)  # a no-op unless a benchmark records (sweep.trial.phases)
         scheduler.step()
         iteration += 1
         batch = labels.shape[0]
