@@ -149,10 +149,10 @@ def run_ray(args: argparse.Namespace, count: int) -> list[dict]:
     records_dir.mkdir()
     os.environ[PHASES_DIR_ENV] = str(records_dir)  # the local cluster's workers inherit it
     tuner.REUSE_ACTORS = not args.no_reuse
-    started = time.time()
-    with ray_session():
+    with ray_session():  # the local cluster starts here; tuner.run then uses it
+        started = time.time()
         tuner.run(spec, experiment)
-    finished = time.time()
+        finished = time.time()
     records = sorted((json.loads(p.read_text()) for p in records_dir.glob("*.json")), key=lambda r: r["entered"])
     previous_exit = started
     for record in records:
@@ -183,8 +183,9 @@ def print_ray_table(records: list[dict]) -> None:
         row = f"{index:<6}{pids.index(record['pid']) + 1:>7}{record['wait']:>7.2f}"
         row += "".join(f"{cells[n]:>12.2f}" if n in cells else f"{'-':>12}" for n in names)
         print(row + f"{record['first_step_s']:>12.2f}")
-    print("wait: from the trial's start (fit() or the previous trial's end) until its trainable ran (Tune's")
-    print("scheduling, the Ray worker's start and imports); first step: from the trial's start; worker: process")
+    print("wait: from the trial's start (the sweep's start on a running cluster, or the previous trial's end) until")
+    print("its trainable ran (the Tuner's set-up, scheduling, the Ray worker's start and imports); first step: from")
+    print("the trial's start; worker: which worker process ran it (the same one: the actor was reused)")
 
 
 def main() -> None:
@@ -197,7 +198,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="negmargin-startup-") as temporary:
         args.work_dir = (args.work_dir or Path(temporary)).resolve()
         args.work_dir.mkdir(parents=True, exist_ok=True)
-        child_argv = _without(passed, ("--ray", "--json", "--work-dir", "--no-reuse"))
+        child_argv = _without(passed, ("--ray", "--json", "--work-dir"), ("--no-reuse",))
         runs = [run_child(args, child_argv) for _ in range(2)]
         print(
             f"\ntrial start-up on {runs[-1]['device']}: {args.backbone}, {args.image_size} px, batch "
@@ -211,17 +212,15 @@ def main() -> None:
         args.json.write_text(json.dumps({"process": runs, "ray": records}, indent=2))
 
 
-def _without(argv: list[str], flags: tuple[str, ...]) -> list[str]:
-    """argv less `flags` and their values."""
+def _without(argv: list[str], flags: tuple[str, ...], switches: tuple[str, ...] = ()) -> list[str]:
+    """argv less `flags` (with their values) and `switches`."""
     kept, skip = [], False
     for item in argv:
         if skip:
             skip = False
-            continue
-        if item in flags:
+        elif item in flags:
             skip = True
-            continue
-        if not any(item.startswith(f + "=") for f in flags):
+        elif item not in switches and not any(item.startswith(f + "=") for f in flags):
             kept.append(item)
     return kept
 

@@ -101,17 +101,22 @@ def decide_for_cluster(spec: SweepSpec, experiment: Experiment) -> PackingDecisi
 
 def run_probe(spec: SweepSpec, experiment: Experiment, num_gpus: float, **probe_kwargs: Any) -> ProbeFigures:
     """The GPU probe of `spec`'s trial step, run as a Ray task asking for `num_gpus` (0: on a CPU) and the spec's
-    CPUs, on a representative point of the search space (each searched value at its upper bound)."""
+    CPUs, so on a node that has what it asks for."""
     import ray
 
-    from sweep import space
     from sweep.gpu_probe import probe_trial_step
 
-    point = {name: parameter.bounds()[1] for name, parameter in spec.searched().items()}
-    trial = space.trial_config(spec, point, experiment)
-    num_classes, stored = _base_split_shape(spec)
     task = ray.remote(num_gpus=num_gpus, num_cpus=spec.resources.cpu, max_retries=0)(probe_trial_step)
-    return ray.get(task.remote(trial, num_classes, stored, **probe_kwargs))
+    return ray.get(task.remote(*probe_arguments(spec, experiment), **probe_kwargs))
+
+
+def probe_arguments(spec: SweepSpec, experiment: Experiment) -> tuple[dict[str, Any], int, int]:
+    """(trial config, base classes, stored size S) the probe runs: the spec's trial at a representative point of the
+    search space, each searched value at its upper bound (the largest DropBlock, the costliest step)."""
+    from sweep import space
+
+    point = {name: parameter.bounds()[1] for name, parameter in spec.searched().items()}
+    return (space.trial_config(spec, point, experiment), *_base_split_shape(spec))
 
 
 def _base_split_shape(spec: SweepSpec) -> tuple[int, int]:
