@@ -152,3 +152,21 @@ def test_bad_inputs_raise_evaluation_error() -> None:
         finetune_episodes(support, support_labels, query[:1], query_labels[:1])
     with pytest.raises(EvaluationError, match="query labels"):
         finetune_episodes(support, support_labels, query, query_labels + WAY)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (benchmarks/gpu_check.sh runs this)")
+@pytest.mark.parametrize("head", [{"similarity": "cosine"}, {"similarity": "dot", "scale": 1.0, "bias": True}])
+def test_cuda_graph_epochs_equal_eager_steps_and_the_loop(head: dict) -> None:
+    """On a GPU each epoch after the first is a replayed CUDA graph: the same iterates as launching every step."""
+    settings = FinetuneSettings(epochs=6, **head)
+    support, support_labels, query, query_labels = episode_batch(3, WAY, 5, QUERY, DIM, dtype=torch.float64)
+    seeds = episode_seeds(3, torch.Generator().manual_seed(7))
+    args = (support, support_labels, query, query_labels, seeds, settings, WAY, "cuda")
+    graphed, eager = _finetune_chunk(*args, cuda_graph=True), _finetune_chunk(*args, cuda_graph=False)
+    for part_graphed, part_eager in zip(graphed, eager, strict=True):
+        if part_eager is not None:
+            torch.testing.assert_close(part_graphed, part_eager, atol=1e-12, rtol=0)
+    w_loop, _, _ = reference_finetune(
+        support[0], support_labels[0], query[0], query_labels[0], int(seeds[0]), settings, WAY, dtype=torch.float64
+    )
+    torch.testing.assert_close(graphed[0][0].cpu(), w_loop, atol=1e-10, rtol=0)

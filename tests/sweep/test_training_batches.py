@@ -47,3 +47,33 @@ def test_batches_are_the_sequentially_augmented_ones_and_draw_no_further(max_ste
         assert torch.equal(inputs, want_inputs) and torch.equal(labels, want_labels)
     # the augmentation generator advanced for the batches trained on only (a checkpoint stores its state)
     assert torch.equal(augment_generator.get_state(), expected_generator.get_state())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the side-stream overlap runs on CUDA only")
+def test_on_cuda_the_overlapped_batches_equal_the_sequential_ones():
+    device = torch.device("cuda")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(IMAGES, SIZE, SIZE, 3), dtype=np.uint8)
+    source = BatchSource(images, np.arange(IMAGES) % 3, device)
+    augment = data.TrainAugment(8, device)
+    generator = torch.Generator(device=device).manual_seed(2)
+    got = list(
+        augmented_batches(
+            source,
+            augment=augment,
+            shuffle_generator=torch.Generator().manual_seed(1),
+            augment_generator=generator,
+            precision=Precision(torch.bfloat16, channels_last=True),
+            batch_size=BATCH,
+        )
+    )
+    expected_generator = torch.Generator(device=device).manual_seed(2)
+    expected = [
+        (augment(images, expected_generator), labels)
+        for images, labels in source.batches(torch.Generator().manual_seed(1), BATCH)
+    ]
+    assert len(got) == len(expected) == 3
+    for (inputs, labels), (want_inputs, want_labels) in zip(got, expected, strict=True):
+        assert inputs.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(inputs, want_inputs) and torch.equal(labels, want_labels)
+    assert torch.equal(generator.get_state(), expected_generator.get_state())
