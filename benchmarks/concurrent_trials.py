@@ -130,23 +130,25 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         config_path = trial_yaml(args, work)
         images = prepare(config_path)
-        rows = [run_at_once(count, config_path, work, args.threads) for count in counts]
-    for row in rows:
-        row["images_per_s"] = row["trials"] * args.epochs * images / row["wall_s"]
-    base = rows[0]["images_per_s"] / rows[0]["trials"]
-    print(
-        f"\nconcurrent negmargin train processes: {args.dataset}, conv4, 24 px, batch 64, {args.epochs} epochs, "
-        f"{images} base images; {time.strftime('%Y-%m-%d')}"
-    )
-    print(f"{'trials':>6} {'wall s':>8} {'images/s':>10} {'vs one':>7} {'GPU busy %':>11} {'GPU mem GiB':>12}")
-    for row in rows:
-        busy, memory = row["gpu_busy_percent"], row["gpu_memory_gib"]
         print(
-            f"{row['trials']:>6} {row['wall_s']:>8.1f} {row['images_per_s']:>10.0f} {row['images_per_s'] / base:>6.1f}x"
-            f" {busy if busy is None else f'{busy:.0f}':>11} {memory if memory is None else f'{memory:.1f}':>12}"
+            f"\nconcurrent negmargin train processes: {args.dataset}, conv4, 24 px, batch 64, {args.epochs} epochs, "
+            f"{images} base images; {time.strftime('%Y-%m-%d')}"
         )
-    if args.json:
-        args.json.write_text(json.dumps({"epochs": args.epochs, "images": images, "rows": rows}, indent=2))
+        print(f"{'trials':>6} {'wall s':>8} {'images/s':>10} {'vs one':>7} {'GPU busy %':>11} {'GPU mem GiB':>12}")
+        rows = []
+        for count in counts:  # each row printed as soon as it is measured
+            row = run_at_once(count, config_path, work, args.threads)
+            row["images_per_s"] = count * args.epochs * images / row["wall_s"]
+            rows.append(row)
+            busy, memory = row["gpu_busy_percent"], row["gpu_memory_gib"]
+            ratio = row["images_per_s"] / (rows[0]["images_per_s"] / rows[0]["trials"])
+            print(
+                f"{count:>6} {row['wall_s']:>8.1f} {row['images_per_s']:>10.0f} {ratio:>6.1f}x"
+                f" {busy if busy is None else f'{busy:.0f}':>11} {memory if memory is None else f'{memory:.1f}':>12}",
+                flush=True,
+            )
+            if args.json:  # rewritten after each row: a run stopped by its time limit keeps what it measured
+                args.json.write_text(json.dumps({"epochs": args.epochs, "images": images, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -45,14 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-reuse", action="store_true", help="part 2 without actor reuse (sweep.tuner.REUSE_ACTORS)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--launched", type=float, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
-
-
-def process_started() -> float:
-    """Wall-clock time this process was created (Linux /proc), for the interpreter's own start-up."""
-    ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-    boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line[:5] == "btime")
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def trial_config(args: argparse.Namespace, work: Path) -> dict:
@@ -71,7 +65,7 @@ def trial_config(args: argparse.Namespace, work: Path) -> dict:
 def child(args: argparse.Namespace) -> None:
     """One trial in this fresh process, `negmargin train`'s way; writes its phases to args.child (JSON)."""
     entered = time.time()
-    phases = [("python start", entered - process_started())]
+    phases = [("python start", entered - args.launched)]  # the parent's time.time() when it started this process
     mark = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -110,7 +104,7 @@ def run_child(args: argparse.Namespace, argv: list[str]) -> dict:
     """Part 1: one trial in a fresh Python process -> its phases."""
     result = args.work_dir / "child.json"
     command = [sys.executable, str(Path(__file__).resolve()), *argv, "--work-dir", str(args.work_dir)]
-    subprocess.run([*command, "--child", str(result)], check=True)
+    subprocess.run([*command, "--child", str(result), "--launched", repr(time.time())], check=True)
     return json.loads(result.read_text())
 
 

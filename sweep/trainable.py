@@ -97,6 +97,7 @@ def _train(config: dict[str, Any], spec_data: dict[str, Any], experiment_root: s
     from sweep.spec import parse
     from sweep.trial import phases
 
+    run = trial.run  # imports the training code (torch, data, models, evaluation) in a new worker
     phases.mark("imports")
     spec = parse(spec_data)
     params, seed = point_of(config, spec.seed)
@@ -104,7 +105,7 @@ def _train(config: dict[str, Any], spec_data: dict[str, Any], experiment_root: s
     checkpoint = load_checkpoint_state(tune.get_checkpoint())
     reporter = TuneReporter(spec.objective, spec.selection, spec.selection_from_epoch)
     try:
-        trial.run(trial.TrialConfig.from_dict(trial_config), reporter, checkpoint=checkpoint)
+        run(trial.TrialConfig.from_dict(trial_config), reporter, checkpoint=checkpoint)
     except DivergenceError as error:
         Path(tune.get_context().get_trial_dir(), DIVERGED_MARKER).write_text(f"{error}\n")
         reporter.report_divergence(error)
