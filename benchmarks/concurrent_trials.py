@@ -56,11 +56,12 @@ def trial_yaml(args: argparse.Namespace, work: Path) -> Path:
 
 def prepare(config_path: Path) -> int:
     """Build the caches and episode sets the trials read; returns the number of base images."""
+    import data
     from sweep.trial import TrialConfig
-    from sweep.trial.runner import load_dataset_split, training_base, validation_episodes
+    from sweep.trial.runner import training_base, validation_episodes
 
     config = TrialConfig.from_yaml(config_path)
-    val = load_dataset_split(config.dataset, "val")
+    val = data.load_split(config.dataset, "val", progress=False)
     for shot in config.validation.shots:
         validation_episodes(config, val, shot)
     return len(training_base(config).labels)

@@ -126,7 +126,7 @@ def _base_split_shape(spec: SweepSpec) -> tuple[int, int]:
 
     d = spec.dataset
     base = data.build_dataset(d.name, d.root, "base")
-    return len(base.class_names), split_stored_size(base, d.image_size, d.crop_scale[0], d.max_stored_size)
+    return len(base.class_names), split_stored_size(base, d)
 
 
 def base_split_bytes(spec: SweepSpec) -> int:
