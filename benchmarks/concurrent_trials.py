@@ -143,9 +143,11 @@ def main() -> None:
             rows.append(row)
             busy, memory = row["gpu_busy_percent"], row["gpu_memory_gib"]
             ratio = row["images_per_s"] / (rows[0]["images_per_s"] / rows[0]["trials"])
+            busy_cell = "-" if busy is None else f"{busy:.0f}"
+            memory_cell = "-" if memory is None else f"{memory:.1f}"
             print(
                 f"{count:>6} {row['wall_s']:>8.1f} {row['images_per_s']:>10.0f} {ratio:>6.1f}x"
-                f" {busy if busy is None else f'{busy:.0f}':>11} {memory if memory is None else f'{memory:.1f}':>12}",
+                f" {busy_cell:>11} {memory_cell:>12}",
                 flush=True,
             )
             if args.json:  # rewritten after each row: a run stopped by its time limit keeps what it measured
