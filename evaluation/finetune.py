@@ -354,7 +354,7 @@ def finetune_seeded(
             settings,
             n_way,
             device,
-            cuda_graph,
+            cuda_graph=cuda_graph,
         )
         accs.append(acc.cpu())
     return torch.cat(accs) if accs else torch.zeros(0, dtype=_WORK_DTYPE)
