@@ -204,7 +204,7 @@ class ExperimentLease:
         self._discard()
 
     def __enter__(self) -> ExperimentLease:
-        return self.acquire()
+        return self if self._thread is not None else self.acquire()
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
