@@ -157,6 +157,19 @@ class ExperimentLease:
         beat = holder.heartbeat if holder.heartbeat is not None else holder.acquired
         return now - beat > self.stale_after_s
 
+    def refuse_if_held(self) -> None:
+        """LeaseHeldError naming the holder when a live driver holds the lease (a read-only check, for refusing
+        before any work; `acquire` decides)."""
+        holder = self.holder()
+        if holder is not None and not self.is_stale(holder):
+            raise self._held_error(holder)
+
+    def _held_error(self, holder: Holder) -> LeaseHeldError:
+        return LeaseHeldError(
+            f"{self.root}: another driver is running this experiment: {holder.describe()}; its lease is "
+            f"taken over once its heartbeat is {self.stale_after_s:.0f} s old (--lease-wait SECONDS waits)"
+        )
+
     # ------------------------------------------------------------------ taking and giving back
 
     def acquire(self, wait_s: float = 0.0) -> ExperimentLease:
@@ -185,10 +198,7 @@ class ExperimentLease:
                 continue  # another driver is taking it over: read the new holder
             if time.monotonic() >= deadline:
                 self._discard()
-                raise LeaseHeldError(
-                    f"{self.root}: another driver is running this experiment: {holder.describe()}; its lease is "
-                    f"taken over once its heartbeat is {self.stale_after_s:.0f} s old (--lease-wait SECONDS waits)"
-                )
+                raise self._held_error(holder)
             time.sleep(min(self.heartbeat_s, max(0.05, deadline - time.monotonic())))
 
     def release(self) -> None:

@@ -37,7 +37,6 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     where = run.add_mutually_exclusive_group()
     where.add_argument(
         "--experiment",
-        type=Path,
         help="the experiment directory: created by the first call, resumed by every later call of the same command "
         "(for schedulers that retry it); same spec required",
     )
@@ -123,7 +122,8 @@ def run_command(args: argparse.Namespace) -> int:
         spec_module.check_name(args.name, key="--name")
     promote_it = not args.no_promote
     if args.experiment is not None:
-        root = args.experiment.expanduser().resolve()
+        spec_module.check_storage_path(args.experiment, key="--experiment")
+        root = Path(args.experiment).expanduser().resolve()
         existing = workflow.check_can_hold(root, spec)
         if existing is not None and workflow.is_finished(existing, promote_it):
             from sweep import report
@@ -131,8 +131,9 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"Experiment:  {root} (finished: nothing to do)")
             _print_report(existing, report.build(existing))
             return 0
-        spec_module.check_storage_path(str(root), key="--experiment")
         experiments.check_storage(spec, root.parent)
+        if args.lease_wait <= 0:
+            ExperimentLease(root).refuse_if_held()
     else:
         experiments.check_storage(spec, args.storage)
         root = experiments.new_root(spec, storage=args.storage, name=args.name)
