@@ -101,10 +101,10 @@ def write_colour_imagefolder(
     return root
 
 
-def trial_rows(experiment_root: Path) -> dict[str, list[dict]]:
+def trial_rows(experiment_root: Path, tune_name: str = "tune") -> dict[str, list[dict]]:
     """Every trial's reported rows (result.json), by trial directory name."""
     rows = {}
-    for result in sorted((experiment_root / "tune").glob("trial_*/result.json")):
+    for result in sorted((experiment_root / tune_name).glob("*/result.json")):
         rows[result.parent.name] = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
     return rows
 
@@ -128,3 +128,15 @@ def last_epochs(experiment_root: Path) -> dict[str, int]:
 def files_of(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under `root` with its (size, modification time in ns)."""
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def checkpointed_epochs(experiment_root: Path, tune_name: str = "tune") -> dict[str, int]:
+    """Reports each trial has checkpointed so far (its newest checkpoint_<index> + 1; one per epoch when val_every
+    is 1). Trials write checkpoints straight into the experiment as they report, so, unlike result.json (synced
+    when Tune saves its state), they tell where a trial is now."""
+    found = {}
+    for trial_dir in (experiment_root / tune_name).glob("trial_*"):
+        indices = [int(path.name.rpartition("_")[2]) for path in trial_dir.glob("checkpoint_*") if path.is_dir()]
+        if indices:
+            found[trial_dir.name] = max(indices) + 1
+    return found
