@@ -59,15 +59,15 @@ def restored_grid(
     path = experiment.root / SEEDS_NAME
     if not (path.is_dir() and tune.Tuner.can_restore(str(path))):
         return None
-    tuner = tune.Tuner.restore(
+    planned = {
+        (trial.config[trainable.RETRAIN_KEY]["trial_id"], int(trial.config[trainable.SEED_OFFSET_KEY]))
+        for trial in tune.ExperimentAnalysis(str(path)).trials
+    }
+    if planned != {(point["trial_id"], offset) for point in points for offset in seed_offsets}:
+        return None
+    return tune.Tuner.restore(
         str(path), trainable=trainable.with_resources(spec, experiment), resume_unfinished=True, resume_errored=True
     )
-    planned = {
-        (result.config[trainable.RETRAIN_KEY]["trial_id"], int(result.config[trainable.SEED_OFFSET_KEY]))
-        for result in tuner.get_results()
-    }
-    wanted = {(point["trial_id"], offset) for point in points for offset in seed_offsets}
-    return tuner if planned == wanted else None
 
 
 def grid_tuner(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-TAIL_LINES = 150
+TAIL_LINES = 120
 LOG_NAME = "failure-output.log"
 
 
