@@ -212,6 +212,10 @@ class ExperimentLease:
         if holder is not None and holder.token == self.token:
             self.driver_file.unlink(missing_ok=True)
         self._discard()
+        try:
+            self.directory.rmdir()  # when empty: a released experiment keeps no trace of its lease
+        except OSError:
+            pass
 
     def __enter__(self) -> ExperimentLease:
         return self if self._thread is not None else self.acquire()
