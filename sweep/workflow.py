@@ -167,6 +167,10 @@ def start_or_resume(
     root.mkdir(parents=True, exist_ok=True)
     lease = ExperimentLease(root).acquire(wait_s=lease_wait)
     try:
+        existing = check_can_hold(root, spec)  # again, holding the lease: another driver may have made it since
+        if existing is not None and is_finished(existing, promote):
+            log(f"Experiment:  {root} (finished: nothing to do)")
+            return existing, reports.build(existing)
         experiment = existing or experiments.create_at(spec, root)
         progress = read_progress(experiment)
         progress["attempts"].append(_attempt(bool(progress["attempts"])))
