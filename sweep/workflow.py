@@ -25,6 +25,7 @@ from data.atomic import write_text_atomically
 from sweep import experiment as experiments
 from sweep.errors import ExperimentError
 from sweep.experiment import Experiment
+from sweep.experiment_lease import LEASE_DIR
 from sweep.spec import SweepSpec
 
 PROGRESS_FILE = "progress.json"
@@ -89,18 +90,20 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def check_can_hold(root: Path, spec: SweepSpec) -> Experiment | None:
     """The experiment at `root` when it exists and was started with `spec`; None when `root` is free for a new one
     (missing or empty). ExperimentError, writing nothing, when `root` is something else or the spec changed."""
-    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+    if not root.exists():
         return None
     if not root.is_dir():
-        raise ExperimentError(f"--experiment {root}: exists and is not a directory")
+        raise ExperimentError(f"{root}: exists and is not a directory")
     if not (root / "spec.yaml").is_file():
-        raise ExperimentError(f"--experiment {root}: exists and is not an experiment directory (no spec.yaml)")
+        if all(entry.name == LEASE_DIR for entry in root.iterdir()):  # empty, or only the lease this call took
+            return None
+        raise ExperimentError(f"{root}: exists and is not an experiment directory (no spec.yaml)")
     experiment = experiments.open_existing(root)
     changed = spec_differences(experiment.spec(), spec)
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise ExperimentError(
-            f"--experiment {root}: the spec differs from the one this experiment was started with ({shown}); "
+            f"{root}: the spec differs from the one this experiment was started with ({shown}); "
             "give the same spec to resume it, or a new --experiment directory for a new sweep"
         )
     return experiment

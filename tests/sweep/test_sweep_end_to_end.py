@@ -312,7 +312,7 @@ def test_a_changed_spec_is_refused_in_one_line_before_anything_is_touched(finish
     capsys.readouterr()
     assert main(["sweep", "run", str(changed_file), "--experiment", str(experiment.root), "--no-promote"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("negmargin: error: --experiment")
+    assert len(err.splitlines()) == 1 and err.startswith(f"negmargin: error: {experiment.root}: the spec differs")
     assert "(epochs, search.scale.fixed, search.scale.loguniform)" in err
     assert _files(experiment.root) == before
 

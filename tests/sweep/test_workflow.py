@@ -18,6 +18,8 @@ def test_a_missing_or_empty_directory_is_free_and_an_experiment_with_the_same_sp
     assert workflow.check_can_hold(tmp_path / "new", spec) is None
     (tmp_path / "empty").mkdir()
     assert workflow.check_can_hold(tmp_path / "empty", spec) is None
+    with ExperimentLease(tmp_path / "leased"):  # made and leased by this call, nothing in it yet
+        assert workflow.check_can_hold(tmp_path / "leased", spec) is None
     experiment = experiments.create_at(spec, tmp_path / "exp")
     assert workflow.check_can_hold(experiment.root, spec) == experiment
     moved = spec.model_copy(update={"storage_path": "/elsewhere"})  # where experiments go does not matter here
