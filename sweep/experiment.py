@@ -9,6 +9,8 @@
     promotion.json     test accuracies of the promoted trials, paired comparisons
     gpu_packing.json   with resources.gpu: auto, the GPUs per trial chosen and the probe's figures
     report.md          the last report
+    progress.json      the stages done (trials, promotion, report) and every call that worked on it (sweep.workflow)
+    lease/             which driver runs the experiment now, and its heartbeat (sweep.experiment_lease)
     accuracy_vs_margin.png   the accuracy-versus-margin figure
     tensorboard/       the only TensorBoard files: per-trial curves, HParams, the same figure
 """
@@ -134,19 +136,31 @@ def check_storage(spec: SweepSpec, storage: str | Path | None = None) -> Path:
     return storage_root
 
 
-def create(spec: SweepSpec, storage: str | Path | None = None, name: str | None = None) -> Experiment:
-    """A fresh experiment directory for `spec` under `storage` (a new name every time, so sweeps never share one)."""
+def new_root(spec: SweepSpec, storage: str | Path | None = None, name: str | None = None) -> Path:
+    """A new experiment directory path under `storage`: <name>-<YYYYmmdd-HHMMSS>-<suffix> (nothing is created)."""
     storage_root = Path(storage or spec.storage_path).expanduser().resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    root = storage_root / f"{name or spec.name}-{stamp}-{secrets.token_hex(2)}"
+    return storage_root / f"{name or spec.name}-{stamp}-{secrets.token_hex(2)}"
+
+
+def create_at(spec: SweepSpec, root: Path) -> Experiment:
+    """Make the experiment directory `root` (missing or empty) for `spec`: its spec.yaml and episodes/ folder."""
     try:
-        root.mkdir(parents=True, exist_ok=False)
+        root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ExperimentError(f"{root}: cannot create the experiment directory ({error.strerror})") from None
     experiment = Experiment(root)
-    experiment.episodes_dir.mkdir()
+    experiment.episodes_dir.mkdir(exist_ok=True)
     write_text_atomically(experiment.spec_file, spec.to_yaml())
     return experiment
+
+
+def create(spec: SweepSpec, storage: str | Path | None = None, name: str | None = None) -> Experiment:
+    """A fresh experiment directory for `spec` under `storage` (a new name every time, so sweeps never share one)."""
+    root = new_root(spec, storage, name)
+    if root.exists():
+        raise ExperimentError(f"{root}: cannot create the experiment directory (it exists)")
+    return create_at(spec, root)
 
 
 def open_existing(path: str | Path) -> Experiment:

@@ -40,7 +40,12 @@ class LinkedOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Count the trial's epochs, then let Optuna record the intermediate value."""
         self._epochs_run[trial_id] = max(self._epochs_run.get(trial_id, 0), int(result.get("epoch", 0)))
-        super().on_trial_result(trial_id, result)
+        try:
+            super().on_trial_result(trial_id, result)
+        except UpdateFinishedTrialError:
+            # Finished in the study before the driver died, after Tune last saved it: the resumed sweep trains it
+            # again from its last saved checkpoint. The study keeps the value it was told; nothing to add.
+            pass
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         """Store how the trial ended on its Optuna trial, then let Optuna record its value."""

@@ -43,8 +43,32 @@ def retrain(
     points = [{"trial_id": trial["trial_id"], "params": trial["params"]} for trial in promoted]
     offsets = list(range(1, spec.promotion.extra_seeds + 1))
     with ray_session(address):
-        results = grid_tuner(spec, experiment, points, offsets, storage=experiment.root, name=SEEDS_NAME).fit()
+        tuner = restored_grid(spec, experiment, points, offsets) or grid_tuner(
+            spec, experiment, points, offsets, storage=experiment.root, name=SEEDS_NAME
+        )
+        results = tuner.fit()
     return [seed_run(result, spec) for result in results]
+
+
+def restored_grid(
+    spec: SweepSpec, experiment: Experiment, points: list[dict[str, Any]], seed_offsets: list[int]
+) -> Any:
+    """The retraining grid an interrupted promotion left in <experiment>/seeds, restored (finished runs kept,
+    unfinished ones continued from their checkpoints), when it trains exactly these points and seeds; else None."""
+    from ray import tune
+
+    path = experiment.root / SEEDS_NAME
+    if not (path.is_dir() and tune.Tuner.can_restore(str(path))):
+        return None
+    planned = {
+        (trial.config[trainable.RETRAIN_KEY]["trial_id"], int(trial.config[trainable.SEED_OFFSET_KEY]))
+        for trial in tune.ExperimentAnalysis(str(path)).trials
+    }
+    if planned != {(point["trial_id"], offset) for point in points for offset in seed_offsets}:
+        return None
+    return tune.Tuner.restore(
+        str(path), trainable=trainable.with_resources(spec, experiment), resume_unfinished=True, resume_errored=True
+    )
 
 
 def grid_tuner(

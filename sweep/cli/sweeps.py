@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sweep import experiment as experiments
 from sweep import spec as spec_module
+from sweep.experiment_lease import STALE_AFTER_S, ExperimentLease
 
 
 def add_address(parser: argparse.ArgumentParser) -> None:
@@ -17,15 +18,33 @@ def add_address(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_lease_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lease-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another driver holds the experiment's lease, wait up to SECONDS for it to end or go stale "
+        f"(no heartbeat for {STALE_AFTER_S:.0f} s) instead of refusing at once",
+    )
+
+
 def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     """Add the sweep subcommands."""
     run = sweep_subparsers.add_parser("run", help="run a sweep (default: the embedded glyph preset), promote, report")
     run.add_argument("spec", nargs="?", help="spec file or preset name (see `negmargin sweep list`); default: default")
     add_address(run)
-    run.add_argument(
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--experiment",
+        help="the experiment directory: created by the first call, resumed by every later call of the same command "
+        "(for schedulers that retry it); same spec required",
+    )
+    where.add_argument(
         "--storage", help="directory (or shared path) that holds experiments; default: the spec's storage_path"
     )
     run.add_argument("--name", help="experiment name prefix; default: the spec's name")
+    add_lease_wait(run)
     run.add_argument(
         "--no-promote", action="store_true", help="stop after the trials (promote later with `sweep promote`)"
     )
@@ -39,6 +58,7 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     add_address(resume)
     resume.add_argument("--no-promote", action="store_true")
     resume.add_argument("--selections", type=Path)
+    add_lease_wait(resume)
     resume.set_defaults(func=resume_command)
 
     promote = sweep_subparsers.add_parser("promote", help="score the top-k trials on the fixed 600-episode test set")
@@ -46,6 +66,7 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument("--top-k", type=int)
     promote.add_argument("--selections", type=Path)
     add_address(promote)
+    add_lease_wait(promote)
     promote.set_defaults(func=promote_command)
 
     report = sweep_subparsers.add_parser("report", help="print the trial and promotion tables of an experiment")
@@ -75,37 +96,70 @@ def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Pa
 
     if promote_it:
         promote.run(experiment, selections_path=selections, address=address)
-    result = report.write_all(experiment)
-    print(report.render(result, "table"))
-    print("\n".join(report.pointer_lines(experiment)))
+    _print_report(experiment, report.write_all(experiment))
     return 0
 
 
+def _print_report(experiment: experiments.Experiment, result: object) -> None:
+    from sweep import report
+
+    print(report.render(result, "table"))
+    print("\n".join(report.pointer_lines(experiment)))
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Validate everything (spec, name, address, dataset) before creating anything, then make the experiment
-    directory, run the trials, promote, report. A cluster that fails before the first trial leaves no directory."""
+    """Validate everything (spec, name, address, dataset) before creating anything, then run the sweep's stages
+    not yet done (sweep.workflow): trials, promotion, report. With --experiment DIR the first call creates DIR and
+    every later one resumes it (the same spec required; a finished one only prints its report); without it, a new
+    experiment directory under the storage. A cluster that fails before the first trial of a new experiment under
+    --storage leaves no directory."""
+    from sweep import workflow
+
     if args.storage:
         spec_module.check_storage_path(args.storage, key="--storage")
     spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
     if args.name:
         spec_module.check_name(args.name, key="--name")
-    experiments.check_storage(spec, args.storage)
+    promote_it = not args.no_promote
+    if args.experiment is not None:
+        spec_module.check_storage_path(args.experiment, key="--experiment")
+        root = Path(args.experiment).expanduser().resolve()
+        existing = workflow.check_can_hold(root, spec)
+        if existing is not None and workflow.is_finished(existing, promote_it):
+            from sweep import report
+
+            print(f"Experiment:  {root} (finished: nothing to do)")
+            _print_report(existing, report.build(existing))
+            return 0
+        experiments.check_storage(spec, root.parent)
+        if args.lease_wait <= 0:
+            ExperimentLease(root).refuse_if_held()
+    else:
+        experiments.check_storage(spec, args.storage)
+        root = experiments.new_root(spec, storage=args.storage, name=args.name)
     from clusters.errors import ClusterError
     from clusters.session import check_session
 
     check_session(args.address)
     from sweep import tuner  # Ray and torch load once the spec, the storage and the address are known to be good
 
-    tuner.check_dataset(spec, promote=not args.no_promote)
-    experiment = experiments.create(spec, storage=args.storage, name=args.name)
-    print(f"Experiment:  {experiment.root}")
-    _print_first_points(spec)
+    tuner.check_dataset(spec, promote=promote_it)
     try:
-        tuner.run(spec, experiment, address=args.address)
+        experiment, result = workflow.start_or_resume(
+            spec,
+            root,
+            address=args.address,
+            promote=promote_it,
+            selections=args.selections,
+            lease_wait=args.lease_wait,
+            before_trials=lambda _: _print_first_points(spec),
+        )
     except (ClusterError, KeyboardInterrupt):
-        experiments.remove_if_unstarted(experiment)
+        if args.experiment is None:
+            experiments.remove_if_unstarted(experiments.Experiment(root))
         raise
-    return _finish(experiment, not args.no_promote, args.selections, args.address)
+    _print_report(experiment, result)
+    return 0
 
 
 def _print_first_points(spec: spec_module.SweepSpec) -> None:
@@ -124,8 +178,9 @@ def resume_command(args: argparse.Namespace) -> int:
     from sweep import tuner
 
     experiment = experiments.open_existing(args.experiment)
-    tuner.resume(experiment, address=args.address)
-    return _finish(experiment, not args.no_promote, args.selections, args.address)
+    with ExperimentLease(experiment.root).acquire(wait_s=args.lease_wait):
+        tuner.resume(experiment, address=args.address)
+        return _finish(experiment, not args.no_promote, args.selections, args.address)
 
 
 def promote_command(args: argparse.Namespace) -> int:
@@ -133,9 +188,9 @@ def promote_command(args: argparse.Namespace) -> int:
     experiment = experiments.open_existing(args.experiment)
     from sweep import promote, report
 
-    promote.run(experiment, top_k=args.top_k, selections_path=args.selections, address=args.address)
-    print(report.render(report.write_all(experiment), "table"))
-    print("\n".join(report.pointer_lines(experiment)))
+    with ExperimentLease(experiment.root).acquire(wait_s=args.lease_wait):
+        promote.run(experiment, top_k=args.top_k, selections_path=args.selections, address=args.address)
+        _print_report(experiment, report.write_all(experiment))
     return 0
 
 

@@ -1,12 +1,17 @@
 """Every cluster definition under clusters/ parses and holds the keys its tool (ray up, KubeRay) requires."""
 
+import copy
+import lzma
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sweep import spec as spec_module
+from sweep.cli import build_parser, sweeps
+from sweep.experiment_lease import HEARTBEAT_S, STALE_AFTER_S
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
 LAUNCHER_CONFIGS = ["aws.yaml", "gcp.yaml"]
@@ -129,11 +134,19 @@ def test_kuberay_raycluster_manifest():
     assert claim["metadata"]["name"] == "negmargin-shared" and claim["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
-def test_kuberay_rayjob_runs_the_configmap_spec_on_shared_storage():
+def test_kuberay_rayjob_repeats_one_start_or_resume_command_on_shared_storage():
     job = _by_kind("kuberay/rayjob.yaml", "RayJob")
     assert job["apiVersion"] == "ray.io/v1"
-    assert job["spec"]["entrypoint"] == "negmargin sweep run /specs/spec.yaml --storage /shared/experiments"
     assert job["spec"]["submissionMode"] == "SidecarMode"
+    assert job["spec"]["backoffLimit"] >= 1  # each retry: a new Ray cluster running the same command
+    words = shlex.split(job["spec"]["entrypoint"])
+    assert words[:3] == ["negmargin", "sweep", "run"]
+    args = build_parser().parse_args(words[1:])
+    assert args.func is sweeps.run_command and args.spec == "/specs/spec.yaml" and not args.no_promote
+    # A fixed experiment directory on the shared volume (Tune's state, checkpoints and the Optuna study in it), and
+    # a retry waits for the dead driver's lease to go stale rather than refusing.
+    assert Path(args.experiment).parent == Path("/shared/experiments") and args.storage is None
+    assert args.lease_wait > STALE_AFTER_S + HEARTBEAT_S
     cluster_spec = job["spec"]["rayClusterSpec"]
     # The operator polls the job's status through the head service (pod IP, 8265): the NetworkPolicy guards it.
     _pod_spec_checks(cluster_spec, dashboard_host="0.0.0.0")
@@ -146,12 +159,83 @@ def test_kuberay_rayjob_runs_the_configmap_spec_on_shared_storage():
     assert config_map["metadata"]["name"] == spec_volume["configMap"]["name"]
     spec = spec_module.parse(yaml.safe_load(config_map["data"]["spec.yaml"]), source="rayjob.yaml ConfigMap")
     assert spec.storage_path == "/shared/experiments" and spec.resources.gpu == 1
+    assert Path(args.experiment).name == spec.name
     preset = spec_module.load(spec_module.preset_path(spec.name))  # the ConfigMap runs that preset's choices
     assert (spec.search, spec.selection, spec.dropblock_mask) == (
         preset.search,
         preset.selection,
         preset.dropblock_mask,
     )
+
+
+CRDS = Path(__file__).with_name("kuberay_crds")  # KubeRay v1.7.0's CRDs, xz-compressed (README there)
+
+
+def _crd_schema(plural: str) -> dict:
+    """The ray.io/v1 openAPIV3Schema of a KubeRay 1.7.0 CRD."""
+    with lzma.open(CRDS / f"ray.io_{plural}.yaml.xz", "rt") as stream:
+        crd = yaml.safe_load(stream)
+    (version,) = [version for version in crd["spec"]["versions"] if version["name"] == "v1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def schema_problems(value, schema: dict, path: str = "") -> list[str]:
+    """Where `value` breaks a CRD's structural schema: a field the API server would prune (unknown), a wrong type,
+    a value outside an enum or below a minimum, a required field missing."""
+    if "anyOf" in schema:
+        if all(schema_problems(value, branch, path) for branch in schema["anyOf"]):
+            return [f"{path}: {value!r} matches none of {schema['anyOf']}"]
+        return []
+    if schema.get("x-kubernetes-int-or-string"):
+        return [] if isinstance(value, (int, str)) and not isinstance(value, bool) else [f"{path}: not int or string"]
+    kind = schema.get("type")
+    expected = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int, "number": (int, float)}
+    wrong_bool = isinstance(value, bool) and kind in ("integer", "number")
+    if kind in expected and (not isinstance(value, expected[kind]) or wrong_bool):
+        return [f"{path}: {value!r} is not of type {kind}"]
+    problems = []
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{path}: {value!r} not one of {schema['enum']}")
+    if "minimum" in schema and value < schema["minimum"]:
+        problems.append(f"{path}: {value!r} below the minimum {schema['minimum']}")
+    if kind == "array":
+        for index, item in enumerate(value):
+            problems += schema_problems(item, schema.get("items", {}), f"{path}[{index}]")
+    if kind == "object":
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            if properties is not None and key in properties:
+                problems += schema_problems(item, properties[key], f"{path}.{key}")
+            elif isinstance(extra, dict):
+                problems += schema_problems(item, extra, f"{path}.{key}")
+            elif properties is not None and not schema.get("x-kubernetes-preserve-unknown-fields"):
+                problems.append(f"{path}.{key}: unknown field (the API server drops it)")
+        problems += [f"{path}.{key}: required" for key in schema.get("required", []) if key not in value]
+    return problems
+
+
+def test_the_schema_check_finds_unknown_fields_wrong_types_and_bad_enums():
+    job = copy.deepcopy(_by_kind("kuberay/rayjob.yaml", "RayJob"))
+    assert schema_problems(job, _crd_schema("rayjobs")) == []
+    job["spec"]["backofLimit"] = 2
+    job["spec"]["backoffLimit"] = "3"
+    job["spec"]["rayClusterSpec"]["autoscalerOptions"]["upscalingMode"] = "Fast"
+    job["spec"]["rayClusterSpec"]["authOptions"]["secretname"] = "x"
+    assert sorted(schema_problems(job, _crd_schema("rayjobs"))) == [
+        ".spec.backofLimit: unknown field (the API server drops it)",
+        ".spec.backoffLimit: '3' is not of type integer",
+        ".spec.rayClusterSpec.authOptions.secretname: unknown field (the API server drops it)",
+        ".spec.rayClusterSpec.autoscalerOptions.upscalingMode: 'Fast' not one of "
+        "['Default', 'Aggressive', 'Conservative']",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "plural"), [("rayjob.yaml", "RayJob", "rayjobs"), ("raycluster.yaml", "RayCluster", "rayclusters")]
+)
+def test_kuberay_manifests_fit_the_kuberay_1_7_crds_field_by_field(name, kind, plural):
+    assert schema_problems(_by_kind(f"kuberay/{name}", kind), _crd_schema(plural)) == []
 
 
 def test_local_scripts_call_the_cluster_command():

@@ -84,11 +84,13 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 def write_colour_imagefolder(
-    root: Path, base_images: int, val_images: int = 12, classes: int = 5, size: int = 20
+    root: Path, base_images: int, val_images: int = 12, classes: int = 5, size: int = 20, novel_images: int = 0
 ) -> Path:
-    """root/{base,val}/<class>/<i>.png: `classes` classes told apart by colour, seeded noise on top."""
+    """root/{base,val[,novel]}/<class>/<i>.png: `classes` classes told apart by colour, seeded noise on top (a
+    novel split when novel_images > 0)."""
     generator = np.random.default_rng(0)
-    for split, count in (("base", base_images), ("val", val_images)):
+    splits = [("base", base_images), ("val", val_images)] + ([("novel", novel_images)] if novel_images else [])
+    for split, count in splits:
         for label in range(classes):
             folder = root / split / f"{split}{label}"
             folder.mkdir(parents=True)
@@ -99,9 +101,42 @@ def write_colour_imagefolder(
     return root
 
 
-def trial_rows(experiment_root: Path) -> dict[str, list[dict]]:
+def trial_rows(experiment_root: Path, tune_name: str = "tune") -> dict[str, list[dict]]:
     """Every trial's reported rows (result.json), by trial directory name."""
     rows = {}
-    for result in sorted((experiment_root / "tune").glob("trial_*/result.json")):
+    for result in sorted((experiment_root / tune_name).glob("*/result.json")):
         rows[result.parent.name] = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
     return rows
+
+
+def saved_trial_states(experiment_root: Path, tune_name: str = "tune") -> dict[str, str]:
+    """Trial directory name (trial_<id>) → status, as Tune's newest saved experiment state lists them ({} while it
+    is being written or before the first save)."""
+    states = sorted((experiment_root / tune_name).glob("experiment_state-*.json"))
+    try:
+        trials = [json.loads(entry[0]) for entry in json.loads(states[-1].read_text())["trial_data"]] if states else []
+    except (json.JSONDecodeError, KeyError, IndexError, OSError):
+        return {}  # being written: ask again
+    return {f"trial_{trial['trial_id']}": trial.get("status", "") for trial in trials}
+
+
+def last_epochs(experiment_root: Path) -> dict[str, int]:
+    """Each trial's last reported epoch in its result.json (as synced to the experiment directory)."""
+    return {trial: rows[-1]["epoch"] for trial, rows in trial_rows(experiment_root).items() if rows}
+
+
+def files_of(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `root` with its (size, modification time in ns)."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def checkpointed_epochs(experiment_root: Path, tune_name: str = "tune") -> dict[str, int]:
+    """Reports each trial has checkpointed so far (its newest checkpoint_<index> + 1; one per epoch when val_every
+    is 1). Trials write checkpoints straight into the experiment as they report, so, unlike result.json (synced
+    when Tune saves its state), they tell where a trial is now."""
+    found = {}
+    for trial_dir in (experiment_root / tune_name).glob("trial_*"):
+        indices = [int(path.name.rpartition("_")[2]) for path in trial_dir.glob("checkpoint_*") if path.is_dir()]
+        if indices:
+            found[trial_dir.name] = max(indices) + 1
+    return found

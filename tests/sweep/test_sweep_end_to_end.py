@@ -340,6 +340,40 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning_finished_trials(works
     assert finished_trial.read_text() == rows_before  # the finished trial was not re-run
 
 
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `root` with its (size, modification time in ns)."""
+    return {str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns) for path in root.rglob("*")}
+
+
+def test_rerunning_a_finished_experiment_prints_its_report_and_touches_nothing(finished, workspace, capsys):
+    experiment, _, _ = finished
+    _, spec_file, _ = workspace
+    before = _files(experiment.root)
+    capsys.readouterr()
+    assert main(["sweep", "run", str(spec_file), "--experiment", str(experiment.root), "--no-promote"]) == 0
+    out = capsys.readouterr().out
+    assert f"Experiment:  {experiment.root} (finished: nothing to do)" in out
+    assert out.count(f"Results:     {experiment.root}") == 1  # the report's pointer lines
+    assert _files(experiment.root) == before
+
+
+def test_a_changed_spec_is_refused_in_one_line_before_anything_is_touched(finished, workspace, tmp_path, capsys):
+    experiment, _, _ = finished
+    _, spec_file, _ = workspace
+    changed = yaml.safe_load(spec_file.read_text())
+    changed["epochs"] = 4
+    changed["search"]["scale"] = {"fixed": 8.0}
+    changed_file = tmp_path / "changed.yaml"
+    changed_file.write_text(yaml.safe_dump(changed))
+    before = _files(experiment.root)
+    capsys.readouterr()
+    assert main(["sweep", "run", str(changed_file), "--experiment", str(experiment.root), "--no-promote"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"negmargin: error: {experiment.root}: the spec differs")
+    assert "(epochs, search.scale.fixed, search.scale.loguniform)" in err
+    assert _files(experiment.root) == before
+
+
 def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, tmp_path):
     experiment, _, _ = finished
     spec = yaml.safe_load(experiment.spec_file.read_text())

@@ -1,0 +1,209 @@
+"""A sweep as one idempotent command: `negmargin sweep run SPEC --experiment DIR` starts the experiment on its first
+call and resumes it on every later one, so a scheduler (a RayJob's backoffLimit, a Kubernetes Job, Slurm's requeue,
+cron) may simply repeat the command after losing the driver or the whole cluster.
+
+Each call, holding the experiment's lease (sweep.experiment_lease) from start to end, runs the stages not yet done:
+    trials     a new sweep (no restorable Ray Tune state), or Tune's saved state restored: finished trials kept,
+               unfinished ones continued from their checkpoints, the Optuna study continued
+    promotion  the top-k trials on the test episodes (extra-seed retraining resumed, sweep.seeds), when promoting
+    report     report.md, the figure and the TensorBoard files
+and records each in progress.json (written atomically once the stage has finished), so a stage that a dead driver
+left half done runs again, and a stage done is never redone. A call that finds every stage done prints the report and
+touches nothing. The spec must be the one the experiment was started with (a changed one is one ExperimentError line,
+before anything is written).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from data.atomic import write_text_atomically
+from sweep import experiment as experiments
+from sweep.errors import ExperimentError
+from sweep.experiment import Experiment
+from sweep.experiment_lease import LEASE_DIR
+from sweep.spec import SweepSpec
+
+PROGRESS_FILE = "progress.json"
+TRIALS, PROMOTION, REPORT = "trials", "promotion", "report"
+IGNORED_SPEC_KEYS = ("storage_path",)  # where experiments go: the experiment directory itself is given
+
+
+# ---------------------------------------------------------------- the experiment directory and its progress
+
+
+def progress_file(experiment: Experiment) -> Path:
+    """<experiment>/progress.json: the stages done and every call that worked on the experiment."""
+    return experiment.root / PROGRESS_FILE
+
+
+def read_progress(experiment: Experiment) -> dict[str, Any]:
+    """{"done": {stage: finished at}, "attempts": [{started, host, pid, resumed}]} (empty before the first call)."""
+    path = progress_file(experiment)
+    if not path.exists():
+        return {"done": {}, "attempts": []}
+    return json.loads(path.read_text())
+
+
+def _write_progress(experiment: Experiment, progress: dict[str, Any]) -> None:
+    write_text_atomically(progress_file(experiment), json.dumps(progress, indent=2))
+
+
+def mark_done(experiment: Experiment, stage: str) -> None:
+    """Record that `stage` has finished (atomically: a driver killed before this line leaves it to be redone)."""
+    progress = read_progress(experiment)
+    progress["done"][stage] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _write_progress(experiment, progress)
+
+
+def stages(promote: bool) -> list[str]:
+    """The stages of a sweep, in order."""
+    return [TRIALS, PROMOTION, REPORT] if promote else [TRIALS, REPORT]
+
+
+def is_finished(experiment: Experiment, promote: bool) -> bool:
+    """Whether every stage of the sweep (with or without promotion) is done."""
+    done = read_progress(experiment)["done"]
+    return all(stage in done for stage in stages(promote))
+
+
+def spec_differences(stored: SweepSpec, given: SweepSpec) -> list[str]:
+    """Dotted keys whose values differ between two specs (storage_path aside)."""
+    left, right = _flatten(stored.model_dump(mode="json")), _flatten(given.model_dump(mode="json"))
+    keys = sorted(set(left) | set(right))
+    return [key for key in keys if key.split(".")[0] not in IGNORED_SPEC_KEYS and left.get(key) != right.get(key)]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def check_can_hold(root: Path, spec: SweepSpec) -> Experiment | None:
+    """The experiment at `root` when it exists and was started with `spec`; None when `root` is free for a new one
+    (missing or empty). ExperimentError, writing nothing, when `root` is something else or the spec changed."""
+    if not root.exists():
+        return None
+    if not root.is_dir():
+        raise ExperimentError(f"{root}: exists and is not a directory")
+    if not (root / "spec.yaml").is_file():
+        if all(entry.name == LEASE_DIR for entry in root.iterdir()):  # empty, or only the lease this call took
+            return None
+        raise ExperimentError(f"{root}: exists and is not an experiment directory (no spec.yaml)")
+    experiment = experiments.open_existing(root)
+    changed = spec_differences(experiment.spec(), spec)
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise ExperimentError(
+            f"{root}: the spec differs from the one this experiment was started with ({shown}); "
+            "give the same spec to resume it, or a new --experiment directory for a new sweep"
+        )
+    return experiment
+
+
+# ---------------------------------------------------------------- the stages
+
+
+def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log: Callable[[str], None]) -> None:
+    """Start the sweep's trials, or restore and continue them from Ray Tune's saved state."""
+    from ray import tune
+
+    from sweep import optuna_study, tuner
+
+    if experiment.tune_dir.is_dir() and tune.Tuner.can_restore(str(experiment.tune_dir)):
+        known = saved_trial_ids(experiment)
+        closed = optuna_study.close_orphaned_trials(experiment, known)
+        log(
+            f"Resuming:    {len(known)} trials in Ray Tune's saved state"
+            + (f"; {closed} Optuna trials never saved by Tune marked failed" if closed else "")
+        )
+        tuner.resume(experiment, address=address)
+        return
+    if experiment.tune_dir.exists():  # a driver died before Tune first saved its state: start again beside it
+        aside = experiment.root / f"{experiment.tune_dir.name}-unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
+        experiment.tune_dir.rename(aside)
+        log(f"Starting:    Ray Tune never saved its state; what it wrote is kept in {aside.name}")
+    closed = optuna_study.close_orphaned_trials(experiment, set())
+    if closed:
+        log(f"             {closed} Optuna trials of that attempt marked failed")
+    tuner.run(spec, experiment, address=address)
+
+
+def saved_trial_ids(experiment: Experiment) -> set[str]:
+    """The Ray trial ids in Ray Tune's newest saved experiment state."""
+    from ray.tune import ExperimentAnalysis
+
+    return {trial.trial_id for trial in ExperimentAnalysis(str(experiment.tune_dir)).trials}
+
+
+def start_or_resume(
+    spec: SweepSpec,
+    root: Path,
+    *,
+    address: str | None = None,
+    promote: bool = True,
+    selections: Path | None = None,
+    lease_wait: float = 0.0,
+    log: Callable[[str], None] = print,
+    before_trials: Callable[[Experiment], None] | None = None,
+) -> tuple[Experiment, Any]:
+    """Run whatever stages of the sweep at `root` are not done yet, holding its lease; (experiment, report).
+
+    `spec` is validated and absolute (sweep.spec.with_absolute_paths); `before_trials` runs once the experiment
+    exists and before its first stage (the CLI prints the first points there)."""
+    from sweep import report as reports
+    from sweep.experiment_lease import ExperimentLease
+
+    root = root.expanduser().resolve()
+    existing = check_can_hold(root, spec)
+    if existing is not None and is_finished(existing, promote):
+        log(f"Experiment:  {root} (finished: nothing to do)")
+        return existing, reports.build(existing)
+    root.mkdir(parents=True, exist_ok=True)
+    lease = ExperimentLease(root).acquire(wait_s=lease_wait)
+    try:
+        existing = check_can_hold(root, spec)  # again, holding the lease: another driver may have made it since
+        if existing is not None and is_finished(existing, promote):
+            log(f"Experiment:  {root} (finished: nothing to do)")
+            return existing, reports.build(existing)
+        experiment = existing or experiments.create_at(spec, root)
+        progress = read_progress(experiment)
+        progress["attempts"].append(_attempt(bool(progress["attempts"])))
+        _write_progress(experiment, progress)
+        done = progress["done"]
+        log(f"Experiment:  {root}" + (f" (resuming; done: {', '.join(done) or 'nothing yet'})" if existing else ""))
+        if before_trials is not None:
+            before_trials(experiment)
+        if TRIALS not in done:
+            run_trials(spec, experiment, address, log)
+            mark_done(experiment, TRIALS)
+        if promote and PROMOTION not in done:
+            from sweep import promote as promotion
+
+            promotion.run(experiment, selections_path=selections, address=address)
+            mark_done(experiment, PROMOTION)
+        result = reports.write_all(experiment)
+        mark_done(experiment, REPORT)
+        return experiment, result
+    finally:
+        lease.release()
+
+
+def _attempt(resumed: bool) -> dict[str, Any]:
+    import os
+    import socket
+
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "resumed": resumed,
+    }
