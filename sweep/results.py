@@ -102,6 +102,8 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
         history = analysis.trial_dataframes.get(trial.trial_id, pd.DataFrame())
         if not history.empty:
             history = _with_metric(_with_metric(history, spec.objective), spec.selection)
+            if "epoch" in history:  # a trial resumed from an earlier checkpoint reports the epochs after it again
+                history = history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
         epochs_run = int(history["epoch"].max()) if "epoch" in history else 0
         best = _best_row(history, spec.selection, spec.selection_from_epoch)
         checkpoint = _checkpoint_of(analysis, trial, best, spec.selection) if best else None
