@@ -217,9 +217,8 @@ def run(
         retrained = results + ([baseline_entry] if baseline_entry else [])
 
         def test_means(run: seeds.SeedRun) -> dict[int, float]:
-            accuracies = score_checkpoint(
-                cast(Path, run.checkpoint), novel, episode_sets, spec, device
-            )  # runs with one
+            checkpoint = cast(Path, run.checkpoint)  # add_seed_results asks only for the runs that have one
+            accuracies = score_checkpoint(checkpoint, novel, episode_sets, spec, device)
             scored[run.trial_id].append(accuracies)
             return {shot: accuracy_summary(acc)["mean"] for shot, acc in accuracies.items()}
 
