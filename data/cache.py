@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,7 +54,7 @@ class CachedSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, indices: np.ndarray) -> CachedSplit:
+    def subset(self, indices: np.ndarray | Sequence[int]) -> CachedSplit:
         """The images [K, S, S, 3] and labels [K] at `indices` (copied into memory), with every class name kept."""
         indices = np.asarray(indices, dtype=np.int64)
         return replace(self, images=np.asarray(self.images[indices]), labels=self.labels[indices])

@@ -15,7 +15,7 @@ from data.errors import DataError
 EPISODES_FORMAT = 1
 
 
-def labels_digest(labels: torch.Tensor | np.ndarray) -> str:
+def labels_digest(labels: torch.Tensor | np.ndarray | Sequence[int]) -> str:
     """Hex digest of labels [N], to check an episode set is used with the split it was drawn from."""
     array = np.ascontiguousarray(torch.as_tensor(labels).cpu().numpy(), dtype="<i8")
     return hashlib.sha256(array.tobytes()).hexdigest()
@@ -92,7 +92,7 @@ class EpisodeSet:
                 indices[e, w] = pool[torch.randperm(len(pool), generator=generator)[:per_episode]]
         return cls(indices, n_way, n_shot, n_query, seed, labels_digest(labels_t))
 
-    def check_labels(self, labels: torch.Tensor | np.ndarray) -> None:
+    def check_labels(self, labels: torch.Tensor | np.ndarray | Sequence[int]) -> None:
         """Raise DataError if `labels` [N] are not those the set was drawn from."""
         if self.labels_sha and labels_digest(labels) != self.labels_sha:
             raise DataError(f"{self!r} was drawn from a different split (labels differ)")

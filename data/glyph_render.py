@@ -64,7 +64,7 @@ def glyph_mask(char: str, font_path: str, size: int = GLYPH_FONT_SIZE) -> Image.
     font = load_font(font_path, size)
     left, top, right, bottom = font.getbbox(char)
     pad = 2
-    image = Image.new("L", (max(right - left, 1) + 2 * pad, max(bottom - top, 1) + 2 * pad), 0)
+    image = Image.new("L", (max(int(right - left), 1) + 2 * pad, max(int(bottom - top), 1) + 2 * pad), 0)
     ImageDraw.Draw(image).text((pad - left, pad - top), char, fill=255, font=font)
     ink_box = image.getbbox()
     return image.crop(ink_box) if ink_box else Image.new("L", (1, 1), 0)

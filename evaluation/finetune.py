@@ -107,7 +107,7 @@ def _draw_chunk_randomness(
     """Stacked draws of `draw_episode_randomness`: W₀ [E, way, D], b₀ [E, way] | None, perms [E, epochs, n]."""
     draws = [draw_episode_randomness(s, n_way, dim, n_support, settings.epochs, settings.bias) for s in seeds.tolist()]
     weights = torch.stack([d[0] for d in draws])
-    biases = torch.stack([d[1] for d in draws]) if settings.bias else None
+    biases = torch.stack([d[1] for d in draws if d[1] is not None]) if settings.bias else None
     perms = torch.stack([d[2] for d in draws])
     return weights, biases, perms
 

@@ -125,7 +125,7 @@ def settling(results: list[RunResult], objective: str) -> tuple[list[int], dict[
             ]
             present = [v for v in values if v is not None]
             curves[margin].append(sum(present) / len(present) if present else float("nan"))
-    rankings = [sorted(curves, key=lambda m, i=i: -curves[m][i]) for i in range(len(epochs))]
+    rankings = [sorted(curves, key=lambda m: -curves[m][i]) for i in range(len(epochs))]
     unsettled = [epoch for epoch, ranking in zip(epochs, rankings, strict=True) if ranking != rankings[-1]]
     return epochs, curves, (unsettled[-1] if unsettled else None)
 

@@ -39,7 +39,7 @@ def plan_first_points(spec: SweepSpec) -> tuple[list[FirstPoint], list[str]]:
     searched = spec.searched()
     fixed = spec.fixed()
     shots = list(OBJECTIVES[spec.objective])
-    candidates = [
+    candidates: list[tuple[dict[str, Any], str, str]] = [
         (point.params, point.origin, point.reference)
         for point in starting_points(spec.dataset.name, spec.backbone, spec.loss, shots)
     ]

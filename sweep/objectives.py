@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+ObjectiveName = Literal["val_acc_1shot", "val_acc_5shot", "val_acc_mean"]  # OBJECTIVES' keys, spelled for the checker
 OBJECTIVES: dict[str, tuple[int, ...]] = {
     "val_acc_1shot": (1,),
     "val_acc_5shot": (5,),
     "val_acc_mean": (1, 5),  # the mean of the 1- and 5-shot validation accuracies
 }
-ObjectiveName = Literal[tuple(OBJECTIVES)]
 
 
 def objective_value(metrics: dict[str, Any], objective: str) -> float | None:

@@ -17,7 +17,7 @@ import itertools
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ import data
 from data.atomic import write_text_atomically
 from sweep.errors import ExperimentError
 from sweep.experiment import Experiment
-from sweep.results import load_trials, ranked
+from sweep.results import TrialRecord, load_trials, ranked
 from sweep.spec import SweepSpec
 from sweep.trial.checkpoints import checkpoint_file
 from sweep.trial.training import resolve_device
@@ -204,8 +204,10 @@ def run(
     experiment.promotion_dir.mkdir(exist_ok=True)
     scored: dict[str, list[dict[int, torch.Tensor]]] = {}  # trial id -> per-episode accuracies per shot, per seed
     entries = []
-    for rank, record in [*enumerate(promoted, start=1), *(("baseline", record) for record in outside)]:
-        accuracies = score_checkpoint(checkpoint_file(record.best_checkpoint), novel, episode_sets, spec, device)
+    scoring: list[tuple[int | str, TrialRecord]] = [*enumerate(promoted, start=1), *(("baseline", r) for r in outside)]
+    for rank, record in scoring:
+        checkpoint = cast(Path, record.best_checkpoint)  # every promoted trial and the baseline have one
+        accuracies = score_checkpoint(checkpoint_file(checkpoint), novel, episode_sets, spec, device)
         scored[record.trial_id] = [accuracies]
         torch.save(dict(accuracies), experiment.promotion_dir / f"{record.trial_id}_accuracies.pt")
         entries.append(_entry(record, rank, accuracies, spec.selection_from_epoch))
@@ -215,7 +217,8 @@ def run(
         retrained = results + ([baseline_entry] if baseline_entry else [])
 
         def test_means(run: seeds.SeedRun) -> dict[int, float]:
-            accuracies = score_checkpoint(run.checkpoint, novel, episode_sets, spec, device)
+            checkpoint = cast(Path, run.checkpoint)  # add_seed_results asks only for the runs that have one
+            accuracies = score_checkpoint(checkpoint, novel, episode_sets, spec, device)
             scored[run.trial_id].append(accuracies)
             return {shot: accuracy_summary(acc)["mean"] for shot, acc in accuracies.items()}
 

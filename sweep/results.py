@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -108,7 +108,7 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
         best = _best_row(history, spec.selection, spec.selection_from_epoch)
         checkpoint = _checkpoint_of(analysis, trial, best, spec.selection) if best else None
         objective = best.get(spec.objective)
-        trial_dir = Path(trial.storage.trial_fs_path)
+        trial_dir = Path(cast(str, trial.path))  # Optional in Ray's types; a trial read from storage has its path
         records.append(
             TrialRecord(
                 trial_id=trial.trial_id,
@@ -131,4 +131,6 @@ def load_trials(experiment: Experiment, spec: SweepSpec | None = None) -> list[T
 
 def ranked(records: list[TrialRecord]) -> list[TrialRecord]:
     """Trials with a validation score, best first."""
-    return sorted((r for r in records if r.best_objective is not None), key=lambda r: r.best_objective, reverse=True)
+    return sorted(
+        (r for r in records if r.best_objective is not None), key=lambda r: cast(float, r.best_objective), reverse=True
+    )

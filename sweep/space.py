@@ -24,7 +24,9 @@ def _distribution(space: ParameterSpace) -> od.BaseDistribution:
         return od.FloatDistribution(*space.loguniform, log=True)
     if space.int is not None:
         return od.IntDistribution(*space.int)
-    return od.CategoricalDistribution(list(space.choice))
+    if space.choice is not None:
+        return od.CategoricalDistribution(list(space.choice))
+    raise ValueError(f"a {space.kind} parameter is not searched")
 
 
 def optuna_space(spec: SweepSpec) -> dict[str, od.BaseDistribution]:

@@ -7,6 +7,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -14,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from data.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+ClassKey = TypeVar("ClassKey", str, int)  # a raw class key as a reader finds it (a folder name, a number)
 NATIVE_SIZE_SAMPLE = 64  # image headers read to estimate a file split's native side (evenly spaced, deterministic)
 
 
@@ -39,7 +41,7 @@ def image_side(path: Path) -> int:
         raise DataError(f"cannot decode image {path}: {error}") from None
 
 
-def remap_labels(raw: Sequence[object]) -> tuple[np.ndarray, list[object]]:
+def remap_labels(raw: Sequence[ClassKey]) -> tuple[np.ndarray, list[ClassKey]]:
     """Map raw class keys to 0..C-1 in sorted key order -> (labels int64 [N], sorted keys)."""
     keys = sorted(set(raw))
     index = {key: i for i, key in enumerate(keys)}
@@ -103,7 +105,13 @@ class FileImageDataset(ImageDataset):
     """A split read from image files under `root`; the fingerprint hashes relative paths, sizes, mtimes, labels."""
 
     def __init__(
-        self, name: str, split: str, root: Path, paths: Sequence[Path], labels: np.ndarray, class_names: Sequence[str]
+        self,
+        name: str,
+        split: str,
+        root: Path,
+        paths: Sequence[str | Path],
+        labels: np.ndarray,
+        class_names: Sequence[str],
     ) -> None:
         check_labelling(f"{name} {split} split under {root}", len(paths), labels, class_names)
         self.name, self.split, self.root = name, split, Path(root)

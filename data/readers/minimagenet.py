@@ -229,7 +229,9 @@ def _pickle_dataset(name: str, split: str, files: list[Path]) -> LazyArrayDatase
 
 def _pickle_loader(files: list[Path]) -> Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]:
     def load() -> tuple[np.ndarray, np.ndarray, list[str]]:
-        images, labels, class_names = [], [], []
+        images: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        class_names: list[str] = []
         for path in files:
             part_images, part_labels, part_names = _read_pickle(path)
             images.append(part_images)

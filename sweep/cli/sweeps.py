@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sweep import experiment as experiments
 from sweep import spec as spec_module
 from sweep.experiment_lease import STALE_AFTER_S, ExperimentLease
+
+if TYPE_CHECKING:
+    from sweep.report import Report
 
 
 def add_address(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +104,7 @@ def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Pa
     return 0
 
 
-def _print_report(experiment: experiments.Experiment, result: object) -> None:
+def _print_report(experiment: experiments.Experiment, result: Report) -> None:
     from sweep import report
 
     print(report.render(result, "table"))

@@ -242,10 +242,10 @@ def margin_figure(report: Report) -> Any:
         del handles[3]
     panels[0].legend(handles=handles, fontsize=7.5, loc="best", framealpha=0.9)
 
-    side = figure.add_subplot(grid[0, len(shots)])
-    side.axis("off")
-    side.set_title("trials (#: Optuna number)", fontsize=9, loc="left")
-    side.text(0.0, 1.0, _side_table(report), family="monospace", fontsize=8, va="top", ha="left")
+    table_panel = figure.add_subplot(grid[0, len(shots)])
+    table_panel.axis("off")
+    table_panel.set_title("trials (#: Optuna number)", fontsize=9, loc="left")
+    table_panel.text(0.0, 1.0, _side_table(report), family="monospace", fontsize=8, va="top", ha="left")
     val_episodes, test_episodes = spec.validation.episodes, spec.promotion.test_episodes
     figure.suptitle(
         f"{spec.dataset.name} / {spec.backbone} / {spec.loss}: best val accuracy ({val_episodes} episodes) and test "

@@ -20,7 +20,7 @@ import shutil
 import struct
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import pandas as pd
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -173,7 +173,7 @@ def metrics(report: Report) -> list[hp.Metric]:
 # ---------------------------------------------------------------- what each trial holds
 
 
-def _is_value(value: Any) -> bool:
+def _is_value(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sweep import experiment as experiments
 from sweep.errors import SpecError
@@ -41,14 +41,14 @@ def prepare(
         raise SpecError("give an experiment directory or --config FILE (one of them)")
     if config_file is None and (test_episodes is not None or queries is not None):
         raise SpecError("--test-episodes and --queries size a --config study's episodes; an experiment has its own")
-    options = {"margins": margins, "seeds": seeds, "holdout_fraction": holdout_fraction}
+    options: dict[str, Any] = {"margins": margins, "seeds": seeds, "holdout_fraction": holdout_fraction}
     if config_file is not None:
         promotion = {"test_episodes": test_episodes, "queries": queries}
         spec, params, source = config_point(config_file, storage, name, promotion)
         request = build_request(spec, params, source, **options)
         experiment = None
     else:
-        experiment = experiments.open_existing(experiment_path)
+        experiment = experiments.open_existing(cast(Path, experiment_path))  # given: config_file is None
         spec = experiment.spec()
         if margins is not None:
             checked_margins(spec.loss, margins)  # before reading any trial: the cheapest mistake first

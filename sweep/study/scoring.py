@@ -10,8 +10,10 @@ best checkpoint is the same.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -116,13 +118,14 @@ def domains(spec: SweepSpec, experiment: Experiment, study: StudyDir, request: S
 def score_run(run: MarginRun, domains: dict[str, Domain], spec: SweepSpec, device: torch.device) -> RunScores:
     """Features of every domain under the run's best checkpoint, its episodes fine-tuned, its discriminability."""
     images = {name: domain.images for name, domain in domains.items()}
-    features, head = promote.checkpoint_features(run.checkpoint, images, device)
+    checkpoint = cast(Path, run.checkpoint)  # scores_of scores the runs that have one
+    features, head = promote.checkpoint_features(checkpoint, images, device)
     accuracies = {
         name: promote.score_features(features[name], domain.labels, domain.episode_sets, head, spec, device)
         for name, domain in domains.items()
     }
     separation = {name: evaluation.discriminability(features[name], domain.labels) for name, domain in domains.items()}
-    return RunScores(accuracies, separation, reported_metrics(run.checkpoint))
+    return RunScores(accuracies, separation, reported_metrics(checkpoint))
 
 
 def reported_metrics(checkpoint: Any) -> dict[str, float]:
@@ -153,7 +156,7 @@ def scores_of(
                 "discriminability": saved.discriminability,
                 "checkpoint_metrics": saved.checkpoint_metrics,
             }
-            write_atomically(path, lambda stream, state=state: torch.save(state, stream))
+            write_atomically(path, functools.partial(torch.save, state))
         scored[(run.margin, run.seed)] = saved
     return scored
 

@@ -62,6 +62,6 @@ def train_grid(
             offsets = list(range(request.seeds))
             tuner = seeds.grid_tuner(run_spec, experiment, points, offsets, storage=study.root, name=TUNE_NAME)
         results = tuner.fit()
-    runs = [seeds.seed_run(result, run_spec) for result in results]
+    runs = [seeds.seed_run(result, run_spec) for result in results]  # type: ignore[attr-defined]  # iterates by __getitem__
     ordered = [MarginRun(margins[run.trial_id], run.seed, run.checkpoint, run.failure) for run in runs]
     return sorted(ordered, key=lambda run: (run.margin, run.seed))

@@ -118,9 +118,10 @@ class RunDirReporter:
         score = objective_value(metrics, self.selection_metric)
         ranked_by = self.config.get("selection_from_epoch", 1)
         new_score = selection_score(metrics, self.selection_metric, ranked_by)
-        if self.best_metrics is None or new_score > selection_score(
-            self.best_metrics, self.selection_metric, ranked_by
-        ):
+        best_score = (
+            None if self.best_metrics is None else selection_score(self.best_metrics, self.selection_metric, ranked_by)
+        )
+        if best_score is None or (new_score is not None and new_score > best_score):
             with open(path, "rb") as saved:
                 write_atomically(best_checkpoint_path(self.out), lambda stream: shutil.copyfileobj(saved, stream))
             self.best_metrics = dict(metrics)
@@ -134,7 +135,7 @@ class RunDirReporter:
         experiment, start, end = hparams(hparam_values(self.config), metric_tags)
         file_writer = self.writer.file_writer
         for summary in (experiment, start, end):
-            file_writer.add_summary(summary)
+            file_writer.add_summary(summary)  # type: ignore[attr-defined]  # torch types file_writer as its initial None
         for tag, value in metric_tags.items():
             self.writer.add_scalar(tag, value, int(final_metrics.get("epoch", 0)))
         self.writer.close()

@@ -95,7 +95,8 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
     generators = _Generators.seeded(config.seed, device)
     augment = data.TrainAugment(ds.image_size, device, crop_scale=ds.crop_scale, hflip=ds.hflip)
 
-    epoch, iteration, metrics = 0, 0, {}
+    epoch, iteration = 0, 0
+    metrics: dict[str, Any] = {}
     if checkpoint is not None:
         parts = (backbone, head, optimizer, scheduler, generators)
         epoch, iteration, metrics = restore(checkpoint, config, *parts, device)
@@ -164,7 +165,7 @@ def model_spec(config: TrialConfig, num_classes: int) -> dict[str, Any]:
         "loss": config.loss,
         "image_size": config.dataset.image_size,
         "num_classes": num_classes,
-        "scale": float(config.scale),
+        "scale": float(config.scale),  # type: ignore[arg-type]  # never None once validated (_head_takes_margin)
         "margin": float(config.margin),
     }
 
