@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def trial_yaml(args: argparse.Namespace, work: Path) -> Path:
     """The trial config file every process trains."""
-    from sweep import spec as spec_module
+    from sweep.schema import spec as spec_module
 
     config = spec_module.load(spec_module.preset_path("default")).trial_settings()
     config["dataset"].update(name=args.dataset, cache_dir=str(work / "cache"))

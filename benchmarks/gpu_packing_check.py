@@ -1,8 +1,8 @@
 """What `resources.gpu: auto` would choose for shipped presets on this machine's GPU, without Ray.
 
-For each preset, the GPU probe (sweep.gpu_probe.probe_trial_step) runs the preset's real trial step here, in this
-process (a sweep runs it as a Ray task on a GPU node), and sweep.gpu_packing.decide turns its figures into GPUs per
-trial, as a sweep would with one GPU per node. A preset whose dataset is not on this machine is probed with the
+For each preset, the GPU probe (sweep.tuning.gpu_probe.probe_trial_step) runs the preset's real trial step here, in this
+process (a sweep runs it as a Ray task on a GPU node), and sweep.tuning.gpu_packing.decide turns its figures into GPUs
+per trial, as a sweep would with one GPU per node. A preset whose dataset is not on this machine is probed with the
 published split's shape (mini-ImageNet: 64 base classes, 38,400 images of 500x375): the probe draws synthetic
 images of the stored size anyway; only the split's bytes on the card come from the shape.
 
@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data import DataError  # noqa: E402
 from data.geometry import stored_size  # noqa: E402
-from sweep import gpu_packing  # noqa: E402
-from sweep import space as search_space  # noqa: E402
-from sweep import spec as spec_module  # noqa: E402
-from sweep.experiment import Experiment  # noqa: E402
-from sweep.gpu_probe import probe_trial_step  # noqa: E402
+from sweep.schema import spec as spec_module  # noqa: E402
+from sweep.storage.experiment import Experiment  # noqa: E402
+from sweep.tuning import gpu_packing  # noqa: E402
+from sweep.tuning import space as search_space  # noqa: E402
+from sweep.tuning.gpu_probe import probe_trial_step  # noqa: E402
 
 PUBLISHED_SHAPES = {"mini-imagenet": (64, 38_400, 375)}  # base classes, base images, native short side
 

@@ -1,11 +1,12 @@
 """Sweep efficiency, measured: does TPE + ASHA find what a full-budget grid finds, for a fraction of its epochs?
 
 On a sweep spec (default: the embedded demo preset), with the product's own parts only:
-  (a) the margin grid at full budget: the study's default grid (sweep.study.grid.default_margins) of the spec's
-      margin range, every other searched value at the spec's first point, trained by sweep.seeds.grid_tuner;
+  (a) the margin grid at full budget: the study's default grid (sweep.study.margins.default_margins) of the spec's
+      margin range, every other searched value at the spec's first point, trained by
+      sweep.tuning.grid_runner.grid_tuner;
   (b) a grid over margin × β (--scales), the same way; its row at the spec's own β is (a), trained once;
-  (c) the spec's own TPE + ASHA sweep (sweep.tuner.run) with as many trials as (a), once per sweep seed (--sweep-seeds)
-      and ASHA schedule (--schedules: the spec's own rungs, and early rungs at 2, 6, 18 epochs, η = 3).
+  (c) the spec's own TPE + ASHA sweep (sweep.tuning.tuner.run) with as many trials as (a), once per sweep seed
+      (--sweep-seeds) and ASHA schedule (--schedules: the spec's own rungs, and early rungs at 2, 6, 18 epochs, η = 3).
 For each: the best validation objective found (the spec's objective at a trial's best epoch) and the total training
 epochs spent. For (c) also: how many trials ASHA stopped whose margin is nearest to the margin (a) ranks best: an
 early rung that compares margins before their ordering settles stops exactly those. The product's claim: (c)
@@ -32,15 +33,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clusters.session import ray_session  # noqa: E402
-from sweep import experiment as experiments  # noqa: E402
-from sweep import seeds, tuner  # noqa: E402
-from sweep import spec as spec_module  # noqa: E402
-from sweep.first_points import first_points  # noqa: E402
-from sweep.results import load_trials  # noqa: E402
-from sweep.spec import SweepSpec  # noqa: E402
-from sweep.study.grid import default_margins, label  # noqa: E402
-from sweep.trainable import RETRAIN_KEY  # noqa: E402
+from sweep.schema import spec as spec_module  # noqa: E402
+from sweep.schema.first_points import first_points  # noqa: E402
+from sweep.schema.spec import SweepSpec  # noqa: E402
+from sweep.storage import experiment as experiments  # noqa: E402
+from sweep.storage.results import load_trials  # noqa: E402
+from sweep.study.margins import default_margins, label  # noqa: E402
 from sweep.trial.config import SEARCHED_PARAMETERS, merge_overrides  # noqa: E402
+from sweep.tuning import (
+    grid_runner,  # noqa: E402
+    tuner,
+)
+from sweep.tuning.trainable import RETRAIN_KEY  # noqa: E402
 
 CLAIM_POINTS, CLAIM_EPOCH_FRACTION = 0.5, 1 / 3
 QUICK = {
@@ -91,7 +95,7 @@ def run_grid(spec: SweepSpec, storage: Path, name: str, points: list[dict[str, A
     experiment = experiments.create(spec, storage=storage, name=name)
     tuner.prepare_validation_episodes(spec, experiment)
     labelled = [{"trial_id": f"{label(p['margin'])},b={p['scale']:g}", "params": p} for p in points]
-    seeds.grid_tuner(spec, experiment, labelled, [0], storage=experiment.root, name="tune").fit()
+    grid_runner.grid_tuner(spec, experiment, labelled, [0], storage=experiment.root, name="tune").fit()
     return Method(name, trials=grid_trials(experiment, spec.objective), seconds=time.perf_counter() - started)
 
 

@@ -6,8 +6,8 @@ split onto the GPU) -> first step ... final validation -> checkpoint + report. R
 image cache and samples the episode sets, the second finds them built (the case of every trial of a sweep).
 Part 2 (--ray N): N trials of the default preset's shape through the real sweep Tuner on a local Ray cluster, one
 at a time: per trial, Tune's scheduling and the Ray worker's start (until the trainable runs), the trainable's own
-phases, and the time from the trial's start to its first step. With actor reuse (sweep.tuner) every trial after the
-first runs in the first one's worker process.
+phases, and the time from the trial's start to its first step. With actor reuse (sweep.tuning.tuner) every trial after
+the first runs in the first one's worker process.
 
     python benchmarks/trial_startup.py                      # part 1 on the default preset's trial, 1 epoch
     python benchmarks/trial_startup.py --ray 4              # and part 2 with 4 trials
@@ -42,7 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads in the trial (0: leave)")
     p.add_argument("--work-dir", type=Path, default=None, help="cache, episodes, runs (default: a temporary dir)")
     p.add_argument("--ray", type=int, default=0, metavar="N", help="also N trials through the sweep Tuner on Ray")
-    p.add_argument("--no-reuse", action="store_true", help="part 2 without actor reuse (sweep.tuner.REUSE_ACTORS)")
+    p.add_argument(
+        "--no-reuse", action="store_true", help="part 2 without actor reuse (sweep.tuning.tuner.REUSE_ACTORS)"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--launched", type=float, default=None, help=argparse.SUPPRESS)
@@ -51,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def trial_config(args: argparse.Namespace, work: Path) -> dict:
     """The default preset's trial (m = 0, its first point) with the flags' backbone, size, batch and epochs."""
-    from sweep import spec as spec_module
+    from sweep.schema import spec as spec_module
 
     spec = spec_module.load(spec_module.preset_path("default"))
     config = spec.trial_settings()
@@ -124,12 +126,12 @@ def print_process_table(runs: list[dict]) -> None:
 
 
 def run_ray(args: argparse.Namespace, count: int) -> list[dict]:
-    """Part 2: `count` trials one at a time through sweep.tuner on a local Ray cluster -> per-trial records."""
+    """Part 2: `count` trials one at a time through sweep.tuning.tuner on a local Ray cluster -> per-trial records."""
     from clusters.session import ray_session
-    from sweep import experiment as experiments
-    from sweep import spec as spec_module
-    from sweep import tuner
+    from sweep.schema import spec as spec_module
+    from sweep.storage import experiment as experiments
     from sweep.trial.phases import PHASES_DIR_ENV
+    from sweep.tuning import tuner
 
     data = spec_module.load(spec_module.preset_path("default")).model_dump(mode="json")
     data["dataset"].update(name=args.dataset, image_size=args.image_size, cache_dir=str(args.work_dir / "cache"))

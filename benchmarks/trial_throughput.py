@@ -32,6 +32,7 @@ import data  # noqa: E402
 import models  # noqa: E402
 from data.augment import NORMALIZE_MEAN, NORMALIZE_STD  # noqa: E402
 from data.geometry import stored_size  # noqa: E402
+from evaluation.device import resolve_device  # noqa: E402
 from sweep.trial import training  # noqa: E402
 
 TARGET_VS_RAW = 0.95  # issue 23: augmentation overlapped with the step (was 0.85)
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = training.resolve_device(args.device)
+    device = resolve_device(args.device)
     precision = training.resolve_precision(args.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -1,6 +1,6 @@
 """The Ray Jobs API client: submit a job with the project as its working_dir, and follow, query or stop it.
 
-What a sweep job runs is sweep.submission's business; here a job is an entrypoint plus the staged project. Its
+What a sweep job runs is sweep.workflows.submission's business; here a job is an entrypoint plus the staged project. Its
 runtime_env `working_dir` is a staging copy of the project root, with extra files (a sweep's spec) copied in, so
 `sweep`, `models`, `data`, `evaluation` import on every node as they are, and the spec travels with the code
 wherever it lives on the submitting machine. The copy holds the top-level files and the Python packages (directories

@@ -1,6 +1,6 @@
 """Fail a sweep at once when its storage is a disk that only one node of the cluster sees.
 
-(A storage path that is a URI is refused earlier, by the spec: sweep.spec.check_storage_path.) Ray Tune writes
+(A storage path that is a URI is refused earlier, by the spec: sweep.schema.spec.check_storage_path.) Ray Tune writes
 every trial's results and checkpoints to storage_path from the node the trial runs on, and a trial retried after a node
 failure reads its last checkpoint from there on another node. So on a cluster of several nodes the path must be
 reachable from every node:

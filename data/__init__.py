@@ -5,7 +5,7 @@ cache, dataset names) load without torch: the `negmargin` parser and `negmargin 
 No exported name is also a submodule name (a test checks), so an imported submodule never shadows an export.
 """
 
-import importlib
+from data.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "TrainAugment": "data.augment",
@@ -35,9 +35,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """The exported `name`, imported from its submodule on first use."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -2,7 +2,7 @@
 
 from evaluation.checkpoint import load_backbone_from_checkpoint
 from evaluation.discriminability import discriminability
-from evaluation.episodes import check_episode_labels, evaluate
+from evaluation.episode_accuracy import check_episode_labels, evaluate
 from evaluation.errors import EvaluationError
 from evaluation.features import extract_features
 from evaluation.finetune import (

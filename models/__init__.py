@@ -4,7 +4,7 @@ The names below are imported from their submodules on first use (PEP 562), so th
 backbone and loss names (`models.catalog`) loads without torch: spec validation needs only that.
 """
 
-import importlib
+from data.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "BACKBONES": "models.catalog",
@@ -26,9 +26,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """The exported `name`, imported from its submodule on first use."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

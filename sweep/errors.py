@@ -1,15 +1,17 @@
 """Errors of the sweep package: user-caused ones (one clear line, exit 2) and a training divergence."""
 
+from data.errors import UserError
 
-class SpecError(ValueError):
+
+class SpecError(UserError):
     """A sweep spec that cannot be run: names the key and the reason."""
 
 
-class TrialConfigError(ValueError):
+class TrialConfigError(UserError):
     """A trial configuration that cannot be run: names the key and the reason."""
 
 
-class ExperimentError(ValueError):
+class ExperimentError(UserError):
     """An experiment directory that is missing, incomplete or not ours."""
 
 

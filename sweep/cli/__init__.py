@@ -11,24 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from data.errors import UserError
+
 USAGE_ERROR = 2
-
-
-USER_ERRORS = (
-    ("clusters.errors", "ClusterError"),
-    ("data.errors", "DataError"),
-    ("evaluation.errors", "EvaluationError"),
-    ("models.errors", "ModelConfigError"),
-    ("sweep.errors", "SpecError"),
-    ("sweep.errors", "TrialConfigError"),
-    ("sweep.errors", "ExperimentError"),
-)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors a user can cause (printed as one line, exit code 2), among the modules loaded: a class that was never
-    imported cannot have been raised, and importing models.errors would load torch just to print a message."""
-    return tuple(getattr(sys.modules[module], name) for module, name in USER_ERRORS if module in sys.modules)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as error:
+    except UserError as error:  # every package's user errors derive from it (data/errors.py)
         print(f"negmargin: error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:

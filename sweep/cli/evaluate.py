@@ -28,7 +28,7 @@ def dataset_section(args: argparse.Namespace, trained_on: dict, image_size: int)
     """The dataset section to read: the checkpoint's recorded cache geometry (crop scale, max stored size), so the
     trial's cache is read again and not rebuilt, with the dataset, root, cache and any size the user gave."""
     from data.geometry import CROP_SCALE
-    from sweep.config_errors import checked_dataset_section
+    from sweep.schema.config_errors import checked_dataset_section
 
     crop_scale = tuple(trained_on.get("crop_scale", CROP_SCALE))
     if args.crop_scale_min is not None:
@@ -48,11 +48,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     """Run `negmargin evaluate`: print the table (and write JSON); exit status 0."""
     import data  # the command's dependencies (torch) load here, not when the CLI builds its parser
     from evaluation.checkpoint import load_backbone_from_checkpoint, training_dataset
-    from evaluation.episodes import evaluate
+    from evaluation.device import resolve_device
+    from evaluation.episode_accuracy import evaluate
     from evaluation.features import extract_features
     from evaluation.stats import mean_ci95
     from sweep.trial.checkpoints import checkpoint_file
-    from sweep.trial.training import resolve_device
 
     device = resolve_device(args.device, key="--device")
     path = checkpoint_file(args.checkpoint)

@@ -53,7 +53,7 @@ def _add_jobs_address(parser: argparse.ArgumentParser) -> None:
 def submit_command(args: argparse.Namespace) -> int:
     """Submit the sweep; unless --no-wait, follow its output and exit non-zero if it did not succeed."""
     address = jobs.resolve_address(args.address)
-    from sweep.submission import submit_sweep
+    from sweep.workflows.submission import submit_sweep
 
     job_id = submit_sweep(args.spec, address, storage=args.storage, name=args.name, promote=not args.no_promote)
     print(job_id, flush=True)

@@ -53,8 +53,8 @@ def study_command(args: argparse.Namespace) -> int:
     from sweep.study.layout import FIGURES, StudyDir
 
     if args.latest:
-        from sweep import experiment as experiments
         from sweep.errors import SpecError
+        from sweep.storage import experiment as experiments
 
         if args.experiment is not None or args.config is not None:
             raise SpecError("--latest names the experiment: give no experiment directory and no --config with it")

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sweep import experiment as experiments
-from sweep import spec as spec_module
-from sweep.experiment_lease import STALE_AFTER_S, ExperimentLease
+from sweep.schema import spec as spec_module
+from sweep.storage import experiment as experiments
+from sweep.storage.lease import STALE_AFTER_S, ExperimentLease
 
 if TYPE_CHECKING:
     from sweep.report import Report
@@ -96,7 +96,8 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
 
 
 def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Path | None, address: str | None) -> int:
-    from sweep import promote, report
+    from sweep import report
+    from sweep.workflows import promotion as promote
 
     if promote_it:
         promote.run(experiment, selections_path=selections, address=address)
@@ -113,11 +114,12 @@ def _print_report(experiment: experiments.Experiment, result: Report) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Validate everything (spec, name, address, dataset) before creating anything, then run the sweep's stages
-    not yet done (sweep.workflow): trials, promotion, report. With --experiment DIR the first call creates DIR and
+    not yet done (sweep.workflows.sweep_run): trials, promotion, report. With --experiment DIR the first call creates
+    DIR and
     every later one resumes it (the same spec required; a finished one only prints its report); without it, a new
     experiment directory under the storage. A cluster that fails before the first trial of a new experiment under
     --storage leaves no directory."""
-    from sweep import workflow
+    from sweep.workflows import sweep_run as workflow
 
     if args.storage:
         spec_module.check_storage_path(args.storage, key="--storage")
@@ -145,7 +147,7 @@ def run_command(args: argparse.Namespace) -> int:
     from clusters.session import check_session
 
     check_session(args.address)
-    from sweep import tuner  # Ray and torch load once the spec, the storage and the address are known to be good
+    from sweep.tuning import tuner  # Ray and torch load once the spec, the storage and the address are known to be good
 
     tuner.check_dataset(spec, promote=promote_it)
     try:
@@ -167,7 +169,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _print_first_points(spec: spec_module.SweepSpec) -> None:
-    from sweep.first_points import plan_first_points
+    from sweep.schema.first_points import plan_first_points
 
     points, skipped = plan_first_points(spec)
     print("First points (tried before Optuna samples):" if points else "First points: none (Optuna samples them all)")
@@ -179,7 +181,7 @@ def _print_first_points(spec: spec_module.SweepSpec) -> None:
 
 def resume_command(args: argparse.Namespace) -> int:
     """Resume the trials of an experiment, then promote and report."""
-    from sweep import tuner
+    from sweep.tuning import tuner
 
     experiment = experiments.open_existing(args.experiment)
     with ExperimentLease(experiment.root).acquire(wait_s=args.lease_wait):
@@ -190,7 +192,8 @@ def resume_command(args: argparse.Namespace) -> int:
 def promote_command(args: argparse.Namespace) -> int:
     """Promote the best trials of a finished sweep."""
     experiment = experiments.open_existing(args.experiment)
-    from sweep import promote, report
+    from sweep import report
+    from sweep.workflows import promotion as promote
 
     with ExperimentLease(experiment.root).acquire(wait_s=args.lease_wait):
         promote.run(experiment, top_k=args.top_k, selections_path=args.selections, address=args.address)
@@ -216,7 +219,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 def select_command(args: argparse.Namespace) -> int:
     """Print the current selections matching the filters."""
-    from sweep import selections
+    from sweep.storage import selections
 
     path = args.selections or selections.default_path()
     entries = selections.select(path, dataset=args.dataset, backbone=args.backbone, loss=args.loss, shot=args.shot)

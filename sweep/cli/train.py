@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from sweep.errors import DivergenceError
-from sweep.objectives import objective_value
+from sweep.schema.objectives import objective_value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

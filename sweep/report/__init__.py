@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from data.atomic import write_atomically, write_text_atomically
-from sweep.experiment import Experiment
 from sweep.report.tables import Report, assemble, build
 from sweep.report.text import pointer_lines, render
+from sweep.storage.experiment import Experiment
 
 __all__ = ["Report", "assemble", "build", "pointer_lines", "render", "write_all", "write_figure", "write_tensorboard"]
 

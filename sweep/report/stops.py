@@ -1,6 +1,7 @@
 """Why a trial ran fewer epochs than the sweep's budget, in one sentence a reader can check.
 
-ASHA (sweep.tuner) compares trials at rungs, the epochs grace_period · reduction_factor^k below the budget: a trial
+ASHA (sweep.tuning.tuner) compares trials at rungs, the epochs grace_period · reduction_factor^k below the budget: a
+trial
 arriving at a rung goes on only if it is in the top 1/reduction_factor of the trials recorded there before it. For a
 trial it stopped, the note names the rung, the trial's objective there and its place among every trial that reported
 at that epoch. A diverged trial quotes its divergence marker, a failed one the last line of Tune's error file.
@@ -12,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweep.experiment import Experiment
-from sweep.results import TrialRecord
-from sweep.spec import SweepSpec
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import Experiment
+from sweep.storage.results import TrialRecord
 from sweep.trial.checkpoints import DIVERGED_MARKER
 
 ASHA_STOP = "stopped early (ASHA)"

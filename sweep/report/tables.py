@@ -12,13 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import optuna_study, selections
-from sweep.experiment import Experiment
-from sweep.first_points import FirstPoint, plan_first_points
 from sweep.report.stops import stop_notes
-from sweep.results import TrialRecord, load_trials
-from sweep.spec import SweepSpec
+from sweep.schema.first_points import FirstPoint, plan_first_points
+from sweep.schema.spec import SweepSpec
+from sweep.storage import selections
+from sweep.storage.experiment import Experiment
+from sweep.storage.results import TrialRecord, load_trials
 from sweep.trial.config import SEARCHED_PARAMETERS
+from sweep.tuning import optuna_study
 
 
 @dataclass
@@ -30,12 +31,12 @@ class Report:
     records: list[TrialRecord]
     trials: pd.DataFrame  # one row per trial, best objective first
     promoted: pd.DataFrame  # one row per promoted trial, by rank
-    selected: list[dict[str, Any]]  # per shot: the selections entry (sweep.selections) this promotion gives
+    selected: list[dict[str, Any]]  # per shot: the selections entry (sweep.storage.selections) this promotion gives
     stops: list[dict[str, Any]]  # per trial that did not run its full budget: epoch, reason, a sentence
     optuna_numbers: dict[str, int] = field(default_factory=dict)  # Ray trial id -> Optuna trial number
 
 
-# The `start` column: where a trial's point came from when it was one of the first points (sweep.first_points).
+# The `start` column: where a trial's point came from when it was one of the first points (sweep.schema.first_points).
 START_LEGEND = (
     "start: script = the authors' run script, paper = a value of the paper, ours = our own starting point "
     "(not published), spec = the spec's points_to_evaluate; – = sampled by Optuna"
@@ -65,7 +66,7 @@ def _trial_row(
 
 def _promoted_rows(promotion: dict[str, Any] | None) -> list[dict[str, Any]]:
     """One row per promoted trial, by rank, then the baseline when it ranked below them (rank "baseline"); each with
-    its test accuracy and its paired test difference to the baseline per shot (sweep.baseline)."""
+    its test accuracy and its paired test difference to the baseline per shot (sweep.scoring.baseline)."""
     if promotion is None:
         return []
     found = promotion.get("baseline", {})
@@ -100,7 +101,7 @@ def assemble(
     promotion: dict[str, Any] | None,
     optuna_numbers: dict[str, int] | None = None,
 ) -> Report:
-    """The report of `records` (sweep.results) and `promotion` (promotion.json, or None before promotion)."""
+    """The report of `records` (sweep.storage.results) and `promotion` (promotion.json, or None before promotion)."""
     numbers = optuna_numbers or {}
     first, _ = plan_first_points(spec)
     trials = pd.DataFrame([_trial_row(record, spec, numbers.get(record.trial_id), first) for record in records])

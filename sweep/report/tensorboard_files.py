@@ -10,7 +10,7 @@
 
 Everything is written with TensorBoard's own protos and event writer (the hparams plugin's summary_v2 for the
 experiment and session starts), so no TensorFlow or torch is needed. Ray Tune writes no TensorBoard files of its
-own (sweep.tune_loggers): this directory is the only one TensorBoard finds under the experiment.
+own (sweep.tuning.tune_loggers): this directory is the only one TensorBoard finds under the experiment.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from sweep.experiment import trial_dirname
-from sweep.objectives import OBJECTIVES
 from sweep.report.stops import ASHA_STOP
 from sweep.report.tables import Report
-from sweep.results import TrialRecord
-from sweep.spec import ParameterSpace
+from sweep.schema.objectives import OBJECTIVES
+from sweep.schema.spec import ParameterSpace
+from sweep.storage.experiment import trial_dirname
+from sweep.storage.results import TrialRecord
 
 FIGURE_TAG = "sweep/accuracy_vs_margin"
 METRIC_GROUP = "whole_trial"  # tag prefix of the one-value metrics: the Scalars page sorts it after train/, val/

@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import optuna_study
-from sweep.experiment import Experiment
 from sweep.report.stops import asha_rule
 from sweep.report.tables import START_LEGEND, Report
+from sweep.storage.experiment import Experiment
+from sweep.tuning import optuna_study
 
 PARAMETER_LABELS = {"margin": "m", "scale": "β", "weight_decay": "weight decay"}
 
@@ -166,8 +166,8 @@ def pointers(experiment: Experiment) -> list[tuple[str, str, str]]:
 
 
 def gpu_packing_pointer(experiment: Experiment) -> list[tuple[str, str, str]]:
-    """With resources.gpu: auto, the GPUs per trial the probe chose and why (sweep.gpu_packing); else nothing."""
-    from sweep import gpu_packing
+    """With resources.gpu: auto, the GPUs per trial the probe chose and why (sweep.tuning.gpu_packing); else nothing."""
+    from sweep.tuning import gpu_packing
 
     decision = gpu_packing.load(experiment)
     return [("GPUs", str(experiment.gpu_packing_file), decision.describe())] if decision else []

@@ -7,22 +7,17 @@ as one Ray Tune experiment), scoring, compare (paired tests, the answer), output
 TensorBoard), runner (prepare + run). This package's own import loads neither torch nor Ray.
 """
 
-import importlib
+from data.lazy_exports import lazy_getattr
 
 _EXPORTS = {
-    "prepare": "sweep.study.runner",
-    "run": "sweep.study.runner",
+    "prepare": "sweep.study.pipeline",
+    "run": "sweep.study.pipeline",
     "StudyDir": "sweep.study.layout",
     "StudyRequest": "sweep.study.request",
-    "default_margins": "sweep.study.grid",
-    "parse_margins": "sweep.study.grid",
+    "default_margins": "sweep.study.margins",
+    "parse_margins": "sweep.study.margins",
     "render": "sweep.study.outputs",
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """The exported `name`, imported from its submodule on first use."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

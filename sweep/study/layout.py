@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.paths import episode_file_name
-from sweep.experiment import TUNE_NAME, Experiment
+from sweep.storage.experiment import TUNE_NAME, Experiment
 
 STUDY_DIR = "study"
 TABLE_FORMATS = ("md", "csv", "json")

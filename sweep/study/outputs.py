@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from data.atomic import write_text_atomically
-from sweep.promote import plain_json
 from sweep.report.text import format_number, markdown_table, with_ci
+from sweep.scoring.checkpoint_scores import plain_json
 from sweep.study.compare import DISCRIMINABILITY
 from sweep.study.layout import FIGURES, StudyDir
 from sweep.study.scoring import DOMAINS

@@ -13,12 +13,12 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
-from sweep.config_errors import describe_validation_error
 from sweep.errors import ExperimentError, SpecError
-from sweep.experiment import Experiment
-from sweep.spec import SweepSpec
-from sweep.study.grid import checked_margins, default_margins
+from sweep.schema.config_errors import describe_validation_error
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import Experiment
 from sweep.study.layout import StudyDir
+from sweep.study.margins import checked_margins, default_margins
 from sweep.trial.config import SEARCHED_PARAMETERS, Strict, TrialConfig, TrialSettings
 
 DEFAULT_HOLDOUT_FRACTION = 0.1
@@ -69,7 +69,7 @@ def selected_point(experiment: Experiment, spec: SweepSpec) -> tuple[dict[str, A
         return _complete(best["params"], spec), f"promoted trial {best['trial_id']} (rank 1 by {spec.objective})"
     if not spec.searched() and not experiment.tune_dir.is_dir():  # a study's own experiment (--config): no sweep
         return _complete(spec.fixed(), spec), "the experiment's fixed configuration"
-    from sweep.results import load_trials, ranked
+    from sweep.storage.results import load_trials, ranked
 
     records = ranked(load_trials(experiment, spec))
     if not records:
@@ -103,7 +103,7 @@ def spec_for_config(config: TrialConfig, name: str, storage: str, promotion: dic
     data = {**settings, "loss": loss, "name": name, "search": search, "num_samples": 1, "storage_path": storage}
     data["objective"] = objective
     data["promotion"] = {key: value for key, value in (promotion or {}).items() if value is not None}
-    from sweep.spec import parse
+    from sweep.schema.spec import parse
 
     return parse(data, source="--config")
 

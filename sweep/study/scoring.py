@@ -1,8 +1,8 @@
 """Scoring a study's runs: the experiment's fixed novel test episodes, fixed episodes over the held-out base images,
 and the paper's discriminability (Eq. 2–4) of both feature sets.
 
-The novel episodes are promotion's (sweep.promote.test_episode_set: the study is a promotion step and may read the
-test split); the base ones are drawn once over the held-out part (data.split_base, the same part the runs were
+The novel episodes are promotion's (sweep.workflows.promotion.test_episode_set: the study is a promotion step and may
+read the test split); the base ones are drawn once over the held-out part (data.split_base, the same part the runs were
 trained without) and saved in study/episodes. Every run is scored on the same episodes with the same fine-tuning
 seed, so the comparisons between margins are paired. A run's scores are saved in study/scores and reused while its
 best checkpoint is the same.
@@ -20,14 +20,14 @@ import torch
 
 import data
 import evaluation
-from sweep import promote
 from sweep.errors import SpecError
-from sweep.experiment import Experiment
-from sweep.spec import SweepSpec
-from sweep.study.grid import label
+from sweep.schema.spec import SweepSpec
+from sweep.scoring import checkpoint_scores
+from sweep.storage.experiment import Experiment
 from sweep.study.layout import StudyDir
+from sweep.study.margins import label
 from sweep.study.request import BASE_EPISODE_SEED_OFFSET, StudyRequest
-from sweep.study.training import MarginRun, holdout_spec
+from sweep.study.tune_grid import MarginRun, holdout_spec
 
 DOMAINS = ("novel", "base")  # base = the held-out base images
 
@@ -108,7 +108,7 @@ def domains(spec: SweepSpec, experiment: Experiment, study: StudyDir, request: S
         )
         for shot in promotion.shots
     }
-    novel_sets = {shot: promote.test_episode_set(spec, experiment, novel, shot) for shot in promotion.shots}
+    novel_sets = {shot: checkpoint_scores.test_episode_set(spec, experiment, novel, shot) for shot in promotion.shots}
     return {
         "novel": Domain("novel", novel.images, novel.labels, novel_sets),
         "base": Domain("base", held.images, held.labels, base_sets),
@@ -119,9 +119,9 @@ def score_run(run: MarginRun, domains: dict[str, Domain], spec: SweepSpec, devic
     """Features of every domain under the run's best checkpoint, its episodes fine-tuned, its discriminability."""
     images = {name: domain.images for name, domain in domains.items()}
     checkpoint = cast(Path, run.checkpoint)  # scores_of scores the runs that have one
-    features, head = promote.checkpoint_features(checkpoint, images, device)
+    features, head = checkpoint_scores.checkpoint_features(checkpoint, images, device)
     accuracies = {
-        name: promote.score_features(features[name], domain.labels, domain.episode_sets, head, spec, device)
+        name: checkpoint_scores.score_features(features[name], domain.labels, domain.episode_sets, head, spec, device)
         for name, domain in domains.items()
     }
     separation = {name: evaluation.discriminability(features[name], domain.labels) for name, domain in domains.items()}

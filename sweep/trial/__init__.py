@@ -4,7 +4,7 @@
 (`sweep.trial.config`, `sweep.trial.checkpoints`) load without torch: the spec and `sweep report` need only those.
 """
 
-import importlib
+from data.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "TrialConfig": "sweep.trial.config",
@@ -15,9 +15,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """The exported `name`, imported from its submodule on first use."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

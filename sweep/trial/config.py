@@ -41,10 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from data.section import DatasetConfig
 from models.catalog import BACKBONES, LOSS_NAMES, LOSSES
-from sweep.config_errors import describe_validation_error
 from sweep.errors import TrialConfigError
-from sweep.objectives import OBJECTIVES, ObjectiveName
-from sweep.yaml_files import read_yaml_document
+from sweep.schema.config_errors import describe_validation_error
+from sweep.schema.objectives import OBJECTIVES, ObjectiveName
+from sweep.schema.yaml_files import read_yaml_document
 
 SEARCHED_PARAMETERS = ("margin", "scale", "weight_decay", "drop_rate", "dropblock_size")
 _DEVICE_NAMES = ("auto", "cpu", "cuda")
@@ -78,8 +78,8 @@ class ValidationConfig(Strict):
 class TrialSettings(Strict):
     """Everything of a trial but its searched hyperparameters: the part a sweep spec shares with a trial config.
 
-    `TrialConfig` adds the searched values (margin, β, weight decay, DropBlock); `sweep.spec.SweepSpec` adds how to
-    search them. A key added here is a trial key and a sweep key at once.
+    `TrialConfig` adds the searched values (margin, β, weight decay, DropBlock); `sweep.schema.spec.SweepSpec` adds how
+    to search them. A key added here is a trial key and a sweep key at once.
     """
 
     dataset: DatasetConfig

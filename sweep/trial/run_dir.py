@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from data.atomic import write_atomically, write_text_atomically
 from sweep.errors import TrialConfigError
-from sweep.objectives import objective_value, selection_score
+from sweep.schema.objectives import objective_value, selection_score
 from sweep.trial.checkpoints import (
     best_checkpoint_path,
     epoch_checkpoint_path,

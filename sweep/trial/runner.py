@@ -19,6 +19,7 @@ from torch import nn
 import data
 import evaluation
 import models
+from evaluation.device import resolve_device
 from sweep.errors import DivergenceError, TrialConfigError
 from sweep.trial import phases
 from sweep.trial.config import TrialConfig
@@ -28,7 +29,6 @@ from sweep.trial.training import (
     Precision,
     build_optimizer,
     build_scheduler,
-    resolve_device,
     resolve_precision,
     train_epoch,
 )

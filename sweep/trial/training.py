@@ -1,7 +1,7 @@
 """Pretraining pieces of a trial: device/precision, optimizer and schedule, batches from the cache, the step itself.
 
 `train_epoch` (its `augmented_batches` and `optimize_step`) is the one training code path: sweep.trial runs it, the
-GPU probe (sweep.gpu_probe) measures it, and benchmarks/trial_throughput.py times it.
+GPU probe (sweep.tuning.gpu_probe) measures it, and benchmarks/trial_throughput.py times it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweep.errors import DivergenceError, TrialConfigError
+from sweep.errors import DivergenceError
 from sweep.trial import phases
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -42,22 +42,6 @@ class Precision:
         if self.autocast_dtype is None:
             return nullcontext()
         return torch.autocast(device.type, dtype=self.autocast_dtype)
-
-
-def resolve_device(name: str, *, key: str = "device") -> torch.device:
-    """The torch.device of a device name, for trials, promotion and `negmargin evaluate` alike: "auto" -> cuda if
-    available else cpu; an unknown name or "cuda[:N]" without that GPU -> TrialConfigError naming `key`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrialConfigError(f"{key}: {name!r} is not a device (auto, cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrialConfigError(f"{key}: {name!r} asked for, but no CUDA device is available")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise TrialConfigError(f"{key}: {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
-    return device
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:

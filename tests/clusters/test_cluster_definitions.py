@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweep import spec as spec_module
 from sweep.cli import build_parser, sweeps
-from sweep.experiment_lease import HEARTBEAT_S, STALE_AFTER_S
+from sweep.schema import spec as spec_module
+from sweep.storage.lease import HEARTBEAT_S, STALE_AFTER_S
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
 LAUNCHER_CONFIGS = ["aws.yaml", "gcp.yaml"]

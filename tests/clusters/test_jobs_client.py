@@ -9,10 +9,10 @@ import yaml
 
 from clusters import jobs
 from clusters.errors import ClusterError
-from sweep import submission
 from sweep.cli import cluster as cluster_cli
 from sweep.cli import jobs as jobs_cli
 from sweep.errors import SpecError
+from sweep.workflows import submission
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from clusters import jobs
 from clusters.errors import ClusterError
 from clusters.local import cluster as local
-from sweep import submission
+from sweep.workflows import submission
 
 from helpers.clusters import cli, dashboard_get, nodes, start_cluster, wait_for
 

@@ -21,10 +21,13 @@ import yaml
 
 from clusters import jobs
 from clusters.local import cluster as local
-from sweep import experiment as experiments
-from sweep import optuna_study, selections, submission, workflow
-from sweep.experiment_lease import holder_of
-from sweep.results import load_trials
+from sweep.storage import experiment as experiments
+from sweep.storage import selections
+from sweep.storage.lease import holder_of
+from sweep.storage.results import load_trials
+from sweep.tuning import optuna_study
+from sweep.workflows import submission
+from sweep.workflows import sweep_run as workflow
 
 from helpers.clusters import (
     checkpointed_epochs,

@@ -17,9 +17,9 @@ import data
 from data import DataError, build_dataset, load_split
 from data.readers import base as base_readers
 from data.readers import minimagenet
-from sweep import spec as spec_module
-from sweep.first_points import first_points
-from sweep.published import starting_points
+from sweep.schema import spec as spec_module
+from sweep.schema.first_points import first_points
+from sweep.schema.published import starting_points
 from sweep.trial.config import TrialConfig
 
 from helpers.datasets import (

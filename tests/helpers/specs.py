@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from sweep import spec as spec_module
+from sweep.schema import spec as spec_module
 
 FULL_SEARCH = {
     "margin": {"uniform": [-0.5, 0.3]},

@@ -30,8 +30,8 @@ import yaml
 from PIL import Image
 
 import models
-from sweep import experiment as experiments
-from sweep import spec as spec_module
+from sweep.schema import spec as spec_module
+from sweep.storage import experiment as experiments
 
 from helpers.specs import full_search_spec_data
 from helpers.trials import tiny_config
@@ -183,7 +183,8 @@ def _mini_pickles(content: Callable[[Path], object]) -> Callable:
 
 
 def _experiment(command: str, damage: Callable[[Path], None] | None = None, *extra: str) -> Callable:
-    """`sweep COMMAND EXP` on an experiment made by sweep.experiment.create (spec and episodes), then `damage`d."""
+    """`sweep COMMAND EXP` on an experiment made by sweep.storage.experiment.create (spec and episodes), then
+    `damage`d."""
 
     def build(case: Path, glyphs: Path) -> tuple[list[str], dict[str, str]]:
         spec = spec_module.parse(_default_spec(glyphs, case))

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import evaluation
-from sweep import baseline
-from sweep import spec as spec_module
 from sweep.report.text import baseline_line
-from sweep.results import TrialRecord
+from sweep.schema import spec as spec_module
+from sweep.scoring import baseline
+from sweep.storage.results import TrialRecord
 
 from helpers.specs import full_search_spec_data
 

@@ -12,8 +12,9 @@ import yaml
 
 import data
 import evaluation
-from sweep import calibration, calibration_table
 from sweep.cli import main
+from sweep.report import calibration_table
+from sweep.workflows import calibration
 
 SETTINGS = {
     "dataset.name": "glyphs",

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from sweep.experiment_lease import LEASE_LOST_EXIT, ExperimentLease, LeaseHeldError
+from sweep.storage.lease import LEASE_LOST_EXIT, ExperimentLease, LeaseHeldError
 
 from helpers.clusters import wait_for
 
 HOLDER = """
 import sys, time
-from sweep.experiment_lease import ExperimentLease
+from sweep.storage.lease import ExperimentLease
 lease = ExperimentLease(sys.argv[1], heartbeat_s=0.2, stale_after_s=float(sys.argv[2]))
 lease.acquire(wait_s=float(sys.argv[3]))
 print("holding", flush=True)
@@ -106,7 +106,7 @@ def test_the_lease_of_a_killed_driver_on_this_host_is_taken_over_at_once(tmp_pat
 
 RACER = """
 import sys
-from sweep.experiment_lease import ExperimentLease, LeaseHeldError
+from sweep.storage.lease import ExperimentLease, LeaseHeldError
 try:
     ExperimentLease(sys.argv[1], heartbeat_s=0.2, stale_after_s=5.0).acquire()
     print("won", flush=True)

@@ -4,12 +4,12 @@ experiment and the report, and the probe itself: the spec's real trial step as a
 import pytest
 
 from clusters.session import ray_session
-from sweep import experiment as experiments
-from sweep import gpu_packing
-from sweep import spec as spec_module
-from sweep.gpu_packing import CUDA_CONTEXT_BYTES, PackingDecision, decide
-from sweep.gpu_probe import ProbeFigures, busy_microseconds
 from sweep.report.text import pointer_lines
+from sweep.schema import spec as spec_module
+from sweep.storage import experiment as experiments
+from sweep.tuning import gpu_packing
+from sweep.tuning.gpu_packing import CUDA_CONTEXT_BYTES, PackingDecision, decide
+from sweep.tuning.gpu_probe import ProbeFigures, busy_microseconds
 
 GIB = 2**30
 H200 = 141 * GIB  # bytes a 141 GB card reports

@@ -1,6 +1,6 @@
 from typing import get_args
 
-from sweep.objectives import OBJECTIVES, ObjectiveName
+from sweep.schema.objectives import OBJECTIVES, ObjectiveName
 
 
 def test_objective_name_lists_exactly_the_objectives():

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from clusters.session import ray_session
-from sweep import experiment as experiments
-from sweep import spec as spec_module
-from sweep.first_points import plan_first_points
-from sweep.objectives import OBJECTIVES, SELECTION_SCORE
-from sweep.published import STARTING_POINTS, Setting
-from sweep.space import trial_config
+from sweep.schema import spec as spec_module
+from sweep.schema.first_points import plan_first_points
+from sweep.schema.objectives import OBJECTIVES, SELECTION_SCORE
+from sweep.schema.published import STARTING_POINTS, Setting
+from sweep.storage import experiment as experiments
 from sweep.trial.config import SEARCHED_PARAMETERS, TrialConfig
-from sweep.tuner import build_tuner
+from sweep.tuning.space import trial_config
+from sweep.tuning.tuner import build_tuner
 
 from helpers.specs import full_search_spec_data
 

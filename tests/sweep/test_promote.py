@@ -13,7 +13,7 @@ import data
 import evaluation
 import evaluation.finetune
 import models
-from sweep.promote import score_checkpoint
+from sweep.scoring.checkpoint_scores import score_checkpoint
 
 SPEC = SimpleNamespace(seed=0, promotion=SimpleNamespace(finetune_epochs=2))
 

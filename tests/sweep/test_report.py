@@ -1,7 +1,7 @@
 """The report of a sweep as a person reads it: the text (answer first), TensorBoard (read back by TensorBoard's own
 data provider and HParams backend, as the server does), and the accuracy-versus-margin figure.
 
-The trials here are made up (sweep.results.TrialRecord with Tune-like histories), so every value is known; the
+The trials here are made up (sweep.storage.results.TrialRecord with Tune-like histories), so every value is known; the
 real-sweep versions of these checks are in test_sweep_end_to_end.py.
 """
 
@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from tensorboard.plugins.hparams import api_pb2
 
-from sweep import experiment as experiments
 from sweep import report
 from sweep.report import figure, tensorboard_files
-from sweep.results import TrialRecord
+from sweep.storage import experiment as experiments
+from sweep.storage.results import TrialRecord
 from sweep.trial.checkpoints import DIVERGED_MARKER
 
 from helpers import tensorboard as board

@@ -4,9 +4,9 @@ import pickle
 
 import optuna
 
-from sweep import experiment as experiments
-from sweep import optuna_study, tuner
-from sweep.optuna_study import EPOCHS_RUN, STOP_REASON
+from sweep.storage import experiment as experiments
+from sweep.tuning import optuna_study, tuner
+from sweep.tuning.optuna_study import EPOCHS_RUN, STOP_REASON
 
 from helpers.specs import full_search_spec
 

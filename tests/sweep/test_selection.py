@@ -8,13 +8,13 @@ import pytest
 import torch
 import yaml
 
-from sweep import experiment as experiments
-from sweep import spec as spec_module
-from sweep.results import load_trials, ranked
-from sweep.trainable import TuneReporter
+from sweep.schema import spec as spec_module
+from sweep.storage import experiment as experiments
+from sweep.storage.results import load_trials, ranked
 from sweep.trial.checkpoints import best_checkpoint_path, load_checkpoint
 from sweep.trial.run_dir import RunDirReporter
-from sweep.tuner import _run_config
+from sweep.tuning.trainable import TuneReporter
+from sweep.tuning.tuner import _run_config
 
 # (val_acc_1shot, val_acc_5shot) per validation epoch. Trial "a" peaks at epoch 1 on 1-shot but epoch 2 on 5-shot;
 # trial "b" ties on 5-shot at epochs 1 and 2 (the earliest wins, as the published strict >).
@@ -99,7 +99,7 @@ def test_without_selection_metric_the_objective_selects(tmp_path, local_ray):
 def test_only_checkpoints_from_selection_from_epoch_on_may_be_the_best(tmp_path, local_ray):
     """With selection_from_epoch 2, trial a's 1-shot peak at epoch 1 is not eligible: its best is epoch 3, and Tune
     kept that checkpoint; promotion records the eligible epochs."""
-    from sweep.promote import eligible_epochs
+    from sweep.workflows.promotion import eligible_epochs
 
     experiment = run_scripted_sweep(tmp_path, None, selection_from_epoch=2)
     records = {r.params["margin"]: r for r in load_trials(experiment)}

@@ -4,12 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sweep import selections
+from sweep.storage import selections
 
 MERGER = """
 import sys
 from pathlib import Path
-from sweep import selections
+from sweep.storage import selections
 path, worker = Path(sys.argv[1]), sys.argv[2]
 for shot in range(40):
     entry = {"dataset": f"d-{worker}", "backbone": "conv4", "loss": "neg-cosine", "shot": shot, "params": {}}

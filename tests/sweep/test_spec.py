@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweep import spec as spec_module
 from sweep.errors import SpecError
-from sweep.experiment import Experiment
-from sweep.first_points import first_points
-from sweep.published import STARTING_POINTS
-from sweep.space import optuna_space, trial_config
+from sweep.schema import spec as spec_module
+from sweep.schema.first_points import first_points
+from sweep.schema.published import STARTING_POINTS
+from sweep.storage.experiment import Experiment
 from sweep.trial.config import TrialConfig, TrialSettings
+from sweep.tuning.space import optuna_space, trial_config
 
 from helpers.specs import full_search_spec, full_search_spec_data
 

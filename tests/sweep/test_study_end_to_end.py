@@ -17,13 +17,13 @@ import torch
 import yaml
 
 import data
-from sweep import experiment as experiments
-from sweep import promote
 from sweep.cli import main
-from sweep.results import load_trials, ranked
+from sweep.storage import experiment as experiments
+from sweep.storage.results import load_trials, ranked
 from sweep.study import scoring
 from sweep.study.layout import StudyDir
 from sweep.study.request import StudyRequest
+from sweep.workflows import promotion as promote
 
 from helpers.trials import BASE_CLASSES, tiny_config, write_tiny_imagefolder
 

@@ -4,13 +4,13 @@ import pytest
 import torch
 import yaml
 
-from sweep import experiment as experiments
-from sweep import spec as spec_module
 from sweep.cli import main
 from sweep.errors import ExperimentError, SpecError
+from sweep.schema import spec as spec_module
+from sweep.storage import experiment as experiments
 from sweep.study import compare
-from sweep.study.grid import checked_margins, default_margins, parse_margins
 from sweep.study.layout import StudyDir
+from sweep.study.margins import checked_margins, default_margins, parse_margins
 from sweep.study.request import build_request, resolve_request, save_request
 from sweep.study.scoring import RunScores
 

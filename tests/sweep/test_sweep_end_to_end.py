@@ -17,13 +17,16 @@ import yaml
 
 import data
 import evaluation
-from sweep import baseline, promote, seeds, selections
-from sweep import experiment as experiments
-from sweep import spec as spec_module
 from sweep.cli import main
 from sweep.report import tensorboard_files
-from sweep.results import load_trials
+from sweep.schema import spec as spec_module
+from sweep.scoring import baseline
+from sweep.storage import experiment as experiments
+from sweep.storage import selections
+from sweep.storage.results import load_trials
 from sweep.trial.checkpoints import CHECKPOINT_FILE, checkpoint_file
+from sweep.workflows import extra_seeds as seeds
+from sweep.workflows import promotion as promote
 
 from helpers import tensorboard as board
 from helpers.datasets import section

@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from data import DataError
+from evaluation.errors import EvaluationError
 from sweep import trial
 from sweep.errors import DivergenceError, TrialConfigError
 from sweep.trial.config import TrialConfig
@@ -217,7 +218,7 @@ def test_config_from_yaml_with_published_defaults_and_dotted_overrides(tmp_path)
 def test_cuda_without_a_gpu_is_a_config_error(dataset_root):
     root, cache = dataset_root
     config = TrialConfig.from_dict(tiny_config(root, cache), {"device": "cuda"})
-    with pytest.raises(TrialConfigError, match="device: .*no CUDA device"):
+    with pytest.raises(EvaluationError, match="device: .*no CUDA device"):
         trial.run(config, ListReporter())
 
 

@@ -1,14 +1,14 @@
-"""sweep.workflow without a cluster: which directories `sweep run --experiment` may start or resume, spec changes
-named by key, the stages recorded in progress.json; the CLI refuses before any work."""
+"""sweep.workflows.sweep_run without a cluster: which directories `sweep run --experiment` may start or resume, spec
+changes named by key, the stages recorded in progress.json; the CLI refuses before any work."""
 
 import pytest
 import yaml
 
-from sweep import experiment as experiments
-from sweep import workflow
 from sweep.cli import main
 from sweep.errors import ExperimentError
-from sweep.experiment_lease import ExperimentLease
+from sweep.storage import experiment as experiments
+from sweep.storage.lease import ExperimentLease
+from sweep.workflows import sweep_run as workflow
 
 from helpers.specs import full_search_spec, full_search_spec_data
 

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from sweep import experiment as experiments
 from sweep.errors import SpecError
-from sweep.experiment import Experiment
-from sweep.spec import SweepSpec
-from sweep.study.grid import checked_margins
+from sweep.schema.spec import SweepSpec
+from sweep.storage import experiment as experiments
+from sweep.storage.experiment import Experiment
 from sweep.study.layout import StudyDir
+from sweep.study.margins import checked_margins
 from sweep.study.request import StudyRequest, build_request, config_point, resolve_request, save_request
 
 
@@ -34,8 +34,8 @@ def prepare(
     """The experiment to study (with --config a new one, made once the request is known to be good, its test
     episodes sized by `test_episodes` and `queries`) and the request; every user error is raised here, before any
     training."""
-    from sweep import tuner
     from sweep.study.scoring import check_holdout, check_novel
+    from sweep.tuning import tuner
 
     if (experiment_path is None) == (config_file is None):
         raise SpecError("give an experiment directory or --config FILE (one of them)")
@@ -78,14 +78,14 @@ def _selected(experiment: Experiment, spec: SweepSpec) -> tuple[dict[str, Any], 
 
 def run(experiment: Experiment, request: StudyRequest, address: str | None = None) -> dict[str, Any]:
     """Train every margin × seed (resuming what a previous run left), score, compare with m = 0, write study/."""
+    from evaluation.device import resolve_device
     from models.catalog import trained_loss
-    from sweep.study import compare, outputs, scoring, training
-    from sweep.trial.training import resolve_device
+    from sweep.study import compare, outputs, scoring, tune_grid
 
     spec = experiment.spec()
     study_dir = StudyDir.of(experiment)
     started = time.perf_counter()
-    runs = training.train_grid(spec, experiment, study_dir, request, address)
+    runs = tune_grid.train_grid(spec, experiment, study_dir, request, address)
     domains = scoring.domains(spec, experiment, study_dir, request)
     scores = scoring.scores_of(runs, domains, spec, study_dir, resolve_device(spec.device))
     shots = list(spec.promotion.shots)

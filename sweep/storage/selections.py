@@ -24,8 +24,8 @@ import yaml
 
 from data.atomic import file_lock, write_text_atomically
 from sweep.errors import ExperimentError
-from sweep.experiment import Experiment
-from sweep.spec import SweepSpec
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import Experiment
 
 KEY_FIELDS = ("dataset", "backbone", "loss", "shot")
 
@@ -81,8 +81,8 @@ def entries_from_promotion(spec: SweepSpec, promotion: dict[str, Any]) -> list[d
 
 def versus_baseline(promotion: dict[str, Any], trial_id: str, shot: int) -> dict[str, Any]:
     """{"baseline": which trial, "vs_baseline": the paired test difference of `trial_id` to it at `shot`, with its
-    one-line description (sweep.baseline.describe)}; the note alone when promotion had no baseline."""
-    from sweep import baseline
+    one-line description (sweep.scoring.baseline.describe)}; the note alone when promotion had no baseline."""
+    from sweep.scoring import baseline
 
     found = promotion.get("baseline", {})
     difference = found.get("differences", {}).get(trial_id, {}).get(str(shot))

@@ -1,7 +1,7 @@
 """Promotion: the top-k trials by validation → their best checkpoints → the fixed 600-episode test set.
 
 Trials are ranked by the objective at their best checkpoint, which the spec's selection metric picks
-(`SweepSpec.selection`: 5-shot validation in the paper's presets, as the published code; sweep/results.py).
+(`SweepSpec.selection`: 5-shot validation in the paper's presets, as the published code; sweep/storage/results.py).
 
 This module and the margin study (sweep.study) are the only places that read the test ("novel") split:
 `data.load_split(..., allow_test=True)`.
@@ -19,87 +19,16 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 
 import data
 from data.atomic import write_text_atomically
+from evaluation.device import resolve_device
 from sweep.errors import ExperimentError
-from sweep.experiment import Experiment
-from sweep.results import TrialRecord, load_trials, ranked
-from sweep.spec import SweepSpec
+from sweep.scoring.checkpoint_scores import accuracy_summary, plain_json, score_checkpoint, test_episode_set
+from sweep.storage.experiment import Experiment
+from sweep.storage.results import TrialRecord, load_trials, ranked
 from sweep.trial.checkpoints import checkpoint_file
-from sweep.trial.training import resolve_device
-
-TEST_EPISODE_SEED_OFFSET = 10_000  # test episodes use their own stream, never the validation one
-
-
-def test_episode_set(spec: SweepSpec, experiment: Experiment, novel: Any, shot: int) -> Any:
-    """The fixed test episode set of this experiment for `shot` (sampled once, saved, checked when reloaded)."""
-    promotion = spec.promotion
-    return data.EpisodeSet.load_or_sample(
-        experiment.test_episodes(shot),
-        novel.labels,
-        n_way=promotion.way,
-        n_shot=shot,
-        n_query=promotion.queries,
-        n_episodes=promotion.test_episodes,
-        seed=spec.seed + TEST_EPISODE_SEED_OFFSET,
-        class_names=novel.class_names,
-    )
-
-
-def checkpoint_features(
-    checkpoint: Path, images: dict[str, np.ndarray], device: torch.device
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Features [N, D] of each named uint8 image array [N, S, S, 3] under one checkpoint's backbone (extracted on
-    `device`), and the fine-tuning head settings of its loss."""
-    import evaluation
-
-    backbone, head, image_size = evaluation.load_backbone_from_checkpoint(checkpoint, device)
-    features = {
-        name: evaluation.extract_features(backbone, array, batch_size=256, device=device, image_size=image_size)
-        for name, array in images.items()
-    }
-    return features, head
-
-
-def score_features(
-    features: torch.Tensor,
-    labels: np.ndarray,
-    episode_sets: dict[int, Any],
-    head: dict[str, Any],
-    spec: SweepSpec,
-    device: torch.device,
-) -> dict[int, torch.Tensor]:
-    """Per-episode accuracies [E] of features [N, D] with labels [N] for each shot's episode set, fine-tuned as
-    promotion does (the spec's seed and promotion.finetune_epochs)."""
-    import evaluation
-
-    labels_t = torch.as_tensor(labels)
-    return {
-        shot: evaluation.evaluate(
-            features, labels_t, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, device=device, **head
-        )
-        for shot, episodes in episode_sets.items()
-    }
-
-
-def score_checkpoint(
-    checkpoint: Path, novel: Any, episode_sets: dict[int, Any], spec: SweepSpec, device: torch.device
-) -> dict[int, torch.Tensor]:
-    """Per-episode test accuracies [E] of one checkpoint file for each shot: features extracted once on `device`,
-    every episode set fine-tuned there."""
-    features, head = checkpoint_features(checkpoint, {"novel": novel.images}, device)
-    return score_features(features["novel"], novel.labels, episode_sets, head, spec, device)
-
-
-def accuracy_summary(accuracies: torch.Tensor) -> dict[str, float]:
-    """{mean, ci95, episodes} in percent of per-episode accuracies [E] in [0, 1]."""
-    import evaluation
-
-    mean, half_width = evaluation.mean_ci95(accuracies.double() * 100)
-    return {"mean": float(mean), "ci95": float(half_width), "episodes": int(accuracies.numel())}
 
 
 def _paired(
@@ -123,17 +52,6 @@ def _paired(
     return comparisons
 
 
-def plain_json(value: Any) -> Any:
-    """A JSON-ready copy of a tensor, numpy scalar or tuple (json.dumps' `default`)."""
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return [plain_json(v) for v in value]
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 def _entry(
     record: Any, rank: int | str, accuracies: dict[int, torch.Tensor], selection_from_epoch: int
 ) -> dict[str, Any]:
@@ -151,8 +69,8 @@ def _entry(
 
 
 def eligible_epochs(record: Any, selection_from_epoch: int) -> list[int]:
-    """The validated epochs whose checkpoints could be a trial's best (sweep.results.eligible_rows)."""
-    from sweep.results import eligible_rows
+    """The validated epochs whose checkpoints could be a trial's best (sweep.storage.results.eligible_rows)."""
+    from sweep.storage.results import eligible_rows
 
     history = eligible_rows(record.history, selection_from_epoch)
     return sorted(int(epoch) for epoch in history["epoch"]) if "epoch" in history else []
@@ -163,7 +81,7 @@ def _baseline_section(
 ) -> dict[str, Any]:
     """promotion.json's "baseline": which trial, its scores, and every promoted trial's paired difference to it per
     shot (over its seeds when promotion retrained some)."""
-    from sweep import baseline
+    from sweep.scoring import baseline
 
     if found is None:
         return {"note": note}
@@ -185,7 +103,10 @@ def run(
 ) -> dict[str, Any]:
     """Score the top-k trials and the baseline on the test episodes; write promotion.json, merge the selections
     file; return it."""
-    from sweep import baseline, seeds, selections
+    from sweep.scoring import baseline
+    from sweep.storage import selections
+    from sweep.tuning.grid_runner import SeedRun
+    from sweep.workflows import extra_seeds as seeds
 
     spec = experiment.spec()
     records = load_trials(experiment, spec)
@@ -216,7 +137,7 @@ def run(
     if spec.promotion.extra_seeds:
         retrained = results + ([baseline_entry] if baseline_entry else [])
 
-        def test_means(run: seeds.SeedRun) -> dict[int, float]:
+        def test_means(run: SeedRun) -> dict[int, float]:
             checkpoint = cast(Path, run.checkpoint)  # add_seed_results asks only for the runs that have one
             accuracies = score_checkpoint(checkpoint, novel, episode_sets, spec, device)
             scored[run.trial_id].append(accuracies)

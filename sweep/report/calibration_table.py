@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 import evaluation
-from sweep.calibration import CHECKPOINT_KINDS, RunResult
-from sweep.objectives import objective_value
+from sweep.schema.objectives import objective_value
+from sweep.workflows.calibration import CHECKPOINT_KINDS, RunResult
 
 REGIME_POINTS = 2.0  # the best negative margin beats m = 0 by at least this many points at every shot ...
 REGIME_P = 0.01  # ... with a pooled paired t p-value below this, and positive on every seed

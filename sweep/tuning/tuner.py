@@ -1,8 +1,9 @@
 """Ray Tune + Optuna: run the trials of a sweep across a Ray cluster, and resume an interrupted sweep.
 
 Each trial is `sweep.trial.run` with a reporter that calls `ray.tune.report(metrics, checkpoint=…)`; Optuna's TPE
-sampler (seeded, stored in `<experiment>/optuna.db`) proposes the points after the first points (sweep.first_points:
-the setting's starting points of sweep.published, then the spec's own); Tune keeps checkpoints by the spec's
+sampler (seeded, stored in `<experiment>/optuna.db`) proposes the points after the first points
+(sweep.schema.first_points:
+the setting's starting points of sweep.schema.published, then the spec's own); Tune keeps checkpoints by the spec's
 selection metric; ASHA (time_attr = epoch) stops weak trials early; a trial that fails is retried from its last
 checkpoint.
 """
@@ -15,12 +16,12 @@ from typing import Any
 
 from clusters.session import alive_nodes, ray_session
 from clusters.storage import check_storage_reachable
-from sweep import space, trainable
 from sweep.errors import ExperimentError, SpecError
-from sweep.experiment import TUNE_NAME, Experiment, trial_dirname
-from sweep.first_points import first_points
-from sweep.objectives import SELECTION_SCORE
-from sweep.spec import SweepSpec
+from sweep.schema.first_points import first_points
+from sweep.schema.objectives import SELECTION_SCORE
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import TUNE_NAME, Experiment, trial_dirname
+from sweep.tuning import space, trainable
 
 # A trial that ends hands its Ray worker to the next one: imports, CUDA context, cuDNN autotuning and torch.optim's
 # first-use import of torch._dynamo (~2 s) are paid once per worker, not once per trial (benchmarks/trial_startup.py).
@@ -37,10 +38,10 @@ def _check_storage(experiment: Experiment) -> None:
 
 def _searcher(spec: SweepSpec, experiment: Experiment) -> Any:
     """Seeded TPE over the spec's space in the experiment's SQLite study (named after the experiment), each Optuna
-    trial linked to its Ray trial (sweep.searcher)."""
+    trial linked to its Ray trial (sweep.tuning.searcher)."""
     import optuna
 
-    from sweep.searcher import LinkedOptunaSearch
+    from sweep.tuning.searcher import LinkedOptunaSearch
 
     return LinkedOptunaSearch(
         space=space.optuna_space(spec),
@@ -59,7 +60,7 @@ def _run_config(spec: SweepSpec, experiment: Experiment) -> Any:
     """Tune's results and checkpoints under <exp>/tune: JSON and CSV results, no TensorBoard files of Tune's own."""
     from ray import tune
 
-    from sweep.tune_loggers import result_loggers
+    from sweep.tuning.tune_loggers import result_loggers
 
     return tune.RunConfig(
         name=TUNE_NAME,
@@ -188,7 +189,7 @@ def prepare_validation_episodes(spec: SweepSpec, experiment: Experiment) -> None
 
 
 def run(spec: SweepSpec, experiment: Experiment, address: str | None = None) -> Experiment:
-    """Run the sweep's trials into `experiment` (made by sweep.experiment.create) and wait for them."""
+    """Run the sweep's trials into `experiment` (made by sweep.storage.experiment.create) and wait for them."""
     prepare_validation_episodes(spec, experiment)
     with ray_session(address):
         _check_storage(experiment)

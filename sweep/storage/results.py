@@ -10,9 +10,9 @@ from typing import Any, cast
 import pandas as pd
 
 from sweep.errors import ExperimentError
-from sweep.experiment import Experiment
-from sweep.objectives import SELECTION_SCORE, objective_value
-from sweep.spec import SweepSpec
+from sweep.schema.objectives import SELECTION_SCORE, objective_value
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import Experiment
 from sweep.trial.checkpoints import DIVERGED_MARKER
 from sweep.trial.config import SEARCHED_PARAMETERS
 
@@ -60,7 +60,7 @@ def _with_metric(history: pd.DataFrame, name: str) -> pd.DataFrame:
 
 def eligible_rows(history: pd.DataFrame, selection_from_epoch: int) -> pd.DataFrame:
     """The validation reports whose checkpoints may be the trial's best: those of epochs >= selection_from_epoch,
-    or, for a trial stopped before that epoch, all of them (sweep.objectives.selection_score ranks them so)."""
+    or, for a trial stopped before that epoch, all of them (sweep.schema.objectives.selection_score ranks them so)."""
     if "epoch" not in history or history.empty:
         return history
     eligible = history[history["epoch"] >= selection_from_epoch]

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sweep.objectives import OBJECTIVES
-from sweep.published import ORIGIN_LABELS, starting_points
-from sweep.spec import SweepSpec
+from sweep.schema.objectives import OBJECTIVES
+from sweep.schema.published import ORIGIN_LABELS, starting_points
+from sweep.schema.spec import SweepSpec
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class FirstPoint:
     """A point Optuna tries before sampling: a value for every searched parameter, and where it comes from."""
 
     params: dict[str, Any]
-    origin: str  # sweep.published origins ("script", "paper", "ours") or "spec" (the spec's points_to_evaluate)
+    origin: str  # sweep.schema.published origins ("script", "paper", "ours") or "spec" (the spec's points_to_evaluate)
     reference: str
 
     def describe(self) -> str:
@@ -29,7 +29,7 @@ class FirstPoint:
 def plan_first_points(spec: SweepSpec) -> tuple[list[FirstPoint], list[str]]:
     """(the points Optuna tries first, in order; why a starting point of this setting is not among them).
 
-    First the setting's starting points (sweep.published: the published configuration(s), or our own where none
+    First the setting's starting points (sweep.schema.published: the published configuration(s), or our own where none
     is published, for the objective's shots), then the spec's `points_to_evaluate`. Each is restricted to the
     searched parameters and must give every one of them a value inside the spec's space (Ray's OptunaSearch
     refuses a point whose dimensions differ from the space's); a starting point that does not fit is left out,

@@ -2,11 +2,11 @@
 call and resumes it on every later one, so a scheduler (a RayJob's backoffLimit, a Kubernetes Job, Slurm's requeue,
 cron) may simply repeat the command after losing the driver or the whole cluster.
 
-Each call, holding the experiment's lease (sweep.experiment_lease) from start to end, runs the stages not yet done:
+Each call, holding the experiment's lease (sweep.storage.lease) from start to end, runs the stages not yet done:
     trials     a new sweep (no restorable Ray Tune state), or Tune's saved state restored: finished trials kept,
                unfinished ones continued from their checkpoints, the Optuna study continued
-    promotion  the top-k trials on the test episodes (extra-seed retraining resumed, sweep.seeds), when promoting
-    report     report.md, the figure and the TensorBoard files
+    promotion  the top-k trials on the test episodes (extra-seed retraining resumed, sweep.workflows.extra_seeds), when
+    promoting report     report.md, the figure and the TensorBoard files
 and records each in progress.json (written atomically once the stage has finished), so a stage that a dead driver
 left half done runs again, and a stage done is never redone. A call that finds every stage done prints the report and
 touches nothing. The spec must be the one the experiment was started with (a changed one is one ExperimentError line,
@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from data.atomic import write_text_atomically
-from sweep import experiment as experiments
 from sweep.errors import ExperimentError
-from sweep.experiment import Experiment
-from sweep.experiment_lease import LEASE_DIR
-from sweep.spec import SweepSpec
+from sweep.schema.spec import SweepSpec
+from sweep.storage import experiment as experiments
+from sweep.storage.experiment import Experiment
+from sweep.storage.lease import LEASE_DIR
 
 PROGRESS_FILE = "progress.json"
 TRIALS, PROMOTION, REPORT = "trials", "promotion", "report"
@@ -116,7 +116,7 @@ def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log
     """Start the sweep's trials, or restore and continue them from Ray Tune's saved state."""
     from ray import tune
 
-    from sweep import optuna_study, tuner
+    from sweep.tuning import optuna_study, tuner
 
     if experiment.tune_dir.is_dir() and tune.Tuner.can_restore(str(experiment.tune_dir)):
         known = saved_trial_ids(experiment)
@@ -157,10 +157,10 @@ def start_or_resume(
 ) -> tuple[Experiment, Any]:
     """Run whatever stages of the sweep at `root` are not done yet, holding its lease; (experiment, report).
 
-    `spec` is validated and absolute (sweep.spec.with_absolute_paths); `before_trials` runs once the experiment
+    `spec` is validated and absolute (sweep.schema.spec.with_absolute_paths); `before_trials` runs once the experiment
     exists and before its first stage (the CLI prints the first points there)."""
     from sweep import report as reports
-    from sweep.experiment_lease import ExperimentLease
+    from sweep.storage.lease import ExperimentLease
 
     root = root.expanduser().resolve()
     existing = check_can_hold(root, spec)
@@ -186,7 +186,7 @@ def start_or_resume(
             run_trials(spec, experiment, address, log)
             mark_done(experiment, TRIALS)
         if promote and PROMOTION not in done:
-            from sweep import promote as promotion
+            from sweep.workflows import promotion as promotion
 
             promotion.run(experiment, selections_path=selections, address=address)
             mark_done(experiment, PROMOTION)

@@ -3,7 +3,8 @@
 Margins × training seeds of one configuration (the spec's fixed values, or given ones), all else fixed, each run
 to its full budget by the product's own trial (`sweep.trial.run`), its final checkpoint and its best-by-validation
 checkpoint (the spec's selection metric among the epochs from selection_from_epoch on, the earliest of equal ones,
-as a sweep selects) both scored as promotion scores one (`sweep.promote.score_checkpoint`) on the same fixed novel
+as a sweep selects) both scored as promotion scores one (`sweep.workflows.promotion.score_checkpoint`) on the same
+fixed novel
 test episodes (the spec's promotion settings, test stream seed + 10 000). Every m ≠ 0 is compared with m = 0 of the
 same seed, episode by episode (paired t and Wilcoxon), per seed and pooled over seeds; the per-epoch validation
 curves say when the ranking of the margins settles (where an ASHA rung may sit).
@@ -29,17 +30,17 @@ import torch
 import yaml
 
 import data
-from sweep import promote
-from sweep import spec as spec_module
+from evaluation.device import resolve_device
 from sweep.errors import SpecError
-from sweep.experiment import Experiment
-from sweep.objectives import selection_score
-from sweep.space import trial_config
-from sweep.spec import SweepSpec
+from sweep.schema import spec as spec_module
+from sweep.schema.objectives import selection_score
+from sweep.schema.spec import SweepSpec
+from sweep.scoring import checkpoint_scores
+from sweep.storage.experiment import Experiment
 from sweep.trial import TrialConfig, run
 from sweep.trial.config import SEARCHED_PARAMETERS, merge_overrides
 from sweep.trial.runner import validation_episodes
-from sweep.trial.training import resolve_device
+from sweep.tuning.space import trial_config
 
 CHECKPOINT_KINDS = ("final", "best")  # the last epoch's checkpoint; the best by the selection metric
 
@@ -163,7 +164,7 @@ def run_one(plan: CalibrationPlan, margin: float, seed: int) -> Path:
     novel = data.load_split(plan.spec.dataset, "novel", allow_test=True, progress=False)
     episode_sets = {shot: data.EpisodeSet.load(plan.episodes.test_episodes(shot)) for shot in plan.spec.promotion.shots}
     novel_scores = {
-        kind: promote.score_checkpoint(folder / f"{kind}.pt", novel, episode_sets, plan.spec, device)
+        kind: checkpoint_scores.score_checkpoint(folder / f"{kind}.pt", novel, episode_sets, plan.spec, device)
         for kind in CHECKPOINT_KINDS
     }
     for kind in CHECKPOINT_KINDS:
@@ -189,7 +190,7 @@ def prepare(plan: CalibrationPlan) -> None:
         validation_episodes(config, val, shot)
     novel = data.load_split(plan.spec.dataset, "novel", allow_test=True, progress=False)
     for shot in plan.spec.promotion.shots:
-        promote.test_episode_set(plan.spec, plan.episodes, novel, shot)
+        checkpoint_scores.test_episode_set(plan.spec, plan.episodes, novel, shot)
 
 
 def calibrate(plan: CalibrationPlan, progress: Callable[[str], None] = print) -> list[RunResult]:

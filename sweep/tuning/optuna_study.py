@@ -1,8 +1,9 @@
 """An experiment's Optuna study as a reader sees it: its name and each Optuna trial's link to its Ray trial.
 
 The study is named after the experiment directory (`Experiment.study_name`). Every Optuna trial carries the user
-attributes `ray_trial_id`, `stop_reason` (as `sweep.results` and the report say it: completed, stopped early (ASHA),
-diverged, error) and `epochs_run`, written by `sweep.searcher.LinkedOptunaSearch` while the sweep runs. A trial a
+attributes `ray_trial_id`, `stop_reason` (as `sweep.storage.results` and the report say it: completed, stopped early
+(ASHA),
+diverged, error) and `epochs_run`, written by `sweep.tuning.searcher.LinkedOptunaSearch` while the sweep runs. A trial a
 dead driver asked for but Ray Tune never saved is closed as FAIL with stop_reason ORPHANED when the sweep resumes.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sweep.errors import ExperimentError
-from sweep.experiment import Experiment
+from sweep.storage.experiment import Experiment
 
 RAY_TRIAL_ID = "ray_trial_id"
 STOP_REASON = "stop_reason"

@@ -1,6 +1,6 @@
 """`resources.gpu: auto`: how much of a GPU each trial of a sweep asks Ray for, decided from a probe of its real step.
 
-Before the Tuner starts, `trial_gpus(spec, experiment)` runs the GPU probe (sweep.gpu_probe) as a Ray task on one
+Before the Tuner starts, `trial_gpus(spec, experiment)` runs the GPU probe (sweep.tuning.gpu_probe) as a Ray task on one
 GPU of the cluster, so on a node that has the GPUs, and `decide` (a pure function of the probe's figures) packs as
 many trials onto a card as fit in its memory with headroom and still find it idle: a trial that keeps the card busy
 half of the time or more gets a whole GPU. The decision, with the figures, is logged and written to the experiment
@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from data.atomic import write_text_atomically
-from sweep.experiment import Experiment
-from sweep.gpu_probe import ProbeFigures
-from sweep.spec import SweepSpec
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import Experiment
+from sweep.tuning.gpu_probe import ProbeFigures
 
 AUTO = "auto"
 MEMORY_HEADROOM = 0.8  # share of a card's memory the packed trials may plan to take
@@ -104,7 +104,7 @@ def run_probe(spec: SweepSpec, experiment: Experiment, num_gpus: float, **probe_
     CPUs, so on a node that has what it asks for."""
     import ray
 
-    from sweep.gpu_probe import probe_trial_step
+    from sweep.tuning.gpu_probe import probe_trial_step
 
     task = ray.remote(num_gpus=num_gpus, num_cpus=spec.resources.cpu, max_retries=0)(probe_trial_step)
     return ray.get(task.remote(*probe_arguments(spec, experiment), **probe_kwargs))
@@ -113,7 +113,7 @@ def run_probe(spec: SweepSpec, experiment: Experiment, num_gpus: float, **probe_
 def probe_arguments(spec: SweepSpec, experiment: Experiment) -> tuple[dict[str, Any], int, int]:
     """(trial config, base classes, stored size S) the probe runs: the spec's trial at a representative point of the
     search space, each searched value at its upper bound (the largest DropBlock, the costliest step)."""
-    from sweep import space
+    from sweep.tuning import space
 
     point = {name: parameter.bounds()[1] for name, parameter in spec.searched().items()}
     return (space.trial_config(spec, point, experiment), *_base_split_shape(spec))

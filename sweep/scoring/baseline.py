@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sweep.results import TrialRecord, ranked
-from sweep.spec import SweepSpec
+from sweep.schema.spec import SweepSpec
+from sweep.storage.results import TrialRecord, ranked
 
 if TYPE_CHECKING:
     import torch  # only paired_difference needs it; the report reads promotion.json without torch

@@ -1,6 +1,6 @@
 """The Tune trainable: one trial of a sweep, or one extra-seed retraining of a promoted configuration, on a worker.
 
-Both are `sweep.trial.run` of the trial config `sweep.space.trial_config` makes, reported through `TuneReporter`
+Both are `sweep.trial.run` of the trial config `sweep.tuning.space.trial_config` makes, reported through `TuneReporter`
 and resumed from Tune's checkpoint when a retry has one. The config Tune passes is either the searched values of a
 sweep trial (what OptunaSearch samples) or, for a retraining, {RETRAIN_KEY: {"trial_id", "params"}, SEED_OFFSET_KEY:
 k}, trained with seed spec.seed + k. A diverging run is not retried (it would diverge again): it keeps its last
@@ -13,11 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sweep import space
 from sweep.errors import DivergenceError
-from sweep.experiment import Experiment
-from sweep.objectives import SELECTION_SCORE, objective_value, selection_score
+from sweep.schema.objectives import SELECTION_SCORE, objective_value, selection_score
+from sweep.storage.experiment import Experiment
 from sweep.trial.checkpoints import CHECKPOINT_FILE, DIVERGED_MARKER
+from sweep.tuning import space
 
 RETRAIN_KEY = "retrain"
 SEED_OFFSET_KEY = "seed_offset"
@@ -48,7 +48,7 @@ class TuneReporter:
                 row[name] = value
         score = selection_score(metrics, self.selection, self.selection_from_epoch)
         if score is not None:
-            row[SELECTION_SCORE] = score  # Tune keeps checkpoints by it (sweep.objectives.selection_score)
+            row[SELECTION_SCORE] = score  # Tune keeps checkpoints by it (sweep.schema.objectives.selection_score)
         with tempfile.TemporaryDirectory(prefix="negmargin-ckpt-") as directory:
             torch.save(checkpoint, Path(directory) / CHECKPOINT_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(directory))
@@ -94,7 +94,7 @@ def _train(config: dict[str, Any], spec_data: dict[str, Any], experiment_root: s
     from ray import tune
 
     from sweep import trial
-    from sweep.spec import parse
+    from sweep.schema.spec import parse
     from sweep.trial import phases
 
     run = trial.run  # imports the training code (torch, data, models, evaluation) in a new worker
@@ -119,7 +119,7 @@ def with_resources(spec: Any, experiment: Experiment) -> Any:
     trainable = tune.with_parameters(
         train, spec_data=spec.model_dump(mode="json"), experiment_root=str(experiment.root)
     )
-    from sweep.gpu_packing import trial_gpus
+    from sweep.tuning.gpu_packing import trial_gpus
 
     resources = {"cpu": spec.resources.cpu}
     gpus = trial_gpus(spec, experiment)  # resources.gpu, or what its probe decided when it is "auto"

@@ -1,6 +1,7 @@
 """The study's grid as one Ray Tune experiment: every margin × seed trained at full budget, resumable.
 
-Each run is the sweep's own trainable (sweep.trainable: `sweep.trial.run` of `sweep.space.trial_config`) on a spec
+Each run is the sweep's own trainable (sweep.tuning.trainable: `sweep.trial.run` of `sweep.tuning.space.trial_config`)
+on a spec
 whose dataset holds out the study's base part, so a run is exactly a sweep trial of the selected configuration at
 that margin, less the held-out images. Tune's state lives in study/tune; a rerun restores it: finished runs are kept
 as they are, unfinished and errored ones continue from their last checkpoint.
@@ -13,12 +14,12 @@ from pathlib import Path
 
 from clusters.session import alive_nodes, ray_session
 from clusters.storage import check_storage_reachable
-from sweep import seeds, trainable
-from sweep.experiment import TUNE_NAME, Experiment
-from sweep.spec import SweepSpec
-from sweep.study.grid import label
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import TUNE_NAME, Experiment
 from sweep.study.layout import StudyDir
+from sweep.study.margins import label
 from sweep.study.request import StudyRequest
+from sweep.tuning import grid_runner, trainable
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ def train_grid(
             )
         else:
             offsets = list(range(request.seeds))
-            tuner = seeds.grid_tuner(run_spec, experiment, points, offsets, storage=study.root, name=TUNE_NAME)
+            tuner = grid_runner.grid_tuner(run_spec, experiment, points, offsets, storage=study.root, name=TUNE_NAME)
         results = tuner.fit()
-    runs = [seeds.seed_run(result, run_spec) for result in results]  # type: ignore[attr-defined]  # iterates by __getitem__
+    runs = [grid_runner.seed_run(result, run_spec) for result in results]  # type: ignore[attr-defined]  # iterates by __getitem__
     ordered = [MarginRun(margins[run.trial_id], run.seed, run.checkpoint, run.failure) for run in runs]
     return sorted(ordered, key=lambda run: (run.margin, run.seed))

@@ -18,11 +18,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from sweep.config_errors import describe_validation_error
 from sweep.errors import SpecError
-from sweep.objectives import OBJECTIVES, ObjectiveName
+from sweep.schema.config_errors import describe_validation_error
+from sweep.schema.objectives import OBJECTIVES, ObjectiveName
+from sweep.schema.yaml_files import read_yaml_document
 from sweep.trial.config import SEARCHED_PARAMETERS, Strict, TrialSettings
-from sweep.yaml_files import read_yaml_document
 
 PRESET_PACKAGE = "sweep.presets"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -129,7 +129,8 @@ class Scheduler(Strict):
 
 class Resources(Strict):
     """Resources one trial asks the cluster for; GPUs may be fractional (0.25 lets four trials share a card), or
-    "auto": a probe of the trial's step on one of the cluster's GPUs decides (sweep.gpu_packing; 0 without GPUs)."""
+    "auto": a probe of the trial's step on one of the cluster's GPUs decides (sweep.tuning.gpu_packing; 0 without
+    GPUs)."""
 
     cpu: float = Field(1.0, gt=0)
     gpu: float | Literal["auto"] = 0.0

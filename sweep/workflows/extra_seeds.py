@@ -2,8 +2,8 @@
 
 One promoted trial is one draw of the training randomness; `promotion.extra_seeds: N` retrains its configuration with
 seeds seed+1 … seed+N (full budget, no early stopping) on the cluster, with the sweep's own trainable
-(sweep.trainable), scores every run's best checkpoint on the same test episodes, and reports the mean and standard
-deviation of the test accuracy over the runs that trained. A run whose loss diverged is not retried and has no
+(sweep.tuning.trainable), scores every run's best checkpoint on the same test episodes, and reports the mean and
+standard deviation of the test accuracy over the runs that trained. A run whose loss diverged is not retried and has no
 score: it is listed under "diverged" with its seed, so the seed count never shrinks without a word.
 """
 
@@ -11,27 +11,14 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sweep import trainable
-from sweep.experiment import Experiment
-from sweep.objectives import SELECTION_SCORE
-from sweep.spec import SweepSpec
-from sweep.trial.checkpoints import DIVERGED_MARKER, checkpoint_file
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import Experiment
+from sweep.tuning import trainable
+from sweep.tuning.grid_runner import SeedRun, grid_tuner, seed_run
 
 SEEDS_NAME = "seeds"
-
-
-@dataclass(frozen=True)
-class SeedRun:
-    """One retraining of a promoted configuration: its seed, and its best checkpoint or why it has none."""
-
-    trial_id: str
-    seed: int
-    checkpoint: Path | None
-    failure: str | None = None  # "diverged: …" or "error: …" when the run has no checkpoint to score
 
 
 def retrain(
@@ -69,64 +56,6 @@ def restored_grid(
     return tune.Tuner.restore(
         str(path), trainable=trainable.with_resources(spec, experiment), resume_unfinished=True, resume_errored=True
     )
-
-
-def grid_tuner(
-    spec: SweepSpec,
-    experiment: Experiment,
-    points: list[dict[str, Any]],
-    seed_offsets: list[int],
-    *,
-    storage: Path,
-    name: str,
-) -> Any:
-    """A Tuner that trains every point ({"trial_id": label, "params": searched values}) with seed spec.seed + k for
-    every k of `seed_offsets`, at full budget (no early stopping), with the sweep's trainable, retries from
-    checkpoints (FailureConfig) and the best checkpoint by the selection metric kept; Tune's state in storage/name."""
-    from ray import tune
-
-    param_space = {
-        trainable.RETRAIN_KEY: tune.grid_search(points),
-        trainable.SEED_OFFSET_KEY: tune.grid_search(list(seed_offsets)),
-    }
-    return tune.Tuner(
-        trainable.with_resources(spec, experiment),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(metric=spec.objective, mode="max", max_concurrent_trials=spec.max_concurrent),
-        run_config=grid_run_config(spec, storage, name),
-    )
-
-
-def grid_run_config(spec: SweepSpec, storage: Path, name: str) -> Any:
-    """The RunConfig of a grid of full-budget runs: retries, and the best checkpoint by the selection metric kept."""
-    from ray import tune
-
-    from sweep.tune_loggers import result_loggers
-
-    return tune.RunConfig(
-        name=name,
-        storage_path=str(storage),
-        verbose=1,
-        callbacks=result_loggers(),  # no TensorBoard files of Tune's own under the experiment
-        failure_config=tune.FailureConfig(max_failures=2),
-        checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute=SELECTION_SCORE, checkpoint_score_order="max"
-        ),
-    )
-
-
-def seed_run(result: Any, spec: SweepSpec) -> SeedRun:
-    """What one run of a grid left: its best checkpoint, or the divergence / error that kept it from having one."""
-    trial_id = result.config[trainable.RETRAIN_KEY]["trial_id"]
-    seed = spec.seed + int(result.config[trainable.SEED_OFFSET_KEY])
-    marker = Path(result.path) / DIVERGED_MARKER
-    if marker.exists():
-        return SeedRun(trial_id, seed, None, f"diverged: {marker.read_text().strip()}")
-    best = result.get_best_checkpoint(SELECTION_SCORE, "max")
-    if best is None:
-        reason = str(result.error).strip().splitlines()[0] if result.error else "no validation report"
-        return SeedRun(trial_id, seed, None, f"error: {reason}")
-    return SeedRun(trial_id, seed, checkpoint_file(best.path))
 
 
 def across_seeds(test_means: list[float]) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 its batched augmentation and its precision, and runs `sweep.trial.training.train_epoch` (the step a trial runs, the
 augmentation overlap included) on synthetic uint8 images of the split's stored size. It reports the peak memory the
 steps reserved and, on CUDA, how busy they keep the card: the kernels' time (torch.profiler, the union of the kernel
-intervals) over the steps' wall time. Knows nothing of Ray: sweep.gpu_packing runs it as a Ray task on a GPU node.
+intervals) over the steps' wall time. Knows nothing of Ray: sweep.tuning.gpu_packing runs it as a Ray task on a GPU
+node.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def probe_trial_step(
     images of the stored size S = `stored_size`, with a head of `num_classes` (timed, then profiled) -> figures."""
     import torch
 
+    from evaluation.device import resolve_device
     from sweep.trial.config import TrialConfig
-    from sweep.trial.training import resolve_device
 
     config = TrialConfig.from_dict(trial)
     device = resolve_device(config.device)

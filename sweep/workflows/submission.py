@@ -13,8 +13,8 @@ import shlex
 from pathlib import Path
 
 from clusters import jobs
-from sweep import spec as spec_module
 from sweep.errors import SpecError
+from sweep.schema import spec as spec_module
 
 SPEC_NAME = "submitted_spec.yaml"
 

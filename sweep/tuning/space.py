@@ -1,6 +1,6 @@
 """From a sweep spec to what Optuna searches and what each trial runs.
 
-`optuna_space(spec)` gives the distributions OptunaSearch samples, `first_points(spec)` (sweep.first_points) the
+`optuna_space(spec)` gives the distributions OptunaSearch samples, `first_points(spec)` (sweep.schema.first_points) the
 points it tries first; `trial_config(spec, params, experiment)` turns one sampled point into the
 `sweep.trial.config.TrialConfig` dictionary of that trial.
 """
@@ -12,8 +12,8 @@ from typing import Any
 import optuna.distributions as od
 
 from models.catalog import trained_loss
-from sweep.experiment import Experiment
-from sweep.spec import ParameterSpace, SweepSpec
+from sweep.schema.spec import ParameterSpace, SweepSpec
+from sweep.storage.experiment import Experiment
 from sweep.trial.config import SEARCHED_PARAMETERS
 
 

@@ -1,6 +1,7 @@
 """What Ray Tune itself writes into an experiment: its JSON and CSV results, never its own TensorBoard files.
 
-`sweep.results` reads Tune's `result.json` / `progress.csv` back; the experiment's TensorBoard view is the report's
+`sweep.storage.results` reads Tune's `result.json` / `progress.csv` back; the experiment's TensorBoard view is the
+report's
 alone (`<exp>/tensorboard`, written by `sweep.report`). Tune adds its TensorBoardX logger to every run unless one is
 among the callbacks, so the run config carries `NoTensorBoardLogger` in its place. A callback, not the environment
 variable TUNE_DISABLE_AUTO_CALLBACK_LOGGERS: callbacks travel with the run config, so they also hold where `fit()`

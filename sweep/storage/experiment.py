@@ -9,8 +9,9 @@
     promotion.json     test accuracies of the promoted trials, paired comparisons
     gpu_packing.json   with resources.gpu: auto, the GPUs per trial chosen and the probe's figures
     report.md          the last report
-    progress.json      the stages done (trials, promotion, report) and every call that worked on it (sweep.workflow)
-    lease/             which driver runs the experiment now, and its heartbeat (sweep.experiment_lease)
+    progress.json      the stages done (trials, promotion, report) and every call that worked on it
+    (sweep.workflows.sweep_run)
+    lease/             which driver runs the experiment now, and its heartbeat (sweep.storage.lease)
     accuracy_vs_margin.png   the accuracy-versus-margin figure
     tensorboard/       the only TensorBoard files: per-trial curves, HParams, the same figure
 """
@@ -29,9 +30,9 @@ from typing import Any
 
 from data.atomic import write_text_atomically
 from data.paths import episode_file_name
-from sweep import spec as spec_module
 from sweep.errors import ExperimentError, SpecError
-from sweep.spec import SweepSpec
+from sweep.schema import spec as spec_module
+from sweep.schema.spec import SweepSpec
 
 TUNE_NAME = "tune"
 

@@ -1,0 +1,86 @@
+"""A Tune grid of full-budget runs: every point (a label and its searched values) trained with seeds spec.seed + k,
+with the sweep's own trainable, no early stopping, retries from checkpoints and the best checkpoint kept.
+
+Promotion's extra-seed retraining (sweep.workflows.extra_seeds) and the margin study (sweep.study.tune_grid) run their
+grids through `grid_tuner` and read each run back with `seed_run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweep.schema.objectives import SELECTION_SCORE
+from sweep.schema.spec import SweepSpec
+from sweep.storage.experiment import Experiment
+from sweep.trial.checkpoints import DIVERGED_MARKER, checkpoint_file
+from sweep.tuning import trainable
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One retraining of a promoted configuration: its seed, and its best checkpoint or why it has none."""
+
+    trial_id: str
+    seed: int
+    checkpoint: Path | None
+    failure: str | None = None  # "diverged: …" or "error: …" when the run has no checkpoint to score
+
+
+def grid_tuner(
+    spec: SweepSpec,
+    experiment: Experiment,
+    points: list[dict[str, Any]],
+    seed_offsets: list[int],
+    *,
+    storage: Path,
+    name: str,
+) -> Any:
+    """A Tuner that trains every point ({"trial_id": label, "params": searched values}) with seed spec.seed + k for
+    every k of `seed_offsets`, at full budget (no early stopping), with the sweep's trainable, retries from
+    checkpoints (FailureConfig) and the best checkpoint by the selection metric kept; Tune's state in storage/name."""
+    from ray import tune
+
+    param_space = {
+        trainable.RETRAIN_KEY: tune.grid_search(points),
+        trainable.SEED_OFFSET_KEY: tune.grid_search(list(seed_offsets)),
+    }
+    return tune.Tuner(
+        trainable.with_resources(spec, experiment),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric=spec.objective, mode="max", max_concurrent_trials=spec.max_concurrent),
+        run_config=grid_run_config(spec, storage, name),
+    )
+
+
+def grid_run_config(spec: SweepSpec, storage: Path, name: str) -> Any:
+    """The RunConfig of a grid of full-budget runs: retries, and the best checkpoint by the selection metric kept."""
+    from ray import tune
+
+    from sweep.tuning.tune_loggers import result_loggers
+
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(storage),
+        verbose=1,
+        callbacks=result_loggers(),  # no TensorBoard files of Tune's own under the experiment
+        failure_config=tune.FailureConfig(max_failures=2),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=1, checkpoint_score_attribute=SELECTION_SCORE, checkpoint_score_order="max"
+        ),
+    )
+
+
+def seed_run(result: Any, spec: SweepSpec) -> SeedRun:
+    """What one run of a grid left: its best checkpoint, or the divergence / error that kept it from having one."""
+    trial_id = result.config[trainable.RETRAIN_KEY]["trial_id"]
+    seed = spec.seed + int(result.config[trainable.SEED_OFFSET_KEY])
+    marker = Path(result.path) / DIVERGED_MARKER
+    if marker.exists():
+        return SeedRun(trial_id, seed, None, f"diverged: {marker.read_text().strip()}")
+    best = result.get_best_checkpoint(SELECTION_SCORE, "max")
+    if best is None:
+        reason = str(result.error).strip().splitlines()[0] if result.error else "no validation report"
+        return SeedRun(trial_id, seed, None, f"error: {reason}")
+    return SeedRun(trial_id, seed, checkpoint_file(best.path))
