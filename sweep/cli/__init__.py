@@ -18,7 +18,7 @@ USAGE_ERROR = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    from sweep.cli import calibrate, cluster, data, evaluate, jobs, study, sweeps, train
+    from sweep.cli import calibrate, cluster_commands, data, evaluate, job_commands, study, sweeps, train
 
     parser = argparse.ArgumentParser(
         prog="negmargin",
@@ -28,9 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_parser = commands.add_parser("sweep", help="run, resume, promote, report and submit sweeps")
     sweep_commands_parsers = sweep_parser.add_subparsers(dest="sweep_command", required=True, metavar="SWEEP_COMMAND")
     sweeps.register(sweep_commands_parsers)
-    jobs.register(sweep_commands_parsers)
+    job_commands.register(sweep_commands_parsers)
     study.register(sweep_commands_parsers)
-    cluster.register(commands)
+    cluster_commands.register(commands)
     train.register(commands)
     evaluate.register(commands)
     calibrate.register(commands)

@@ -9,8 +9,8 @@ import yaml
 
 from clusters import jobs
 from clusters.errors import ClusterError
-from sweep.cli import cluster as cluster_cli
-from sweep.cli import jobs as jobs_cli
+from sweep.cli import cluster_commands as cluster_cli
+from sweep.cli import job_commands as jobs_cli
 from sweep.errors import SpecError
 from sweep.workflows import submission
 

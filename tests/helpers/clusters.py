@@ -16,8 +16,8 @@ from PIL import Image
 
 from clusters import jobs
 from clusters.local import cluster as local
-from sweep.cli import cluster as cluster_cli
-from sweep.cli import jobs as jobs_cli
+from sweep.cli import cluster_commands as cluster_cli
+from sweep.cli import job_commands as jobs_cli
 
 
 def cli(argv: list[str]) -> tuple[int, argparse.Namespace]:

@@ -39,7 +39,8 @@ def test_a_spec_mistake_is_reported_before_torch_or_ray_load(tmp_path):
 def test_a_valid_spec_validates_without_torch(tmp_path):
     """Validation of a whole preset (backbone and loss names included) reads only torch-free tables."""
     probe = (
-        "import sys\nfrom sweep.schema import spec\nfor name in spec.list_presets(): spec.load(spec.preset_path(name))\n"
+        "import sys\nfrom sweep.schema import spec\n"
+        "for name in spec.list_presets(): spec.load(spec.preset_path(name))\n"
         "print(','.join(m for m in ('torch', 'ray') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
