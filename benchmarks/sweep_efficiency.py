@@ -5,7 +5,7 @@ On a sweep spec (default: the embedded demo preset), with the product's own part
       margin range, every other searched value at the spec's first point, trained by
       sweep.tuning.grid_runner.grid_tuner;
   (b) a grid over margin × β (--scales), the same way; its row at the spec's own β is (a), trained once;
-  (c) the spec's own TPE + ASHA sweep (sweep.tuning.tuner.run) with as many trials as (a), once per sweep seed
+  (c) the spec's own TPE + ASHA sweep (sweep.run_sweep, no promotion) with as many trials as (a), once per sweep seed
       (--sweep-seeds) and ASHA schedule (--schedules: the spec's own rungs, and early rungs at 2, 6, 18 epochs, η = 3).
 For each: the best validation objective found (the spec's objective at a trial's best epoch) and the total training
 epochs spent. For (c) also: how many trials ASHA stopped whose margin is nearest to the margin (a) ranks best: an
@@ -151,8 +151,8 @@ def run_sweep(spec: SweepSpec, storage: Path, sweep_seed: int, trials: int, sche
             "scheduler": spec.scheduler.model_copy(update={"grace_period": grace, "reduction_factor": reduction}),
         }
     )
-    experiment = experiments.create(sweep_spec, storage=storage, name=f"tpe-asha-g{grace}r{reduction}-seed{sweep_seed}")
-    tuner.run(sweep_spec, experiment)
+    name = f"tpe-asha-g{grace}r{reduction}-seed{sweep_seed}"
+    experiment = run_sweep(sweep_spec, storage=storage, name=name, promote=False, log=lambda _: None).experiment
     return Method(
         sweep_name(sweep_spec), is_sweep=True, trials=sweep_trials(experiment), seconds=time.perf_counter() - started
     )

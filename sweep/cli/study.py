@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sweep.cli.sweeps import add_address
+from sweep.schema.spec import DEFAULT_STORAGE
 
 
 def register(sweep_subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +26,7 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
         "--latest", action="store_true", help="the newest experiment under --storage (after `make demo`)"
     )
     study.add_argument(
-        "--storage", default="experiments", help="where --config's experiment goes and where --latest looks"
+        "--storage", default=DEFAULT_STORAGE, help="where --config's experiment goes and where --latest looks"
     )
     study.add_argument("--name", help="name prefix of --config's experiment (default: study-<config name>)")
     study.add_argument(
@@ -52,33 +53,20 @@ def study_command(args: argparse.Namespace) -> int:
     from sweep import study
     from sweep.study.layout import FIGURES, StudyDir
 
-    if args.latest:
-        from sweep.errors import SpecError
-        from sweep.storage import experiment as experiments
-
-        if args.experiment is not None or args.config is not None:
-            raise SpecError("--latest names the experiment: give no experiment directory and no --config with it")
-        args.experiment = experiments.latest(args.storage).root
-    margins = study.parse_margins(",".join(args.margins)) if args.margins is not None else None
-    if args.address:
-        from clusters.session import validate_address
-
-        validate_address(args.address)
-    experiment, request = study.prepare(
+    experiment, result = study.run_study(
         args.experiment,
-        args.config,
+        config=args.config,
+        latest=args.latest,
         storage=args.storage,
         name=args.name,
-        margins=margins,
+        margins=study.parse_margins(",".join(args.margins)) if args.margins is not None else None,
         seeds=args.seeds,
         holdout_fraction=args.holdout_fraction,
         test_episodes=args.test_episodes,
         queries=args.queries,
         restart=args.restart,
+        address=args.address,
     )
-    margins_text = ", ".join(f"{m:g}" for m in request.margins)
-    print(f"Study:       {experiment.root}/study  (m = {margins_text}; {request.seeds} seed(s); {request.source})")
-    result = study.run(experiment, request, address=args.address)
     paths = StudyDir.of(experiment)
     print(study.render(result, args.format), end="")
     print(f"Study:       {paths.study_file}")

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from sweep.schema import spec as spec_module
 from sweep.storage import experiment as experiments
-from sweep.storage.lease import STALE_AFTER_S, ExperimentLease
+from sweep.storage.lease import STALE_AFTER_S
 
 if TYPE_CHECKING:
-    from sweep.report import Report
+    from sweep.workflows.pipelines import SweepOutcome
 
 
 def add_address(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +76,7 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     report = sweep_subparsers.add_parser("report", help="print the trial and promotion tables of an experiment")
     report.add_argument("experiment", type=Path, nargs="?")
     report.add_argument("--latest", action="store_true", help="the newest experiment under --storage")
-    report.add_argument("--storage", default="experiments")
+    report.add_argument("--storage", default=spec_module.DEFAULT_STORAGE)
     report.add_argument("--format", choices=("table", "md", "csv", "json"), default="table")
     report.set_defaults(func=report_command)
 
@@ -91,80 +91,41 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     select.set_defaults(func=select_command)
 
     listing = sweep_subparsers.add_parser("list", help="list the shipped presets and the experiments under --storage")
-    listing.add_argument("--storage", default="experiments")
+    listing.add_argument("--storage", default=spec_module.DEFAULT_STORAGE)
     listing.set_defaults(func=list_command)
 
 
-def _finish(experiment: experiments.Experiment, promote_it: bool, selections: Path | None, address: str | None) -> int:
-    from sweep import report
-    from sweep.workflows import promotion as promote
-
-    if promote_it:
-        promote.run(experiment, selections_path=selections, address=address)
-    _print_report(experiment, report.write_all(experiment))
-    return 0
-
-
-def _print_report(experiment: experiments.Experiment, result: Report) -> None:
+def _print_report(outcome: SweepOutcome) -> None:
     from sweep import report
 
-    print(report.render(result, "table"))
-    print("\n".join(report.pointer_lines(experiment)))
+    print(report.render(outcome.report, "table"))
+    print("\n".join(report.pointer_lines(outcome.experiment)))
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Validate everything (spec, name, address, dataset) before creating anything, then run the sweep's stages
-    not yet done (sweep.workflows.sweep_run): trials, promotion, report. With --experiment DIR the first call creates
-    DIR and
-    every later one resumes it (the same spec required; a finished one only prints its report); without it, a new
-    experiment directory under the storage. A cluster that fails before the first trial of a new experiment under
-    --storage leaves no directory."""
-    from sweep.workflows import sweep_run as workflow
+    """`sweep run`: the command-line options checked here (named as options), the rest by the library
+    (sweep.workflows.pipelines.run_sweep), which validates everything before creating anything."""
+    from sweep.workflows.pipelines import run_sweep
 
     if args.storage:
         spec_module.check_storage_path(args.storage, key="--storage")
-    spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
-    if args.name:
-        spec_module.check_name(args.name, key="--name")
-    promote_it = not args.no_promote
     if args.experiment is not None:
         spec_module.check_storage_path(args.experiment, key="--experiment")
-        root = Path(args.experiment).expanduser().resolve()
-        existing = workflow.check_can_hold(root, spec)
-        if existing is not None and workflow.is_finished(existing, promote_it):
-            from sweep import report
-
-            print(f"Experiment:  {root} (finished: nothing to do)")
-            _print_report(existing, report.build(existing))
-            return 0
-        experiments.check_storage(spec, root.parent)
-        if args.lease_wait <= 0:
-            ExperimentLease(root).refuse_if_held()
-    else:
-        experiments.check_storage(spec, args.storage)
-        root = experiments.new_root(spec, storage=args.storage, name=args.name)
-    from clusters.errors import ClusterError
-    from clusters.session import check_session
-
-    check_session(args.address)
-    from sweep.tuning import tuner  # Ray and torch load once the spec, the storage and the address are known to be good
-
-    tuner.check_dataset(spec, promote=promote_it)
-    try:
-        experiment, result = workflow.start_or_resume(
-            spec,
-            root,
-            address=args.address,
-            promote=promote_it,
-            selections=args.selections,
-            lease_wait=args.lease_wait,
-            before_trials=lambda _: _print_first_points(spec),
-        )
-    except (ClusterError, KeyboardInterrupt):
-        if args.experiment is None:
-            experiments.remove_if_unstarted(experiments.Experiment(root))
-        raise
-    _print_report(experiment, result)
+    if args.name:
+        spec_module.check_name(args.name, key="--name")
+    spec = spec_module.read(args.spec)
+    outcome = run_sweep(
+        spec,
+        experiment=args.experiment,
+        storage=args.storage,
+        name=args.name,
+        address=args.address,
+        promote=not args.no_promote,
+        selections=args.selections,
+        lease_wait=args.lease_wait,
+        before_trials=lambda _: _print_first_points(spec),
+    )
+    _print_report(outcome)
     return 0
 
 
@@ -180,40 +141,49 @@ def _print_first_points(spec: spec_module.SweepSpec) -> None:
 
 
 def resume_command(args: argparse.Namespace) -> int:
-    """Resume the trials of an experiment, then promote and report."""
-    from sweep.tuning import tuner
+    """`sweep resume`: finish the trials of an experiment, then promote and report."""
+    from sweep.workflows.pipelines import resume_sweep
 
-    experiment = experiments.open_existing(args.experiment)
-    with ExperimentLease(experiment.root).acquire(wait_s=args.lease_wait):
-        tuner.resume(experiment, address=args.address)
-        return _finish(experiment, not args.no_promote, args.selections, args.address)
+    _print_report(
+        resume_sweep(
+            args.experiment,
+            address=args.address,
+            promote=not args.no_promote,
+            selections=args.selections,
+            lease_wait=args.lease_wait,
+        )
+    )
+    return 0
 
 
 def promote_command(args: argparse.Namespace) -> int:
-    """Promote the best trials of a finished sweep."""
-    experiment = experiments.open_existing(args.experiment)
-    from sweep import report
-    from sweep.workflows import promotion as promote
+    """`sweep promote`: score the best trials of a finished sweep on the test episodes."""
+    from sweep.workflows.pipelines import promote
 
-    with ExperimentLease(experiment.root).acquire(wait_s=args.lease_wait):
-        promote.run(experiment, top_k=args.top_k, selections_path=args.selections, address=args.address)
-        _print_report(experiment, report.write_all(experiment))
+    _print_report(
+        promote(
+            args.experiment,
+            top_k=args.top_k,
+            selections=args.selections,
+            address=args.address,
+            lease_wait=args.lease_wait,
+        )
+    )
     return 0
 
 
 def report_command(args: argparse.Namespace) -> int:
-    """Print the report of one experiment."""
+    """`sweep report`: print the report of one experiment."""
     from sweep import report
     from sweep.errors import ExperimentError
+    from sweep.workflows.pipelines import read_report
 
     if args.experiment is None and not args.latest:
         raise ExperimentError("give an experiment directory or --latest")
-    experiment = (
-        experiments.latest(args.storage) if args.experiment is None else experiments.open_existing(args.experiment)
-    )
-    print(report.render(report.build(experiment), args.format), end="")
+    outcome = read_report(args.experiment) if args.experiment is not None else read_report(storage=args.storage)
+    print(report.render(outcome.report, args.format), end="")
     if args.format == "table":
-        print("\n" + "\n".join(report.pointer_lines(experiment)))
+        print("\n" + "\n".join(report.pointer_lines(outcome.experiment)))
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -22,10 +23,11 @@ from sweep.errors import SpecError
 from sweep.schema.config_errors import describe_validation_error
 from sweep.schema.objectives import OBJECTIVES, ObjectiveName
 from sweep.schema.yaml_files import read_yaml_document
-from sweep.trial.config import SEARCHED_PARAMETERS, Strict, TrialSettings
+from sweep.trial.config import SEARCHED_PARAMETERS, Strict, TrialSettings, merge_overrides
 
 PRESET_PACKAGE = "sweep.presets"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+DEFAULT_STORAGE = "experiments"  # where experiments go when neither the spec nor a command names a place
 _Integer = int  # the field named `int` below shadows the builtin inside the class body
 
 
@@ -169,7 +171,7 @@ class SweepSpec(TrialSettings):
     max_concurrent: int = Field(2, ge=1)
     resources: Resources = Resources()
     objective: ObjectiveName = "val_acc_1shot"
-    storage_path: str = "experiments"
+    storage_path: str = DEFAULT_STORAGE
     promotion: Promotion = Promotion()
     points_to_evaluate: list[dict[str, _Integer | float]] = []
 
@@ -309,3 +311,14 @@ def resolve(spec_argument: str | None) -> Path:
     if Path(spec_argument).exists() or spec_argument.endswith((".yaml", ".yml")):
         return Path(spec_argument)
     return preset_path(spec_argument)
+
+
+def read(spec: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> SweepSpec:
+    """A spec from a file path or a preset name (None: the embedded default) with `overrides` of its keys merged in
+    ({"epochs": 8, "validation.episodes": 100}; a dotted key sets a nested one), validated, paths made absolute."""
+    path = resolve(None if spec is None else str(spec))
+    loaded = load(path)
+    if overrides:
+        document = yaml.safe_load(loaded.to_yaml())
+        loaded = parse(merge_overrides(document, dict(overrides)), f"{path} with overrides")
+    return with_absolute_paths(loaded)

@@ -24,7 +24,7 @@ import yaml
 
 from data.atomic import file_lock, write_text_atomically
 from sweep.errors import ExperimentError
-from sweep.schema.spec import SweepSpec
+from sweep.schema.spec import DEFAULT_STORAGE, SweepSpec
 from sweep.storage.experiment import Experiment
 
 KEY_FIELDS = ("dataset", "backbone", "loss", "shot")
@@ -36,7 +36,7 @@ def default_path(experiment: Experiment | None = None) -> Path:
         return Path(os.environ["NEGMARGIN_SELECTIONS"]).expanduser()
     if experiment is not None:
         return experiment.root.parent / "selections.yaml"
-    return Path("experiments") / "selections.yaml"
+    return Path(DEFAULT_STORAGE) / "selections.yaml"
 
 
 def read(path: Path) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from data.lazy_exports import lazy_getattr
 _EXPORTS = {
     "prepare": "sweep.study.pipeline",
     "run": "sweep.study.pipeline",
+    "run_study": "sweep.study.pipeline",
     "StudyDir": "sweep.study.layout",
     "StudyRequest": "sweep.study.request",
     "default_margins": "sweep.study.margins",

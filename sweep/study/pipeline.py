@@ -1,16 +1,17 @@
 """A margin study from start to end: check the request before any cluster work, train the grid, score, compare,
 write. `prepare` returns the experiment and the request (a new one, or the saved one a rerun resumes); `run` does
-the rest and returns what study.json holds."""
+the rest and returns what study.json holds; `run_study` is both in one call (what `negmargin sweep study` runs)."""
 
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from sweep.errors import SpecError
-from sweep.schema.spec import SweepSpec
+from sweep.schema.spec import DEFAULT_STORAGE, SweepSpec
 from sweep.storage import experiment as experiments
 from sweep.storage.experiment import Experiment
 from sweep.study.layout import StudyDir
@@ -22,7 +23,7 @@ def prepare(
     experiment_path: Path | None,
     config_file: Path | None = None,
     *,
-    storage: str = "experiments",
+    storage: str = DEFAULT_STORAGE,
     name: str | None = None,
     margins: list[float] | None = None,
     seeds: int | None = None,
@@ -68,6 +69,50 @@ def prepare(
         shutil.rmtree(study.root, ignore_errors=True)
     save_request(study, request)
     return experiment, request
+
+
+def run_study(
+    experiment: str | Path | None = None,
+    *,
+    config: str | Path | None = None,
+    latest: bool = False,
+    storage: str = DEFAULT_STORAGE,
+    name: str | None = None,
+    margins: list[float] | None = None,
+    seeds: int | None = None,
+    holdout_fraction: float | None = None,
+    test_episodes: int | None = None,
+    queries: int | None = None,
+    restart: bool = False,
+    address: str | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[Experiment, dict[str, Any]]:
+    """Study an experiment's selected configuration (or the trial config file `config`; or, with `latest`, the newest
+    experiment under `storage`) at a grid of margins, all else fixed: (the experiment, what study.json holds).
+    Every user error is raised before any training; a rerun resumes the saved study (`restart` discards it)."""
+    if latest:
+        if experiment is not None or config is not None:
+            raise SpecError("--latest names the experiment: give no experiment directory and no --config with it")
+        experiment = experiments.latest(storage).root
+    if address:
+        from clusters.session import validate_address
+
+        validate_address(address)
+    found, request = prepare(
+        None if experiment is None else Path(experiment),
+        None if config is None else Path(config),
+        storage=storage,
+        name=name,
+        margins=margins,
+        seeds=seeds,
+        holdout_fraction=holdout_fraction,
+        test_episodes=test_episodes,
+        queries=queries,
+        restart=restart,
+    )
+    margins_text = ", ".join(f"{m:g}" for m in request.margins)
+    log(f"Study:       {found.root}/study  (m = {margins_text}; {request.seeds} seed(s); {request.source})")
+    return found, run(found, request, address=address)
 
 
 def _selected(experiment: Experiment, spec: SweepSpec) -> tuple[dict[str, Any], str]:

@@ -57,7 +57,7 @@ def test_report_of_an_experiment_loads_no_torch_tensorboard_or_tqdm(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "loaded:"
 
 
-@pytest.mark.parametrize("package_name", ["data", "models", "sweep.trial"])
+@pytest.mark.parametrize("package_name", ["sweep", "sweep.study", "data", "models", "sweep.trial"])
 def test_lazy_exports_all_resolve_and_no_submodule_shadows_one(package_name):
     import importlib
     import pkgutil
@@ -72,3 +72,13 @@ def test_a_study_margin_mistake_is_reported_before_torch_or_ray_load(tmp_path):
     result = _negmargin("sweep", "study", str(tmp_path), "--margins=-0.2;0", cwd=tmp_path)
     assert result.returncode == 2 and "--margins: expected comma-separated numbers" in result.stderr
     assert result.stdout.strip().splitlines()[-1] == "loaded:"
+
+
+def test_the_python_api_of_sweep_loads_neither_torch_nor_ray(tmp_path):
+    """`import sweep` and reading a spec through it stay light, as the command's start-up does."""
+    probe = (
+        "import sys\nimport sweep\nsweep.read_spec('default', {'epochs': 40})\n"
+        "print(','.join(m for m in ('torch', 'ray') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stderr
