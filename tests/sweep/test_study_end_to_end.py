@@ -17,6 +17,7 @@ import torch
 import yaml
 
 import data
+import sweep
 from sweep.cli import main
 from sweep.storage import experiment as experiments
 from sweep.storage.results import load_trials, ranked
@@ -82,8 +83,7 @@ def studied(workspace):
     root, images, cache = workspace
     spec_file = root / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(_spec(images, cache, root / "experiments")))
-    assert main(["sweep", "run", str(spec_file), "--no-promote"]) == 0
-    experiment = experiments.latest(root / "experiments")
+    experiment = sweep.run_sweep(spec_file, promote=False).experiment
     argv = ["sweep", "study", str(experiment.root), "--margins", "-0.2", "--seeds", "2"]
     out = subprocess.run(
         [sys.executable, "-m", "sweep.cli", *argv, "--holdout-fraction", str(HOLDOUT)],

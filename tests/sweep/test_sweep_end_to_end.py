@@ -17,6 +17,7 @@ import yaml
 
 import data
 import evaluation
+import sweep
 from sweep.cli import main
 from sweep.report import tensorboard_files
 from sweep.schema import spec as spec_module
@@ -82,10 +83,10 @@ def _novel_cache_files(cache: Path) -> list[Path]:
 def finished(workspace, monkeypatch_module):
     root, spec_file, cache = workspace
     selections_file = root / "selections.yaml"
-    assert main(["sweep", "run", str(spec_file), "--no-promote"]) == 0
-    experiment = experiments.latest(root / "experiments")
+    experiment = sweep.run_sweep(spec_file, promote=False).experiment  # the library pipeline the CLI calls
+    assert experiment.root.parent == root / "experiments"
     novel_before = _novel_cache_files(cache)
-    assert main(["sweep", "promote", str(experiment.root), "--selections", str(selections_file)]) == 0
+    assert sweep.promote(experiment.root, selections=selections_file).experiment == experiment
     return experiment, selections_file, novel_before
 
 
@@ -337,7 +338,7 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning_finished_trials(works
         driver.wait()
     rows_before = finished_trial.read_text()
     experiment = experiments.latest(storage)
-    assert main(["sweep", "resume", str(experiment.root), "--no-promote"]) == 0
+    sweep.resume_sweep(experiment.root, promote=False)
     records = load_trials(experiment)
     assert len(records) == 6 and all(record.status == "TERMINATED" for record in records)
     assert finished_trial.read_text() == rows_before  # the finished trial was not re-run
