@@ -22,6 +22,7 @@ _EXPORTS = {
     "promote": "sweep.workflows.pipelines",
     "read_report": "sweep.workflows.pipelines",
     "render_report": "sweep.workflows.pipelines",
+    "prepare_study": "sweep.study.pipeline",
     "run_study": "sweep.study.pipeline",
     "submit_sweep": "sweep.workflows.submission",
     "UserError": "data.errors",

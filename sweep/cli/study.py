@@ -53,9 +53,9 @@ def study_command(args: argparse.Namespace) -> int:
     from sweep import study
     from sweep.study.layout import FIGURES, StudyDir
 
-    experiment, result = study.run_study(
+    experiment, request = study.prepare_study(
         args.experiment,
-        config=args.config,
+        args.config,
         latest=args.latest,
         storage=args.storage,
         name=args.name,
@@ -67,6 +67,9 @@ def study_command(args: argparse.Namespace) -> int:
         restart=args.restart,
         address=args.address,
     )
+    margins_text = ", ".join(f"{m:g}" for m in request.margins)
+    print(f"Study:       {experiment.root}/study  (m = {margins_text}; {request.seeds} seed(s); {request.source})")
+    result = study.run_study(experiment, request, address=args.address)
     paths = StudyDir.of(experiment)
     print(study.render(result, args.format), end="")
     print(f"Study:       {paths.study_file}")

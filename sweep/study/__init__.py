@@ -2,16 +2,15 @@
 with everything else fixed, scored on novel and held-out base episodes and by discriminability, every margin
 compared with m = 0 (`negmargin sweep study EXP`).
 
-Modules: grid (the margins), request (what is studied, saved for resume), layout (study/ paths), training (the grid
-as one Ray Tune experiment), scoring, compare (paired tests, the answer), outputs (study.json, table, figures,
-TensorBoard), runner (prepare + run). This package's own import loads neither torch nor Ray.
+Modules: margins (the grid of margins), request (what is studied, saved for resume), layout (study/ paths), tune_grid
+(the grid as one Ray Tune experiment), scoring, compare (paired tests, the answer), outputs (study.json, table,
+figures, TensorBoard), pipeline (prepare_study + run_study). This package's own import loads neither torch nor Ray.
 """
 
 from data.lazy_exports import lazy_getattr
 
 _EXPORTS = {
-    "prepare": "sweep.study.pipeline",
-    "run": "sweep.study.pipeline",
+    "prepare_study": "sweep.study.pipeline",
     "run_study": "sweep.study.pipeline",
     "StudyDir": "sweep.study.layout",
     "StudyRequest": "sweep.study.request",

@@ -1,12 +1,15 @@
 """A margin study from start to end: check the request before any cluster work, train the grid, score, compare,
-write. `prepare` returns the experiment and the request (a new one, or the saved one a rerun resumes); `run` does
-the rest and returns what study.json holds; `run_study` is both in one call (what `negmargin sweep study` runs)."""
+write. `prepare_study` returns the experiment and the request (a new one, or the saved one a rerun resumes);
+`run_study` does the rest and returns what study.json holds.
+
+    experiment, request = prepare_study("experiments/demo", margins=[-0.3, 0.0])   # or prepare_study(latest=True)
+    study = run_study(experiment, request)                                      # study.json's contents
+"""
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,10 +22,11 @@ from sweep.study.margins import checked_margins
 from sweep.study.request import StudyRequest, build_request, config_point, resolve_request, save_request
 
 
-def prepare(
-    experiment_path: Path | None,
-    config_file: Path | None = None,
+def prepare_study(
+    experiment_path: str | Path | None = None,
+    config_file: str | Path | None = None,
     *,
+    latest: bool = False,
     storage: str = DEFAULT_STORAGE,
     name: str | None = None,
     margins: list[float] | None = None,
@@ -31,6 +35,7 @@ def prepare(
     test_episodes: int | None = None,
     queries: int | None = None,
     restart: bool = False,
+    address: str | None = None,
 ) -> tuple[Experiment, StudyRequest]:
     """The experiment to study (with --config a new one, made once the request is known to be good, its test
     episodes sized by `test_episodes` and `queries`) and the request; every user error is raised here, before any
@@ -38,6 +43,14 @@ def prepare(
     from sweep.study.scoring import check_holdout, check_novel
     from sweep.tuning import tuner
 
+    if latest:
+        if experiment_path is not None or config_file is not None:
+            raise SpecError("--latest names the experiment: give no experiment directory and no --config with it")
+        experiment_path = experiments.latest(storage).root
+    if address:
+        from clusters.session import validate_address
+
+        validate_address(address)
     if (experiment_path is None) == (config_file is None):
         raise SpecError("give an experiment directory or --config FILE (one of them)")
     if config_file is None and (test_episodes is not None or queries is not None):
@@ -45,11 +58,11 @@ def prepare(
     options: dict[str, Any] = {"margins": margins, "seeds": seeds, "holdout_fraction": holdout_fraction}
     if config_file is not None:
         promotion = {"test_episodes": test_episodes, "queries": queries}
-        spec, params, source = config_point(config_file, storage, name, promotion)
+        spec, params, source = config_point(Path(config_file), storage, name, promotion)
         request = build_request(spec, params, source, **options)
         experiment = None
     else:
-        experiment = experiments.open_existing(cast(Path, experiment_path))  # given: config_file is None
+        experiment = experiments.open_existing(cast(str | Path, experiment_path))  # given: config_file is None
         spec = experiment.spec()
         if margins is not None:
             checked_margins(spec.loss, margins)  # before reading any trial: the cheapest mistake first
@@ -71,57 +84,13 @@ def prepare(
     return experiment, request
 
 
-def run_study(
-    experiment: str | Path | None = None,
-    *,
-    config: str | Path | None = None,
-    latest: bool = False,
-    storage: str = DEFAULT_STORAGE,
-    name: str | None = None,
-    margins: list[float] | None = None,
-    seeds: int | None = None,
-    holdout_fraction: float | None = None,
-    test_episodes: int | None = None,
-    queries: int | None = None,
-    restart: bool = False,
-    address: str | None = None,
-    log: Callable[[str], None] = print,
-) -> tuple[Experiment, dict[str, Any]]:
-    """Study an experiment's selected configuration (or the trial config file `config`; or, with `latest`, the newest
-    experiment under `storage`) at a grid of margins, all else fixed: (the experiment, what study.json holds).
-    Every user error is raised before any training; a rerun resumes the saved study (`restart` discards it)."""
-    if latest:
-        if experiment is not None or config is not None:
-            raise SpecError("--latest names the experiment: give no experiment directory and no --config with it")
-        experiment = experiments.latest(storage).root
-    if address:
-        from clusters.session import validate_address
-
-        validate_address(address)
-    found, request = prepare(
-        None if experiment is None else Path(experiment),
-        None if config is None else Path(config),
-        storage=storage,
-        name=name,
-        margins=margins,
-        seeds=seeds,
-        holdout_fraction=holdout_fraction,
-        test_episodes=test_episodes,
-        queries=queries,
-        restart=restart,
-    )
-    margins_text = ", ".join(f"{m:g}" for m in request.margins)
-    log(f"Study:       {found.root}/study  (m = {margins_text}; {request.seeds} seed(s); {request.source})")
-    return found, run(found, request, address=address)
-
-
 def _selected(experiment: Experiment, spec: SweepSpec) -> tuple[dict[str, Any], str]:
     from sweep.study.request import selected_point
 
     return selected_point(experiment, spec)
 
 
-def run(experiment: Experiment, request: StudyRequest, address: str | None = None) -> dict[str, Any]:
+def run_study(experiment: Experiment, request: StudyRequest, address: str | None = None) -> dict[str, Any]:
     """Train every margin × seed (resuming what a previous run left), score, compare with m = 0, write study/."""
     from evaluation.device import resolve_device
     from models.catalog import trained_loss
