@@ -2,7 +2,8 @@
 
 The names below are imported from their submodules on first use (PEP 562), so that the torch-free parts (readers,
 cache, dataset names) load without torch: the `negmargin` parser and `negmargin data prepare` need only those.
-No exported name is also a submodule name (a test checks), so an imported submodule never shadows an export.
+No exported name is also a submodule name (a test checks), so an imported submodule never shadows an export. File
+helpers (data.atomic, data.paths, data.geometry) are imported from their modules; they are not the package's API.
 """
 
 from data.lazy_exports import lazy_getattr
@@ -16,22 +17,16 @@ _EXPORTS = {
     "prepare_split": "data.splits",
     "load_base_parts": "data.splits",
     "DatasetConfig": "data.section",
-    "eval_resize_size": "data.geometry",
-    "stored_size": "data.geometry",
-    "write_atomically": "data.atomic",
-    "write_text_atomically": "data.atomic",
-    "file_lock": "data.atomic",
     "build_dataset": "data.datasets",
     "list_datasets": "data.datasets",
     "EpisodeSet": "data.episodes",
     "holdout_indices": "data.holdout",
     "split_base": "data.holdout",
-    "episode_file_name": "data.paths",
     "DataError": "data.errors",
+    "UserError": "data.errors",
     "ArrayImageDataset": "data.readers.base",
     "FileImageDataset": "data.readers.base",
     "ImageDataset": "data.readers.base",
-    "LazyArrayDataset": "data.readers.base",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -19,6 +19,7 @@ from torch import nn
 import data
 import evaluation
 import models
+from data.paths import episode_file_name
 from evaluation.device import resolve_device
 from sweep.errors import DivergenceError, TrialConfigError
 from sweep.trial import phases
@@ -189,7 +190,7 @@ def validation_episodes(config: TrialConfig, val: data.CachedSplit, shot: int) -
     """The fixed episode set of `shot`: episodes_dir/val_<shot>shot.pt when episodes_dir is set (sampled with
     validation.seed and saved there the first time), else sampled with validation.seed."""
     v = config.validation
-    path = Path(v.episodes_dir) / data.episode_file_name("val", shot) if v.episodes_dir is not None else None
+    path = Path(v.episodes_dir) / episode_file_name("val", shot) if v.episodes_dir is not None else None
     return data.EpisodeSet.load_or_sample(
         path,
         val.labels,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from data import DataError, eval_resize_size, stored_size
-from data.geometry import centre_crop_offset, check_crop_scale, crop_source_size
+from data import DataError
+from data.geometry import centre_crop_offset, check_crop_scale, crop_source_size, eval_resize_size, stored_size
 
 
 def test_eval_resize_is_the_published_int_of_115_percent():
