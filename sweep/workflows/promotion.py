@@ -23,12 +23,12 @@ import torch
 
 import data
 from data.atomic import write_text_atomically
+from data.paths import checkpoint_file
 from evaluation.device import resolve_device
 from sweep.errors import ExperimentError
 from sweep.scoring.checkpoint_scores import accuracy_summary, plain_json, score_checkpoint, test_episode_set
 from sweep.storage.experiment import Experiment
 from sweep.storage.results import TrialRecord, load_trials, ranked
-from sweep.trial.checkpoints import checkpoint_file
 
 
 def _paired(

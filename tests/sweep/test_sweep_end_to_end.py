@@ -17,6 +17,8 @@ import yaml
 
 import data
 import evaluation
+from data.paths import CHECKPOINT_FILE
+from evaluation.checkpoint import Checkpoint
 from sweep.cli import main
 from sweep.report import tensorboard_files
 from sweep.schema import spec as spec_module
@@ -24,7 +26,6 @@ from sweep.scoring import baseline
 from sweep.storage import experiment as experiments
 from sweep.storage import selections
 from sweep.storage.results import load_trials
-from sweep.trial.checkpoints import CHECKPOINT_FILE, checkpoint_file
 from sweep.workflows import extra_seeds as seeds
 from sweep.workflows import promotion as promote
 
@@ -403,10 +404,10 @@ def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, 
     # another training seed: another network. Compared by weights, not by test means: the tiny sweep's networks score
     # near chance, where two of them can tie on a shot's mean (750 queries: it happened).
     retrained = sorted((experiment.root / "seeds").rglob(CHECKPOINT_FILE))
-    original = torch.load(checkpoint_file(trial["checkpoint"]), weights_only=True)["backbone_state"]
+    original = Checkpoint.load(trial["checkpoint"]).backbone_state
     assert retrained
     for path in retrained:
-        weights = torch.load(path, weights_only=True)["backbone_state"]
+        weights = Checkpoint.load(path).backbone_state
         assert any(not torch.equal(value, weights[key]) for key, value in original.items())
     assert not list((experiment.root / "seeds").rglob("events.out.tfevents.*"))  # no TensorBoard files of Tune's
 
