@@ -1,4 +1,5 @@
-"""Names of data on disk: the image cache directory and episode-set files (a leaf: imports nothing of ours)."""
+"""Names of data on disk: the image cache directory, episode-set files and the checkpoint file inside a checkpoint
+directory (a leaf: imports nothing of ours, nor torch)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from pathlib import Path
 
 CACHE_ENV = "NEGMARGIN_CACHE"
+CHECKPOINT_FILE = "checkpoint.pt"  # the file of a checkpoint directory (a Tune checkpoint, a run's checkpoints/best)
 
 
 def default_cache_dir() -> Path:
@@ -16,3 +18,9 @@ def default_cache_dir() -> Path:
 def episode_file_name(split: str, shot: int) -> str:
     """The file name of a split's fixed episode set: val_1shot.pt, test_5shot.pt, …"""
     return f"{split}_{shot}shot.pt"
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint file of `path`: the path itself, or CHECKPOINT_FILE inside a checkpoint directory."""
+    path = Path(path)
+    return path / CHECKPOINT_FILE if path.is_dir() else path

@@ -13,9 +13,13 @@ YAML:
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from data.errors import DataError
 from data.geometry import CROP_SCALE, check_crop_scale
+from data.validation_errors import describe_validation_error
 
 
 class DatasetConfig(BaseModel):
@@ -48,3 +52,11 @@ class DatasetConfig(BaseModel):
     @classmethod
     def _crop_scale_range(cls, crop_scale: tuple[float, float]) -> tuple[float, float]:
         return check_crop_scale(crop_scale)
+
+
+def checked_dataset_section(fields: dict[str, Any], command: str) -> DatasetConfig:
+    """A DatasetConfig of command-line `fields`, or DataError with one line (`evaluate: dataset image_size: …`)."""
+    try:
+        return DatasetConfig(**fields)
+    except ValidationError as error:
+        raise DataError(f"{command}: dataset {describe_validation_error(error)}") from None

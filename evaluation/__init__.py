@@ -1,6 +1,7 @@
 """Feature extraction, batched episode fine-tuning (the published protocol), statistics and discriminability."""
 
-from evaluation.checkpoint import load_backbone_from_checkpoint
+from evaluation.checkpoint import Checkpoint, load_backbone_from_checkpoint
+from evaluation.checkpoint_evaluation import CheckpointEvaluation, evaluate_checkpoint
 from evaluation.discriminability import discriminability
 from evaluation.episode_accuracy import check_episode_labels, evaluate
 from evaluation.errors import EvaluationError
@@ -18,6 +19,8 @@ from evaluation.finetune import (
 from evaluation.stats import mean_ci95, paired_comparison
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointEvaluation",
     "EvaluationError",
     "FinetuneSettings",
     "check_episode_labels",
@@ -26,6 +29,7 @@ __all__ = [
     "draw_episode_randomness",
     "episode_seeds",
     "evaluate",
+    "evaluate_checkpoint",
     "extract_features",
     "finetune_episodes",
     "finetune_head",

@@ -38,6 +38,7 @@ from pathlib import Path
 from clusters import tokens
 from clusters.errors import ClusterError
 from clusters.session import SINGLE_MACHINE_ENV, check_auth_mode
+from data.atomic import write_text_atomically
 
 HOST = "127.0.0.1"
 NODE_LABEL = "negmargin.io/node"
@@ -92,10 +93,7 @@ class LocalCluster:
 
     def save(self) -> None:
         """Write the state file atomically."""
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.state_path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(asdict(self), indent=2))
-        partial.replace(self.state_path)
+        write_text_atomically(self.state_path, json.dumps(asdict(self), indent=2))
 
 
 def load(state_dir: str | Path | None = None) -> LocalCluster:

@@ -54,8 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def prepare_command(args: argparse.Namespace) -> int:
     """Build the cache of each requested split and print where it is; returns the exit status."""
+    from data.section import checked_dataset_section
     from data.splits import prepare_split  # the cache (numpy, PIL, tqdm) loads when there is work
-    from sweep.schema.config_errors import checked_dataset_section
 
     options = {"name": args.name, "root": args.root, "cache_dir": args.cache, "image_size": args.image_size}
     geometry = {"crop_scale": (args.crop_scale_min, CROP_SCALE[1]), "max_stored_size": args.max_stored_size}

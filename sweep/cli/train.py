@@ -43,7 +43,7 @@ def train_command(args: argparse.Namespace) -> int:
     if checkpoint is None:
         (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
     selection = config.selection
-    start_epoch = int(checkpoint["epoch"]) if checkpoint else 0
+    start_epoch = checkpoint.epoch if checkpoint else 0
     reporter = RunDirReporter(
         out, config.model_dump(), selection, start_epoch=start_epoch, progress=not args.no_progress
     )

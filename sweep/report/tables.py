@@ -17,6 +17,7 @@ from sweep.schema.first_points import FirstPoint, plan_first_points
 from sweep.schema.spec import SweepSpec
 from sweep.storage import selections
 from sweep.storage.experiment import Experiment
+from sweep.storage.promotion_file import Promotion
 from sweep.storage.results import TrialRecord, load_trials
 from sweep.trial.config import SEARCHED_PARAMETERS
 from sweep.tuning import optuna_study
@@ -64,32 +65,30 @@ def _trial_row(
     return row
 
 
-def _promoted_rows(promotion: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _promoted_rows(promotion: Promotion | None) -> list[dict[str, Any]]:
     """One row per promoted trial, by rank, then the baseline when it ranked below them (rank "baseline"); each with
     its test accuracy and its paired test difference to the baseline per shot (sweep.scoring.baseline)."""
     if promotion is None:
         return []
-    found = promotion.get("baseline", {})
-    trials = promotion["trials"] + ([found["entry"]] if "entry" in found else [])
+    found = promotion.baseline
     rows = []
-    for trial in trials:
-        row: dict[str, Any] = {"rank": trial["rank"], "trial": trial["trial_id"], "epoch": trial.get("epoch")}
-        row.update({name: trial["params"].get(name) for name in SEARCHED_PARAMETERS})
-        for shot, test in trial["test"].items():
-            row[f"test_{shot}shot"] = test["mean"]
-            row[f"ci95_{shot}shot"] = test["ci95"]
-        for shot, difference in found.get("differences", {}).get(trial["trial_id"], {}).items():
-            row[f"vs_baseline_{shot}shot"] = difference["mean_diff"]
-            row[f"vs_baseline_ci95_{shot}shot"] = difference["ci95"]
-            row[f"vs_baseline_p_{shot}shot"] = difference["t_pvalue"]
-        if trial["trial_id"] == found.get("trial_id"):
-            for shot in trial["test"]:
+    for trial in promotion.scored_trials():
+        row: dict[str, Any] = {"rank": trial.rank, "trial": trial.trial_id, "epoch": trial.epoch}
+        row.update({name: trial.params.get(name) for name in SEARCHED_PARAMETERS})
+        for shot, test in trial.test.items():
+            row[f"test_{shot}shot"] = test.mean
+            row[f"ci95_{shot}shot"] = test.ci95
+        for shot, difference in found.differences.get(trial.trial_id, {}).items():
+            row[f"vs_baseline_{shot}shot"] = difference.mean_diff
+            row[f"vs_baseline_ci95_{shot}shot"] = difference.ci95
+            row[f"vs_baseline_p_{shot}shot"] = difference.t_pvalue
+        if trial.trial_id == found.trial_id:
+            for shot in trial.test:
                 row.update({f"vs_baseline_{shot}shot": 0.0, f"vs_baseline_ci95_{shot}shot": 0.0})
-        for shot, seeds in trial.get("seeds", {}).items():
-            row[f"seeds_{shot}shot"] = f"{seeds['mean']:.2f} ± {seeds['std']:.2f} (n={seeds['n']})"
-        failed = trial.get("seeds_failed", [])
-        if failed:
-            row["seeds_failed"] = ", ".join(f"seed {run['seed']} {run['reason'].split(':')[0]}" for run in failed)
+        for shot, seeds in trial.seeds.items():
+            row[f"seeds_{shot}shot"] = f"{seeds.mean:.2f} ± {seeds.std:.2f} (n={seeds.n})"
+        if trial.seeds_failed:
+            row["seeds_failed"] = ", ".join(f"seed {run.seed} {run.reason.split(':')[0]}" for run in trial.seeds_failed)
         rows.append(row)
     return rows
 
@@ -98,7 +97,7 @@ def assemble(
     experiment: Experiment,
     spec: SweepSpec,
     records: list[TrialRecord],
-    promotion: dict[str, Any] | None,
+    promotion: Promotion | None,
     optuna_numbers: dict[str, int] | None = None,
 ) -> Report:
     """The report of `records` (sweep.storage.results) and `promotion` (promotion.json, or None before promotion)."""

@@ -1,49 +1,8 @@
-"""One line for a pydantic ValidationError, shared by sweep specs, trial configs and command-line dataset options.
-
-The line names the first offending key as a dotted path, then the reason: `budget.grace_period: 99 exceeds
-max_epochs 6`, `colour: unknown key`, `budget: required key is missing`, with `(and N more)` when there are others.
-A model-level validator names its key itself by starting its message with `key: ` (`margin: neg-cosine needs m <= 0`).
+"""The one-line description of a pydantic ValidationError and the checked dataset section of command-line options,
+for the sweep package (both are defined in data/, the layer every package may import).
 """
 
-from __future__ import annotations
+from data.section import checked_dataset_section
+from data.validation_errors import describe_validation_error
 
-import re
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
-
-if TYPE_CHECKING:
-    from data.section import DatasetConfig
-
-_NAMES_A_KEY = re.compile(r"^[A-Za-z_][\w.\[\]]*: ")
-_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """`dotted.key: reason` for the first problem of `error`, on one line."""
-    first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"])
-    message = first["msg"]
-    for prefix in _PYDANTIC_PREFIXES:
-        message = message.removeprefix(prefix)
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    elif _NAMES_A_KEY.match(message):  # the validator of a section (or the whole model) names the key inside it
-        location = f"{location}.{message}" if location else message
-        message = ""
-    line = f"{location}: {message}" if message else location
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return " ".join(f"{line}{more}".split())
-
-
-def checked_dataset_section(fields: dict[str, Any], command: str) -> DatasetConfig:
-    """A DatasetConfig of command-line `fields`, or DataError with one line (`evaluate: dataset image_size: …`)."""
-    from data.errors import DataError
-    from data.section import DatasetConfig
-
-    try:
-        return DatasetConfig(**fields)
-    except ValidationError as error:
-        raise DataError(f"{command}: dataset {describe_validation_error(error)}") from None
+__all__ = ["checked_dataset_section", "describe_validation_error"]

@@ -19,20 +19,20 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from data.atomic import write_text_atomically
 from data.paths import episode_file_name
 from sweep.errors import ExperimentError, SpecError
 from sweep.schema import spec as spec_module
 from sweep.schema.spec import SweepSpec
+from sweep.storage import promotion_file
+from sweep.storage.promotion_file import Promotion
 
 TUNE_NAME = "tune"
 
@@ -116,11 +116,9 @@ class Experiment:
                 f"{self.root}: its spec.yaml cannot be used by this version of negmargin ({error})"
             ) from None
 
-    def promotion(self) -> dict[str, Any] | None:
-        """The promotion result (promotion.json), or None before promotion."""
-        if not self.promotion_file.exists():
-            return None
-        return json.loads(self.promotion_file.read_text())
+    def promotion(self) -> Promotion | None:
+        """The promotion result (promotion.json, sweep.storage.promotion_file), or None before promotion."""
+        return promotion_file.read(self.promotion_file)
 
 
 def check_storage(spec: SweepSpec, storage: str | Path | None = None) -> Path:

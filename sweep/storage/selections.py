@@ -26,6 +26,7 @@ from data.atomic import file_lock, write_text_atomically
 from sweep.errors import ExperimentError
 from sweep.schema.spec import DEFAULT_STORAGE, SweepSpec
 from sweep.storage.experiment import Experiment
+from sweep.storage.promotion_file import PromotedTrial, Promotion
 
 KEY_FIELDS = ("dataset", "backbone", "loss", "shot")
 
@@ -50,51 +51,53 @@ def read(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def entries_from_promotion(spec: SweepSpec, promotion: dict[str, Any]) -> list[dict[str, Any]]:
+def entries_from_promotion(spec: SweepSpec, promotion: Promotion) -> list[dict[str, Any]]:
     """One entry per shot: the promoted trial with the best validation accuracy for that shot."""
     entries = []
-    for shot in promotion["shots"]:
+    for shot in promotion.shots:
         val_key = f"val_acc_{shot}shot"
 
-        def validation_score(trial: dict[str, Any], val_key: str = val_key) -> float:
-            return trial["val"].get(val_key, trial["val"].get(spec.objective, float("-inf")))
+        def validation_score(trial: PromotedTrial, val_key: str = val_key) -> float:
+            return trial.val.get(val_key, trial.val.get(spec.objective, float("-inf")))
 
-        chosen = max(promotion["trials"], key=validation_score)
-        test = chosen["test"][str(shot)]
+        chosen = max(promotion.trials, key=validation_score)
+        test = chosen.test[str(shot)]
         entry = {
             "dataset": spec.dataset.name,
             "backbone": spec.backbone,
             "loss": spec.loss,
             "shot": int(shot),
-            "params": chosen["params"],
+            "params": chosen.params,
             "val_acc": round(float(validation_score(chosen)), 3),
-            "test_acc": round(test["mean"], 3),
-            "test_ci95": round(test["ci95"], 3),
-            "test_episodes": test["episodes"],
-            "experiment": promotion["experiment"],
-            "trial_id": chosen["trial_id"],
+            "test_acc": round(test.mean, 3),
+            "test_ci95": round(test.ci95, 3),
+            "test_episodes": test.episodes,
+            "experiment": promotion.experiment,
+            "trial_id": chosen.trial_id,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        entries.append({**entry, **versus_baseline(promotion, chosen["trial_id"], shot)})
+        entries.append({**entry, **versus_baseline(promotion, chosen.trial_id, shot)})
     return entries
 
 
-def versus_baseline(promotion: dict[str, Any], trial_id: str, shot: int) -> dict[str, Any]:
+def versus_baseline(promotion: Promotion, trial_id: str, shot: int) -> dict[str, Any]:
     """{"baseline": which trial, "vs_baseline": the paired test difference of `trial_id` to it at `shot`, with its
     one-line description (sweep.scoring.baseline.describe)}; the note alone when promotion had no baseline."""
     from sweep.scoring import baseline
 
-    found = promotion.get("baseline", {})
-    difference = found.get("differences", {}).get(trial_id, {}).get(str(shot))
+    found = promotion.baseline
+    difference = found.difference(trial_id, shot)
     if difference is None:
-        return {"baseline": found.get("note", "no baseline (promoted before baselines were scored)")}
-    rounded = {key: round(float(difference[key]), 6) for key in ("mean_diff", "ci95", "t_pvalue", "wilcoxon_pvalue")}
-    summary = {**rounded, "seeds": difference["seeds"], "verdict": difference["verdict"]}
-    if trial_id == found["trial_id"]:
-        summary["text"] = f"the selected configuration is the baseline ({found['label']})"
+        return {"baseline": found.note}
+    rounded = {
+        key: round(float(getattr(difference, key)), 6) for key in ("mean_diff", "ci95", "t_pvalue", "wilcoxon_pvalue")
+    }
+    summary: dict[str, Any] = {**rounded, "seeds": difference.seeds, "verdict": difference.verdict}
+    if trial_id == found.trial_id:
+        summary["text"] = f"the selected configuration is the baseline ({found.label})"
     else:
-        summary["text"] = baseline.describe(difference)
-    return {"baseline": {"label": found["label"], "trial_id": found["trial_id"]}, "vs_baseline": summary}
+        summary["text"] = baseline.describe(difference.model_dump())
+    return {"baseline": {"label": found.label, "trial_id": found.trial_id}, "vs_baseline": summary}
 
 
 def merge(path: Path, new_entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

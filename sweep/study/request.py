@@ -64,9 +64,9 @@ def selected_point(experiment: Experiment, spec: SweepSpec) -> tuple[dict[str, A
     """(searched values, where they come from) of an experiment's selected configuration: the promoted trial ranked
     first (promotion ranks by validation), else the trial with the best validation objective."""
     promotion = experiment.promotion()
-    if promotion and promotion.get("trials"):
-        best = promotion["trials"][0]
-        return _complete(best["params"], spec), f"promoted trial {best['trial_id']} (rank 1 by {spec.objective})"
+    if promotion and promotion.trials:
+        first = promotion.trials[0]
+        return _complete(first.params, spec), f"promoted trial {first.trial_id} (rank 1 by {spec.objective})"
     if not spec.searched() and not experiment.tune_dir.is_dir():  # a study's own experiment (--config): no sweep
         return _complete(spec.fixed(), spec), "the experiment's fixed configuration"
     from sweep.storage.results import load_trials, ranked

@@ -20,6 +20,7 @@ import torch
 
 import data
 import evaluation
+from evaluation.checkpoint import Checkpoint
 from sweep.errors import SpecError
 from sweep.schema.spec import SweepSpec
 from sweep.scoring import checkpoint_scores
@@ -128,10 +129,9 @@ def score_run(run: MarginRun, domains: dict[str, Domain], spec: SweepSpec, devic
     return RunScores(accuracies, separation, reported_metrics(checkpoint))
 
 
-def reported_metrics(checkpoint: Any) -> dict[str, float]:
-    """The numeric metrics a trial reported with this checkpoint file (its "metrics" entry)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    metrics = state.get("metrics", {}) if isinstance(state, dict) else {}
+def reported_metrics(checkpoint: Path) -> dict[str, float]:
+    """The numeric metrics a trial reported with this checkpoint file (memory-mapped: the weights are not read)."""
+    metrics = Checkpoint.load(checkpoint, mmap=True).metrics
     return {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
 
 

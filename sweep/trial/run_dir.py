@@ -23,15 +23,10 @@ from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 from data.atomic import write_atomically, write_text_atomically
+from evaluation.checkpoint import Checkpoint
 from sweep.errors import TrialConfigError
 from sweep.schema.objectives import objective_value, selection_score
-from sweep.trial.checkpoints import (
-    best_checkpoint_path,
-    epoch_checkpoint_path,
-    last_checkpoint_path,
-    load_checkpoint,
-    save_checkpoint,
-)
+from sweep.trial.checkpoints import best_checkpoint_path, epoch_checkpoint_path, last_checkpoint_path
 from sweep.trial.config import TrialConfig
 
 TRAIN_SCALARS = ("train_loss", "train_acc", "lr", "images_per_s")
@@ -44,7 +39,7 @@ def default_out_dir(config: TrialConfig, runs_dir: Path = DEFAULT_RUNS_DIR) -> P
     return runs_dir / f"{stamp}-{config.backbone}-{config.loss}-{secrets.token_hex(3)}"
 
 
-def prepare_out_dir(out: Path | None, config: TrialConfig, resume: bool) -> tuple[Path, dict | None]:
+def prepare_out_dir(out: Path | None, config: TrialConfig, resume: bool) -> tuple[Path, Checkpoint | None]:
     """The run directory and, with `resume`, its last checkpoint; refuses to reuse a non-empty directory otherwise."""
     if resume:
         if out is None:
@@ -52,7 +47,7 @@ def prepare_out_dir(out: Path | None, config: TrialConfig, resume: bool) -> tupl
         last = last_checkpoint_path(out)
         if last is None:
             raise TrialConfigError(f"--out {out}: no checkpoints/epoch_*/checkpoint.pt to resume from")
-        return out, load_checkpoint(last)
+        return out, Checkpoint.load(last)
     if out is None:
         out = default_out_dir(config)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -91,7 +86,7 @@ class RunDirReporter:
         self.best_metrics: dict[str, Any] | None = None
         best = best_checkpoint_path(self.out)
         if start_epoch and best.exists():
-            self.best_metrics = load_checkpoint(best)["metrics"]
+            self.best_metrics = Checkpoint.load(best, mmap=True).metrics
         self._postfix: dict[str, str] = {}
         self.bar = tqdm(
             total=config["epochs"], initial=start_epoch, unit="epoch", desc=self.out.name, disable=not progress
@@ -106,7 +101,7 @@ class RunDirReporter:
         self.bar.set_postfix(self._postfix, refresh=False)
         self.bar.update(1)
 
-    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint: Checkpoint) -> None:
         """Validation scalars, the epoch checkpoint, and the best one when this report improves on it."""
         epoch = metrics["epoch"]
         for key, value in metrics.items():
@@ -114,7 +109,7 @@ class RunDirReporter:
                 self.writer.add_scalar(f"val/{key.removeprefix('val_')}", value, epoch)
         self.writer.flush()
         path = epoch_checkpoint_path(self.out, epoch)
-        save_checkpoint(checkpoint, path)
+        checkpoint.save(path)
         score = objective_value(metrics, self.selection_metric)
         ranked_by = self.config.get("selection_from_epoch", 1)
         new_score = selection_score(metrics, self.selection_metric, ranked_by)

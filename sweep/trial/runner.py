@@ -8,6 +8,7 @@ Resuming from any reported checkpoint continues exactly as if never interrupted 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ import data
 import evaluation
 import models
 from data.paths import episode_file_name
+from evaluation.checkpoint import Checkpoint, ModelSpec, TrainingState
 from evaluation.device import resolve_device
 from sweep.errors import DivergenceError, TrialConfigError
 from sweep.trial import phases
@@ -44,8 +46,8 @@ class Reporter(Protocol):
     def epoch_end(self, metrics: dict[str, Any]) -> None:
         """Called after every epoch with the epoch's training metrics (epoch, train_loss, train_acc, lr, …)."""
 
-    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
-        """Called every `val_every` epochs and at the end; `checkpoint` is torch.save-able, weights_only-loadable."""
+    def report(self, metrics: dict[str, Any], checkpoint: Checkpoint) -> None:
+        """Called every `val_every` epochs and at the end, with the checkpoint of that epoch (CPU tensors)."""
 
 
 def metric_names(config: TrialConfig) -> list[str]:
@@ -72,7 +74,7 @@ class _Generators:
         return cls(shuffle, augment)
 
 
-def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(config: TrialConfig, reporter: Reporter, checkpoint: Checkpoint | None = None) -> dict[str, Any]:
     """Pretrain and validate as `config` says, reporting at validation epochs; returns the final metrics."""
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
@@ -126,19 +128,22 @@ def run(config: TrialConfig, reporter: Reporter, checkpoint: dict[str, Any] | No
             phases.mark("training")
             metrics = {**train_metrics, **validate(config, backbone, val, episode_sets, device)}
             phases.mark("validation" if epoch < config.epochs else "final validation")
-            state = {
-                "model_spec": model_spec(config, num_classes),
-                "backbone_state": backbone.state_dict(),
-                "head_state": head.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict(),
-                "epoch": epoch,
-                "iteration": iteration,
-                "rng_state": rng_state(generators, device),
-                "metrics": dict(metrics),
-                "config": config.model_dump(),
-            }
-            reporter.report(dict(metrics), detached_copy(state))
+            state = TrainingState(
+                head.state_dict(),
+                optimizer.state_dict(),
+                scheduler.state_dict(),
+                iteration,
+                rng_state(generators, device),
+            )
+            checkpoint_now = Checkpoint(
+                model_spec(config, num_classes),
+                backbone.state_dict(),
+                epoch=epoch,
+                metrics=dict(metrics),
+                config=config.model_dump(),
+                training=state,
+            )
+            reporter.report(dict(metrics), detached_copy(checkpoint_now))
             phases.mark("checkpoint + report" if epoch == config.epochs else "checkpoints + reports")
     return metrics
 
@@ -158,17 +163,17 @@ def check_finite_state(backbone: nn.Module, head: nn.Module, epoch: int, iterati
         )
 
 
-def model_spec(config: TrialConfig, num_classes: int) -> dict[str, Any]:
+def model_spec(config: TrialConfig, num_classes: int) -> ModelSpec:
     """What evaluation and promotion need to rebuild the trained network from a checkpoint."""
-    return {
-        "backbone": config.backbone,
-        "backbone_kwargs": config.backbone_kwargs,
-        "loss": config.loss,
-        "image_size": config.dataset.image_size,
-        "num_classes": num_classes,
-        "scale": float(config.scale),  # type: ignore[arg-type]  # never None once validated (_head_takes_margin)
-        "margin": float(config.margin),
-    }
+    return ModelSpec(
+        backbone=config.backbone,
+        backbone_kwargs=config.backbone_kwargs,
+        loss=config.loss,
+        image_size=config.dataset.image_size,
+        num_classes=num_classes,
+        scale=float(config.scale),  # type: ignore[arg-type]  # never None once validated (_head_takes_margin)
+        margin=float(config.margin),
+    )
 
 
 def build_model(
@@ -253,7 +258,7 @@ def rng_state(generators: _Generators, device: torch.device) -> dict[str, Any]:
 
 
 def restore(
-    checkpoint: dict[str, Any],
+    checkpoint: Checkpoint,
     config: TrialConfig,
     backbone: nn.Module,
     head: nn.Module,
@@ -263,25 +268,28 @@ def restore(
     device: torch.device,
 ) -> tuple[int, int, dict[str, Any]]:
     """Load every state of `checkpoint` into the freshly built trial; returns (epoch, iteration, metrics)."""
-    differing = _differing_keys(checkpoint.get("config", {}), config.model_dump())
+    differing = _differing_keys(checkpoint.config, config.model_dump())
     if differing:
         raise TrialConfigError(f"checkpoint was written by another config (differs in: {', '.join(differing)})")
-    rng = checkpoint["rng_state"]
+    training = checkpoint.training
+    if training is None:
+        raise TrialConfigError("checkpoint holds no training state (evaluation only): a trial cannot resume from it")
+    rng = training.rng_state
     if rng["device_type"] != device.type:
         raise TrialConfigError(
             f"device: checkpoint was written on {rng['device_type']}, resuming on {device.type} "
             "cannot continue it exactly; resume on the same device type"
         )
-    backbone.load_state_dict(checkpoint["backbone_state"])
-    head.load_state_dict(checkpoint["head_state"])
-    optimizer.load_state_dict(checkpoint["optimizer_state"])
-    scheduler.load_state_dict(checkpoint["scheduler_state"])
+    backbone.load_state_dict(checkpoint.backbone_state)
+    head.load_state_dict(training.head_state)
+    optimizer.load_state_dict(training.optimizer_state)
+    scheduler.load_state_dict(training.scheduler_state)
     generators.shuffle.set_state(rng["shuffle"])
     generators.augment.set_state(rng["augment"])
     torch.set_rng_state(rng["torch_cpu"])
     if device.type == "cuda":
         torch.cuda.set_rng_state(rng["torch_cuda"], device)
-    return int(checkpoint["epoch"]), int(checkpoint["iteration"]), dict(checkpoint.get("metrics", {}))
+    return checkpoint.epoch, training.iteration, dict(checkpoint.metrics)
 
 
 def _differing_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -297,7 +305,12 @@ def _differing_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str 
 
 
 def detached_copy(obj: Any) -> Any:
-    """Deep copy of a state tree with every tensor copied to CPU (the live model keeps training after a report)."""
+    """Deep copy of a state tree (or a Checkpoint's) with every tensor copied to CPU (the live model keeps training
+    after a report)."""
+    if isinstance(obj, (Checkpoint, TrainingState)):
+        return dataclasses.replace(
+            obj, **{f.name: detached_copy(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        )
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):

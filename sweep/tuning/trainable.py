@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from data.paths import CHECKPOINT_FILE
 from sweep.errors import DivergenceError
 from sweep.schema.objectives import SELECTION_SCORE, objective_value, selection_score
 from sweep.storage.experiment import Experiment
-from sweep.trial.checkpoints import CHECKPOINT_FILE, DIVERGED_MARKER
+from sweep.trial.checkpoints import DIVERGED_MARKER
 from sweep.tuning import space
+
+if TYPE_CHECKING:
+    from evaluation.checkpoint import Checkpoint
 
 RETRAIN_KEY = "retrain"
 SEED_OFFSET_KEY = "seed_offset"
@@ -36,9 +40,8 @@ class TuneReporter:
     def epoch_end(self, metrics: dict[str, Any]) -> None:
         """Training metrics go to Tune with the next validation report (ASHA compares trials on those only)."""
 
-    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint: Checkpoint) -> None:
         """Send one validation row and its checkpoint to Tune."""
-        import torch
         from ray import tune
 
         row = dict(metrics)
@@ -50,7 +53,7 @@ class TuneReporter:
         if score is not None:
             row[SELECTION_SCORE] = score  # Tune keeps checkpoints by it (sweep.schema.objectives.selection_score)
         with tempfile.TemporaryDirectory(prefix="negmargin-ckpt-") as directory:
-            torch.save(checkpoint, Path(directory) / CHECKPOINT_FILE)
+            checkpoint.save(Path(directory) / CHECKPOINT_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(directory))
         self.reports += 1
 
@@ -63,14 +66,14 @@ class TuneReporter:
             tune.report({"epoch": error.epoch, self.objective: float("-inf"), "diverged": True})
 
 
-def load_checkpoint_state(checkpoint: Any) -> dict[str, Any] | None:
-    """The state dict inside a Tune checkpoint (loaded with weights_only=True), or None."""
+def load_checkpoint_state(checkpoint: Any) -> Checkpoint | None:
+    """The checkpoint inside a Tune checkpoint (evaluation.checkpoint.Checkpoint.load), or None."""
     if checkpoint is None:
         return None
-    from sweep.trial.checkpoints import load_checkpoint
+    from evaluation.checkpoint import Checkpoint
 
     with checkpoint.as_directory() as directory:
-        return load_checkpoint(Path(directory))
+        return Checkpoint.load(Path(directory))
 
 
 def point_of(config: dict[str, Any], spec_seed: int) -> tuple[dict[str, Any], int]:

@@ -30,6 +30,7 @@ import torch
 import yaml
 
 import data
+from evaluation.checkpoint import Checkpoint
 from evaluation.device import resolve_device
 from sweep.errors import SpecError
 from sweep.schema import spec as spec_module
@@ -137,17 +138,17 @@ class _KeepingReporter:
     def epoch_end(self, metrics: dict[str, Any]) -> None:
         """Training metrics of every epoch are not needed here."""
 
-    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+    def report(self, metrics: dict[str, Any], checkpoint: Checkpoint) -> None:
         """Keep the report; save its checkpoint as the final one, and as the best one when it beats the best."""
         self.curve.append({key: float(value) for key, value in metrics.items()})
         shots = " / ".join(f"{value:.2f}" for key, value in metrics.items() if key.startswith("val_acc_"))
         with open(self.folder.parent / f"{self.folder.name}.log", "a") as log:  # progress of a run, while it runs
             log.write(f"epoch {int(metrics['epoch'])}: train acc {metrics['train_acc']:.1f}, val {shots}\n")
-        torch.save(checkpoint, self.folder / "final.pt")
+        checkpoint.save(self.folder / "final.pt")
         value = selection_score(metrics, self.selection, self.selection_from_epoch)
         if value is not None and value > self.best_value:  # strict: the earliest of equal ones, as a sweep selects
             self.best_value, self.best_epoch = value, int(metrics["epoch"])
-            torch.save(checkpoint, self.folder / "best.pt")
+            checkpoint.save(self.folder / "best.pt")
 
 
 def run_one(plan: CalibrationPlan, margin: float, seed: int) -> Path:

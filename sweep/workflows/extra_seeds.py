@@ -15,6 +15,7 @@ from typing import Any
 
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment
+from sweep.storage.promotion_file import AcrossSeeds, FailedSeed, PromotedTrial
 from sweep.tuning import trainable
 from sweep.tuning.grid_runner import SeedRun, grid_tuner, seed_run
 
@@ -22,12 +23,12 @@ SEEDS_NAME = "seeds"
 
 
 def retrain(
-    spec: SweepSpec, experiment: Experiment, promoted: list[dict[str, Any]], address: str | None = None
+    spec: SweepSpec, experiment: Experiment, promoted: list[PromotedTrial], address: str | None = None
 ) -> list[SeedRun]:
     """Train every promoted configuration with `spec.promotion.extra_seeds` more seeds; one SeedRun per run."""
     from clusters.session import ray_session
 
-    points = [{"trial_id": trial["trial_id"], "params": trial["params"]} for trial in promoted]
+    points = [{"trial_id": trial.trial_id, "params": trial.params} for trial in promoted]
     offsets = list(range(1, spec.promotion.extra_seeds + 1))
     with ray_session(address):
         tuner = restored_grid(spec, experiment, points, offsets) or grid_tuner(
@@ -58,28 +59,31 @@ def restored_grid(
     )
 
 
-def across_seeds(test_means: list[float]) -> dict[str, Any]:
+def across_seeds(test_means: list[float]) -> AcrossSeeds:
     """Mean and sample standard deviation of per-run test accuracies (one run per seed)."""
-    return {
-        "mean": statistics.fmean(test_means),
-        "std": statistics.stdev(test_means) if len(test_means) > 1 else 0.0,
-        "n": len(test_means),
-        "runs": test_means,
-    }
+    return AcrossSeeds(
+        mean=statistics.fmean(test_means),
+        std=statistics.stdev(test_means) if len(test_means) > 1 else 0.0,
+        n=len(test_means),
+        runs=test_means,
+    )
 
 
-def add_seed_results(
-    promotion: dict[str, Any], runs: list[SeedRun], score: Callable[[SeedRun], dict[int, float]]
-) -> None:
-    """Fill `trial["seeds"][shot]` of every promoted trial: its own test mean plus the retrained seeds' that trained
-    (`score` gives a run's test mean per shot), and `trial["seeds_failed"]`: the seeds that did not, with the reason."""
-    for trial in promotion["trials"]:
-        per_shot: dict[str, list[float]] = {shot: [test["mean"]] for shot, test in trial["test"].items()}
-        own_runs = [run for run in runs if run.trial_id == trial["trial_id"]]
+def with_seed_results(
+    trials: list[PromotedTrial], runs: list[SeedRun], score: Callable[[SeedRun], dict[int, float]]
+) -> list[PromotedTrial]:
+    """Each trial with its `seeds` per shot (its own test mean plus the retrained seeds' that trained; `score` gives a
+    run's test mean per shot) and its `seeds_failed`: the seeds that did not, with the reason."""
+    updated = []
+    for trial in trials:
+        per_shot: dict[str, list[float]] = {shot: [test.mean] for shot, test in trial.test.items()}
+        own_runs = [run for run in runs if run.trial_id == trial.trial_id]
         for run in own_runs:
             if run.checkpoint is None:
                 continue
             for shot, mean in score(run).items():
                 per_shot[str(shot)].append(mean)
-        trial["seeds"] = {shot: across_seeds(means) for shot, means in per_shot.items()}
-        trial["seeds_failed"] = [{"seed": run.seed, "reason": run.failure} for run in own_runs if run.failure]
+        failed = [FailedSeed(seed=run.seed, reason=run.failure) for run in own_runs if run.failure]
+        seeds = {shot: across_seeds(means) for shot, means in per_shot.items()}
+        updated.append(trial.model_copy(update={"seeds": seeds, "seeds_failed": failed}))
+    return updated

@@ -14,58 +14,58 @@ paired comparisons between them are exact.
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 
 import data
-from data.atomic import write_text_atomically
+from data.paths import checkpoint_file
 from evaluation.device import resolve_device
 from sweep.errors import ExperimentError
 from sweep.scoring.checkpoint_scores import accuracy_summary, plain_json, score_checkpoint, test_episode_set
+from sweep.storage import promotion_file
 from sweep.storage.experiment import Experiment
+from sweep.storage.promotion_file import (
+    BaselineDifference,
+    BaselineSection,
+    Comparison,
+    PromotedTrial,
+    Promotion,
+    ShotScore,
+)
 from sweep.storage.results import TrialRecord, load_trials, ranked
-from sweep.trial.checkpoints import checkpoint_file
 
 
 def _paired(
-    results: list[dict[str, Any]], accuracies: dict[str, dict[int, torch.Tensor]], shots: list[int]
-) -> list[dict[str, Any]]:
+    results: list[PromotedTrial], accuracies: dict[str, dict[int, torch.Tensor]], shots: list[int]
+) -> list[Comparison]:
     import evaluation
 
     comparisons = []
     for shot in shots:
         for first, second in itertools.combinations(results, 2):
-            a, b = accuracies[first["trial_id"]][shot], accuracies[second["trial_id"]][shot]
+            a, b = accuracies[first.trial_id][shot], accuracies[second.trial_id][shot]
             stats = evaluation.paired_comparison(a.double() * 100, b.double() * 100)
-            comparisons.append(
-                {
-                    "shot": shot,
-                    "a": first["trial_id"],
-                    "b": second["trial_id"],
-                    **{k: plain_json(v) for k, v in stats.items()},
-                }
-            )
+            comparisons.append(Comparison(shot=shot, a=first.trial_id, b=second.trial_id, **stats))
     return comparisons
 
 
 def _entry(
-    record: Any, rank: int | str, accuracies: dict[int, torch.Tensor], selection_from_epoch: int
-) -> dict[str, Any]:
+    record: TrialRecord, rank: int | Literal["baseline"], accuracies: dict[int, torch.Tensor], selection_from_epoch: int
+) -> PromotedTrial:
     """promotion.json's entry of one scored trial."""
-    return {
-        "rank": rank,
-        "trial_id": record.trial_id,
-        "params": record.params,
-        "val": {key: value for key, value in record.best.items() if str(key).startswith("val_")},
-        "epoch": int(record.best.get("epoch", 0)),
-        "eligible_epochs": eligible_epochs(record, selection_from_epoch),
-        "checkpoint": str(record.best_checkpoint),
-        "test": {str(shot): accuracy_summary(acc) for shot, acc in accuracies.items()},
-    }
+    return PromotedTrial(
+        rank=rank,
+        trial_id=record.trial_id,
+        params={name: plain_json(value) for name, value in record.params.items()},
+        val={str(key): float(value) for key, value in record.best.items() if str(key).startswith("val_")},
+        epoch=int(record.best.get("epoch", 0)),
+        eligible_epochs=eligible_epochs(record, selection_from_epoch),
+        checkpoint=str(record.best_checkpoint),
+        test={str(shot): ShotScore(**accuracy_summary(acc)) for shot, acc in accuracies.items()},
+    )
 
 
 def eligible_epochs(record: Any, selection_from_epoch: int) -> list[int]:
@@ -77,30 +77,36 @@ def eligible_epochs(record: Any, selection_from_epoch: int) -> list[int]:
 
 
 def _baseline_section(
-    found: Any, note: str, results: list[dict[str, Any]], scored: dict[str, list[dict[int, torch.Tensor]]]
-) -> dict[str, Any]:
-    """promotion.json's "baseline": which trial, its scores, and every promoted trial's paired difference to it per
-    shot (over its seeds when promotion retrained some)."""
+    found: Any,
+    note: str,
+    results: list[PromotedTrial],
+    scored: dict[str, list[dict[int, torch.Tensor]]],
+    entry: PromotedTrial | None,
+) -> BaselineSection:
+    """promotion.json's "baseline": which trial, its entry when it ranked below the promoted ones, and every promoted
+    trial's paired difference to it per shot (over its seeds when promotion retrained some)."""
     from sweep.scoring import baseline
 
     if found is None:
-        return {"note": note}
+        return BaselineSection(note=note)
     base_id = found.record.trial_id
     differences = {
-        trial["trial_id"]: {
-            str(shot): baseline.paired_difference(
-                [runs[shot] for runs in scored[trial["trial_id"]]], [runs[shot] for runs in scored[base_id]]
+        trial.trial_id: {
+            str(shot): BaselineDifference(
+                **baseline.paired_difference(
+                    [runs[shot] for runs in scored[trial.trial_id]], [runs[shot] for runs in scored[base_id]]
+                )
             )
             for shot in scored[base_id][0]
         }
         for trial in results
     }
-    return {"note": note, "label": found.label, "trial_id": base_id, "differences": differences}
+    return BaselineSection(note=note, label=found.label, trial_id=base_id, differences=differences, entry=entry)
 
 
 def run(
     experiment: Experiment, top_k: int | None = None, selections_path: Path | None = None, address: str | None = None
-) -> dict[str, Any]:
+) -> Promotion:
     """Score the top-k trials and the baseline on the test episodes; write promotion.json, merge the selections
     file; return it."""
     from sweep.scoring import baseline
@@ -125,7 +131,10 @@ def run(
     experiment.promotion_dir.mkdir(exist_ok=True)
     scored: dict[str, list[dict[int, torch.Tensor]]] = {}  # trial id -> per-episode accuracies per shot, per seed
     entries = []
-    scoring: list[tuple[int | str, TrialRecord]] = [*enumerate(promoted, start=1), *(("baseline", r) for r in outside)]
+    scoring: list[tuple[int | Literal["baseline"], TrialRecord]] = [
+        *enumerate(promoted, start=1),
+        *(("baseline", r) for r in outside),
+    ]
     for rank, record in scoring:
         checkpoint = cast(Path, record.best_checkpoint)  # every promoted trial and the baseline have one
         accuracies = score_checkpoint(checkpoint_file(checkpoint), novel, episode_sets, spec, device)
@@ -138,27 +147,26 @@ def run(
         retrained = results + ([baseline_entry] if baseline_entry else [])
 
         def test_means(run: SeedRun) -> dict[int, float]:
-            checkpoint = cast(Path, run.checkpoint)  # add_seed_results asks only for the runs that have one
+            checkpoint = cast(Path, run.checkpoint)  # with_seed_results asks only for the runs that have one
             accuracies = score_checkpoint(checkpoint, novel, episode_sets, spec, device)
             scored[run.trial_id].append(accuracies)
             return {shot: accuracy_summary(acc)["mean"] for shot, acc in accuracies.items()}
 
-        seeds.add_seed_results({"trials": retrained}, seeds.retrain(spec, experiment, retrained, address), test_means)
-    promotion = {
-        "experiment": str(experiment.root),
-        "objective": spec.objective,
-        "selection_metric": spec.selection,
-        "shots": spec.promotion.shots,
-        "test_episodes": {str(shot): str(experiment.test_episodes(shot)) for shot in spec.promotion.shots},
-        "trials": results,
-        "comparisons": _paired(results, {t: runs[0] for t, runs in scored.items()}, spec.promotion.shots),
-        "baseline": {
-            **_baseline_section(found, note, results, scored),
-            **({"entry": baseline_entry} if baseline_entry else {}),
-        },
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    write_text_atomically(experiment.promotion_file, json.dumps(promotion, indent=2, default=plain_json))
+        runs = seeds.retrain(spec, experiment, retrained, address)
+        retrained = seeds.with_seed_results(retrained, runs, test_means)
+        results, baseline_entry = retrained[: len(results)], (retrained[-1] if baseline_entry else None)
+    promotion = Promotion(
+        experiment=str(experiment.root),
+        objective=spec.objective,
+        selection_metric=spec.selection,
+        shots=list(spec.promotion.shots),
+        test_episodes={str(shot): str(experiment.test_episodes(shot)) for shot in spec.promotion.shots},
+        trials=results,
+        comparisons=_paired(results, {t: runs[0] for t, runs in scored.items()}, spec.promotion.shots),
+        baseline=_baseline_section(found, note, results, scored, baseline_entry),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    promotion_file.write(experiment.promotion_file, promotion)
     selections.merge(
         selections_path or selections.default_path(experiment), selections.entries_from_promotion(spec, promotion)
     )

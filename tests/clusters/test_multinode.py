@@ -272,8 +272,9 @@ def assert_promoted_once(experiment_root: Path, attempts: int) -> None:
     assert set(progress["done"]) == {workflow.TRIALS, workflow.PROMOTION, workflow.REPORT}
     assert [attempt["resumed"] for attempt in progress["attempts"]] == [False] + [True] * (attempts - 1)
     promotion = experiment.promotion()
-    promoted = [trial["trial_id"] for trial in promotion["trials"]]
-    assert [trial["rank"] for trial in promotion["trials"] if isinstance(trial["rank"], int)] == [1]
+    assert promotion is not None
+    promoted = [trial.trial_id for trial in promotion.trials]
+    assert [trial.rank for trial in promotion.trials if isinstance(trial.rank, int)] == [1]
     assert len(set(promoted)) == len(promoted)  # each trial scored once
     table = {record.trial_id for record in load_trials(experiment)}
     scored = [path.name.removesuffix("_accuracies.pt") for path in experiment.promotion_dir.iterdir()]
@@ -405,9 +406,10 @@ def test_a_driver_killed_during_promotion_is_finished_by_the_same_command_withou
     planned = [(config["retrain"]["trial_id"], config["seed_offset"]) for config in runs.values()]
     assert len(planned) == len(set(planned)) == len(saved_trial_states(root, "seeds"))
     assert set(saved_trial_states(root, "seeds").values()) == {"TERMINATED"}
-    assert (experiment.promotion()["trials"][0]["trial_id"], 1) in planned
+    promotion = experiment.promotion()
+    assert promotion is not None and (promotion.trials[0].trial_id, 1) in planned
     for run, rows in trial_rows(root, "seeds").items():
         assert [row["epoch"] for row in rows] == list(range(1, max_epochs + 1)), run
     assert set(trial_rows(root, "seeds")) == set(runs)
-    seeds_of_promoted = experiment.promotion()["trials"][0]["seeds"]["1"]
-    assert seeds_of_promoted["n"] == 2 and len(seeds_of_promoted["runs"]) == 2
+    seeds_of_promoted = promotion.trials[0].seeds["1"]
+    assert seeds_of_promoted.n == 2 and len(seeds_of_promoted.runs) == 2

@@ -1,4 +1,5 @@
-"""`negmargin evaluate`: the checkpoint format, its errors, and a run on a tiny fake split."""
+"""`negmargin evaluate`: the checkpoint format's errors (files written by hand, malformed on purpose), and a run on a
+tiny fake split."""
 
 import argparse
 import json
@@ -11,7 +12,7 @@ import torch
 import data
 import models
 from evaluation import EvaluationError
-from evaluation.checkpoint import load_backbone_from_checkpoint
+from evaluation.checkpoint import Checkpoint, ModelSpec, load_backbone_from_checkpoint
 from sweep.cli.evaluate import register
 
 
@@ -28,10 +29,7 @@ def _write_checkpoint(
     backbone = models.build_backbone("conv4")
     spec = {"backbone": "conv4", "backbone_kwargs": {}, "loss": loss, "image_size": 84, "margin": -0.3}
     spec.update(spec_overrides)
-    checkpoint = {"model_spec": spec, "backbone_state": backbone.state_dict(), "epoch": 3}
-    if config is not None:
-        checkpoint["config"] = config
-    torch.save(checkpoint, path)
+    Checkpoint(ModelSpec(**spec), backbone.state_dict(), epoch=3, config=config or {}).save(path)
     return backbone
 
 

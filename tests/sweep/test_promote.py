@@ -13,6 +13,7 @@ import data
 import evaluation
 import evaluation.finetune
 import models
+from evaluation.checkpoint import Checkpoint, ModelSpec
 from sweep.scoring.checkpoint_scores import score_checkpoint
 
 SPEC = SimpleNamespace(seed=0, promotion=SimpleNamespace(finetune_epochs=2))
@@ -21,9 +22,8 @@ SPEC = SimpleNamespace(seed=0, promotion=SimpleNamespace(finetune_epochs=2))
 def _checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
     backbone = models.build_backbone("conv4")
-    spec = {"backbone": "conv4", "backbone_kwargs": {}, "loss": "neg-cosine", "image_size": 24}
-    torch.save({"model_spec": spec, "backbone_state": backbone.state_dict()}, path)
-    return path
+    spec = ModelSpec(backbone="conv4", backbone_kwargs={}, loss="neg-cosine", image_size=24)
+    return Checkpoint(spec, backbone.state_dict()).save(path)
 
 
 def _novel() -> SimpleNamespace:

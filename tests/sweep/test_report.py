@@ -17,6 +17,8 @@ from tensorboard.plugins.hparams import api_pb2
 from sweep import report
 from sweep.report import figure, tensorboard_files
 from sweep.storage import experiment as experiments
+from sweep.storage import promotion_file
+from sweep.storage.promotion_file import PromotedTrial, Promotion, ShotScore
 from sweep.storage.results import TrialRecord
 from sweep.trial.checkpoints import DIVERGED_MARKER
 
@@ -80,26 +82,36 @@ def _trials():
 
 
 def _promotion(experiment, records, promoted):
-    """promotion.json of `promoted` = [(trial id, test 1-shot, CI, test 5-shot, CI)], ranked as given."""
+    """promotion.json of `promoted` = [(trial id, test 1-shot, CI, test 5-shot, CI)], ranked as given; written before
+    baselines were scored (no baseline section), and read back as the report reads it."""
     by_id = {record.trial_id: record for record in records}
     trials = []
     for rank, (trial_id, one, ci1, five, ci5) in enumerate(promoted, start=1):
         record = by_id[trial_id]
         trials.append(
-            {
-                "rank": rank,
-                "trial_id": trial_id,
-                "params": record.params,
-                "val": {k: v for k, v in record.best.items() if k.startswith("val_")},
-                "epoch": int(record.best["epoch"]),
-                "checkpoint": "unused",
-                "test": {
-                    "1": {"mean": one, "ci95": ci1, "episodes": 600},
-                    "5": {"mean": five, "ci95": ci5, "episodes": 600},
+            PromotedTrial(
+                rank=rank,
+                trial_id=trial_id,
+                params=record.params,
+                val={k: v for k, v in record.best.items() if k.startswith("val_")},
+                epoch=int(record.best["epoch"]),
+                checkpoint="unused",
+                test={
+                    "1": ShotScore(mean=one, ci95=ci1, episodes=600),
+                    "5": ShotScore(mean=five, ci95=ci5, episodes=600),
                 },
-            }
+            )
         )
-    return {"experiment": str(experiment.root), "objective": SPEC.objective, "shots": [1, 5], "trials": trials}
+    promotion = Promotion(
+        experiment=str(experiment.root),
+        objective=SPEC.objective,
+        selection_metric=SPEC.selection,
+        shots=[1, 5],
+        test_episodes={},
+        trials=trials,
+    )
+    promotion_file.write(experiment.promotion_file, promotion)
+    return experiment.promotion()
 
 
 PROMOTED = [("aaaa0003", 48.25, 0.81, 66.5, 0.7), ("aaaa0004", 31.5, 0.75, 43.0, 0.66)]  # not the first trials

@@ -8,10 +8,11 @@ import pytest
 import torch
 import yaml
 
+from evaluation.checkpoint import Checkpoint, ModelSpec
 from sweep.schema import spec as spec_module
 from sweep.storage import experiment as experiments
 from sweep.storage.results import load_trials, ranked
-from sweep.trial.checkpoints import best_checkpoint_path, load_checkpoint
+from sweep.trial.checkpoints import best_checkpoint_path
 from sweep.trial.run_dir import RunDirReporter
 from sweep.tuning.trainable import TuneReporter
 from sweep.tuning.tuner import _run_config
@@ -20,6 +21,12 @@ from sweep.tuning.tuner import _run_config
 # trial "b" ties on 5-shot at epochs 1 and 2 (the earliest wins, as the published strict >).
 ROWS = {"a": [(50.0, 60.0), (40.0, 70.0), (45.0, 65.0)], "b": [(42.0, 66.0), (44.0, 66.0), (43.0, 64.0)]}
 MARGINS = {"a": -0.1, "b": -0.2}
+
+
+def _checkpoint(epoch: int) -> Checkpoint:
+    """A stand-in checkpoint of `epoch`: the format, with weights that say which epoch they are."""
+    model = ModelSpec(backbone="conv4", backbone_kwargs={}, loss="softmax", image_size=8)
+    return Checkpoint(model, {"weights": torch.full((2,), float(epoch))}, epoch=epoch)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +54,8 @@ def run_scripted_sweep(tmp_path, selection_metric: str | None, selection_from_ep
         reporter = TuneReporter(config["objective"], config["selection"], config["from_epoch"])
         for epoch, (one, five) in enumerate(rows[config["name"]], start=1):
             metrics = {"epoch": epoch, "val_acc_1shot": one, "val_acc_5shot": five}
-            reporter.report(metrics, {"epoch": epoch, "weights": torch.full((2,), float(epoch))})
+            model = ModelSpec(backbone="conv4", backbone_kwargs={}, loss="softmax", image_size=8)  # as _checkpoint
+            reporter.report(metrics, Checkpoint(model, {"weights": torch.full((2,), float(epoch))}, epoch=epoch))
 
     param_space = {
         "name": tune.grid_search(sorted(ROWS)),
@@ -79,7 +87,7 @@ def test_the_best_checkpoint_is_chosen_on_the_selection_metric(on_five_shot):
     assert (a.best["epoch"], a.best["val_acc_5shot"]) == (2, 70.0)
     assert (b.best["epoch"], b.best["val_acc_5shot"]) == (1, 66.0)  # ties: the earliest
     for record, epoch in ((a, 2), (b, 1)):
-        assert load_checkpoint(record.best_checkpoint)["epoch"] == epoch  # the checkpoint reported with that row
+        assert Checkpoint.load(record.best_checkpoint).epoch == epoch  # the checkpoint reported with that row
 
 
 def test_trials_rank_by_the_objective_at_their_selected_checkpoint(on_five_shot):
@@ -93,7 +101,7 @@ def test_without_selection_metric_the_objective_selects(tmp_path, local_ray):
     records = {r.params["margin"]: r for r in load_trials(run_scripted_sweep(tmp_path, None))}
     a, b = records[MARGINS["a"]], records[MARGINS["b"]]
     assert (a.best["epoch"], a.best_objective, b.best["epoch"], b.best_objective) == (1, 50.0, 2, 44.0)
-    assert load_checkpoint(a.best_checkpoint)["epoch"] == 1 and load_checkpoint(b.best_checkpoint)["epoch"] == 2
+    assert Checkpoint.load(a.best_checkpoint).epoch == 1 and Checkpoint.load(b.best_checkpoint).epoch == 2
 
 
 def test_only_checkpoints_from_selection_from_epoch_on_may_be_the_best(tmp_path, local_ray):
@@ -105,25 +113,25 @@ def test_only_checkpoints_from_selection_from_epoch_on_may_be_the_best(tmp_path,
     records = {r.params["margin"]: r for r in load_trials(experiment)}
     a, b = records[MARGINS["a"]], records[MARGINS["b"]]
     assert (a.best["epoch"], a.best_objective, b.best["epoch"], b.best_objective) == (3, 45.0, 2, 44.0)
-    assert load_checkpoint(a.best_checkpoint)["epoch"] == 3 and load_checkpoint(b.best_checkpoint)["epoch"] == 2
+    assert Checkpoint.load(a.best_checkpoint).epoch == 3 and Checkpoint.load(b.best_checkpoint).epoch == 2
     assert eligible_epochs(a, 2) == [2, 3] and eligible_epochs(a, 5) == [1, 2, 3]  # stopped before 5: all of them
 
 
 def test_a_standalone_run_chooses_its_best_among_eligible_epochs(tmp_path):
     reporter = RunDirReporter(tmp_path, {"epochs": 3, "selection_from_epoch": 2}, "val_acc_1shot", progress=False)
     for epoch, (one, five) in enumerate(ROWS["a"], start=1):
-        reporter.report({"epoch": epoch, "val_acc_1shot": one, "val_acc_5shot": five}, {"epoch": epoch})
+        reporter.report({"epoch": epoch, "val_acc_1shot": one, "val_acc_5shot": five}, _checkpoint(epoch))
     reporter.abort()
-    assert load_checkpoint(best_checkpoint_path(tmp_path))["epoch"] == 3  # the 50 % of epoch 1 is not eligible
+    assert Checkpoint.load(best_checkpoint_path(tmp_path)).epoch == 3  # the 50 % of epoch 1 is not eligible
 
 
 @pytest.mark.parametrize(("selection", "best_epoch"), [("val_acc_1shot", 2), ("val_acc_5shot", 1), ("val_acc_mean", 2)])
 def test_a_standalone_run_keeps_the_best_checkpoint_by_its_selection_metric(tmp_path, selection, best_epoch):
     reporter = RunDirReporter(tmp_path, {"epochs": 3}, selection, progress=False)
     for epoch, (one, five) in enumerate(ROWS["b"], start=1):
-        reporter.report({"epoch": epoch, "val_acc_1shot": one, "val_acc_5shot": five}, {"epoch": epoch})
+        reporter.report({"epoch": epoch, "val_acc_1shot": one, "val_acc_5shot": five}, _checkpoint(epoch))
     reporter.abort()
-    assert load_checkpoint(best_checkpoint_path(tmp_path))["epoch"] == best_epoch
+    assert Checkpoint.load(best_checkpoint_path(tmp_path)).epoch == best_epoch
     assert math.isclose(
         reporter.best_metrics["val_acc_1shot"] + reporter.best_metrics["val_acc_5shot"],
         sum(ROWS["b"][best_epoch - 1]),

@@ -18,14 +18,16 @@ import yaml
 import data
 import evaluation
 import sweep
+from data.paths import CHECKPOINT_FILE
+from evaluation.checkpoint import Checkpoint
 from sweep.cli import main
 from sweep.report import tensorboard_files
 from sweep.schema import spec as spec_module
 from sweep.scoring import baseline
 from sweep.storage import experiment as experiments
 from sweep.storage import selections
+from sweep.storage.promotion_file import FailedSeed, PromotedTrial, ShotScore
 from sweep.storage.results import load_trials
-from sweep.trial.checkpoints import CHECKPOINT_FILE, checkpoint_file
 from sweep.workflows import extra_seeds as seeds
 from sweep.workflows import promotion as promote
 
@@ -166,7 +168,7 @@ def test_the_test_split_is_read_only_by_promotion(finished, workspace):
 
 def test_promotion_results_carry_cis_and_paired_comparisons(finished):
     experiment, _, _ = finished
-    promotion = experiment.promotion()
+    promotion = _promotion_json(experiment)
     assert [trial["rank"] for trial in promotion["trials"]] == [1, 2]
     for trial in promotion["trials"]:
         for shot in ("1", "5"):
@@ -183,6 +185,11 @@ def test_promotion_results_carry_cis_and_paired_comparisons(finished):
         assert comparison["t_pvalue"] == pytest.approx(expected["t_pvalue"])
 
 
+def _promotion_json(experiment) -> dict:
+    """promotion.json as written on disk (its layout is what other tools read)."""
+    return json.loads(experiment.promotion_file.read_text())
+
+
 def _saved_accuracies(experiment, trial_id: str) -> dict[int, torch.Tensor]:
     return torch.load(experiment.promotion_dir / f"{trial_id}_accuracies.pt", weights_only=True)
 
@@ -191,7 +198,7 @@ def test_the_baseline_at_m_0_is_scored_and_every_answer_is_compared_with_it(fini
     """Promotion scores the m = 0 trial (a first point) whatever its rank; each promoted trial's paired test
     difference to it is in promotion.json, the report's first lines, the selections file and TensorBoard."""
     experiment, selections_file, _ = finished
-    promotion = experiment.promotion()
+    promotion = _promotion_json(experiment)
     found = promotion["baseline"]
     at_zero = [record for record in load_trials(experiment) if record.params["margin"] == 0.0]
     assert found["label"] == "m = 0" and [found["trial_id"]] == [record.trial_id for record in at_zero]
@@ -243,7 +250,7 @@ def test_report_and_selections(finished, capsys):
         ("spec", -0.1, 8.0),
         ("spec", 0.0, 8.0),
     ]
-    assert experiment.promotion()["selection_metric"] == "val_acc_mean"  # no selection_metric: the objective
+    assert _promotion_json(experiment)["selection_metric"] == "val_acc_mean"  # no selection_metric: the objective
     entries = selections.read(selections_file)
     assert sorted(entry["shot"] for entry in entries) == [1, 5]
     assert all(entry["dataset"] == "glyphs" and entry["backbone"] == "conv4" for entry in entries)
@@ -288,7 +295,7 @@ def test_tensorboard_shows_one_session_per_trial_and_the_promoted_trials_test_me
     groups = loaded.session_groups()
     assert sorted(group.name for group in groups) == sorted(record.trial_id for record in records)
     assert all(len(group.sessions) == 1 for group in groups)
-    promotion = experiment.promotion()
+    promotion = _promotion_json(experiment)
     scored = promotion["trials"] + ([promotion["baseline"]["entry"]] if "entry" in promotion["baseline"] else [])
     tested = {trial["trial_id"]: trial["test"] for trial in scored}  # the promoted trials and the baseline
     assert len(tested) in (2, 3)
@@ -385,7 +392,7 @@ def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, 
     spec["promotion"].update(top_k=1, extra_seeds=1)
     experiment.spec_file.write_text(yaml.safe_dump(spec))
     try:
-        promotion = promote.run(experiment, selections_path=tmp_path / "selections.yaml")
+        promotion = promote.run(experiment, selections_path=tmp_path / "selections.yaml").model_dump(exclude_none=True)
     finally:
         experiment.spec_file.write_text(original)
     (trial,) = promotion["trials"]
@@ -404,10 +411,10 @@ def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, 
     # another training seed: another network. Compared by weights, not by test means: the tiny sweep's networks score
     # near chance, where two of them can tie on a shot's mean (750 queries: it happened).
     retrained = sorted((experiment.root / "seeds").rglob(CHECKPOINT_FILE))
-    original = torch.load(checkpoint_file(trial["checkpoint"]), weights_only=True)["backbone_state"]
+    original = Checkpoint.load(trial["checkpoint"]).backbone_state
     assert retrained
     for path in retrained:
-        weights = torch.load(path, weights_only=True)["backbone_state"]
+        weights = Checkpoint.load(path).backbone_state
         assert any(not torch.equal(value, weights[key]) for key, value in original.items())
     assert not list((experiment.root / "seeds").rglob("events.out.tfevents.*"))  # no TensorBoard files of Tune's
 
@@ -422,11 +429,12 @@ def test_a_diverging_extra_seed_is_reported_as_diverged_not_dropped(workspace, t
     spec = spec_module.parse(data_spec)
     experiment = experiments.create(spec)
     params = {"margin": -0.1, "scale": 8.0, "weight_decay": 5e-4, "drop_rate": 0.0, "dropblock_size": 1}
-    runs = seeds.retrain(spec, experiment, [{"trial_id": "t1", "params": params}])
+    test = {"1": ShotScore(mean=40.0, ci95=1.0, episodes=30)}
+    promoted = PromotedTrial(rank=1, trial_id="t1", params=params, val={}, epoch=1, checkpoint="-", test=test)
+    runs = seeds.retrain(spec, experiment, [promoted])
     assert len(runs) == 1 and runs[0].checkpoint is None and runs[0].seed == spec.seed + 1
     assert runs[0].failure.startswith("diverged: training diverged: non-finite loss at epoch 1")
-    promotion = {"trials": [{"trial_id": "t1", "test": {"1": {"mean": 40.0}}}]}
-    seeds.add_seed_results(promotion, runs, score=lambda checkpoint: pytest.fail("a diverged run has no checkpoint"))
-    (trial,) = promotion["trials"]
-    assert trial["seeds"]["1"]["n"] == 1 and trial["seeds"]["1"]["runs"] == [40.0]
-    assert trial["seeds_failed"] == [{"seed": spec.seed + 1, "reason": runs[0].failure}]
+    score = lambda run: pytest.fail("a diverged run has no checkpoint")  # noqa: E731
+    (trial,) = seeds.with_seed_results([promoted], runs, score=score)
+    assert trial.seeds["1"].n == 1 and trial.seeds["1"].runs == [40.0]
+    assert trial.seeds_failed == [FailedSeed(seed=spec.seed + 1, reason=runs[0].failure)]

@@ -1,7 +1,8 @@
 """sweep.trial: a 2-epoch CPU trial reports every metric, resumes exactly, stops on divergence; config validation."""
 
-import io
+import dataclasses
 import math
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 import yaml
 
 from data import DataError
+from evaluation.checkpoint import Checkpoint, ModelSpec
 from evaluation.errors import EvaluationError
 from sweep import trial
 from sweep.errors import DivergenceError, TrialConfigError
@@ -20,22 +22,20 @@ from helpers.trials import BASE_CLASSES, tiny_config, write_tiny_imagefolder
 
 
 class ListReporter:
-    """Keeps every report; each checkpoint goes through torch.save / torch.load(weights_only=True) as on disk."""
+    """Keeps every report; each checkpoint goes through Checkpoint.save / Checkpoint.load as on disk."""
 
     def __init__(self) -> None:
         self.metrics: list[dict] = []
-        self.checkpoints: list[dict] = []
+        self.checkpoints: list[Checkpoint] = []
         self.epochs: list[dict] = []
 
     def epoch_end(self, metrics: dict) -> None:
         self.epochs.append(metrics)
 
-    def report(self, metrics: dict, checkpoint: dict) -> None:
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        buffer.seek(0)
-        self.metrics.append(metrics)
-        self.checkpoints.append(torch.load(buffer, weights_only=True))
+    def report(self, metrics: dict, checkpoint: Checkpoint) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            self.metrics.append(metrics)
+            self.checkpoints.append(Checkpoint.load(checkpoint.save(Path(folder) / "checkpoint.pt")))
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +93,9 @@ def test_two_epoch_run_reports_every_metric_at_each_validation_epoch(two_epoch_r
 
 def test_checkpoint_format_loads_with_weights_only(two_epoch_run, tmp_path):
     config, reporter, _ = two_epoch_run
-    checkpoint = reporter.checkpoints[-1]
-    path = tmp_path / "checkpoint.pt"
-    torch.save(checkpoint, path)
-    loaded = torch.load(path, weights_only=True)
-    assert set(loaded) == {
+    path = reporter.checkpoints[-1].save(tmp_path / "checkpoint.pt")
+    on_disk = torch.load(path, weights_only=True)  # plain tensors and containers only
+    assert set(on_disk) == {
         "model_spec",
         "backbone_state",
         "head_state",
@@ -109,25 +107,35 @@ def test_checkpoint_format_loads_with_weights_only(two_epoch_run, tmp_path):
         "metrics",
         "config",
     }
-    assert loaded["model_spec"] == {
-        "backbone": "conv4",
-        "backbone_kwargs": {
+    loaded = Checkpoint.load(tmp_path)  # a checkpoint directory is read through its checkpoint.pt
+    assert loaded.model == ModelSpec(
+        backbone="conv4",
+        backbone_kwargs={
             "drop_rate": 0.2,
             "dropblock_size": 2,
             "dropblock_ramp_iters": 2,
             "dropblock_mask": "exact",
         },
-        "loss": "neg-cosine",
-        "image_size": 32,
-        "num_classes": BASE_CLASSES,
-        "scale": 10.0,
-        "margin": -0.1,
-    }
-    assert loaded["epoch"] == 2 and loaded["iteration"] == 6
-    assert loaded["metrics"] == reporter.metrics[-1]
-    assert TrialConfig.model_validate(loaded["config"]) == config
-    assert loaded["head_state"]["weight"].shape == (BASE_CLASSES, 64 * 2 * 2)
-    assert {"shuffle", "augment", "torch_cpu"} <= set(loaded["rng_state"])
+        loss="neg-cosine",
+        image_size=32,
+        num_classes=BASE_CLASSES,
+        scale=10.0,
+        margin=-0.1,
+    )
+    assert loaded.training is not None
+    assert loaded.epoch == 2 and loaded.training.iteration == 6
+    assert loaded.metrics == reporter.metrics[-1]
+    assert TrialConfig.model_validate(loaded.config) == config
+    assert loaded.dataset == config.dataset.model_dump()
+    assert loaded.training.head_state["weight"].shape == (BASE_CLASSES, 64 * 2 * 2)
+    assert {"shuffle", "augment", "torch_cpu"} <= set(loaded.training.rng_state)
+
+
+def test_a_checkpoint_without_training_state_cannot_be_resumed(two_epoch_run):
+    config, reporter, _ = two_epoch_run
+    weights_only = dataclasses.replace(reporter.checkpoints[0], training=None)
+    with pytest.raises(TrialConfigError, match="no training state"):
+        trial.run(config, ListReporter(), checkpoint=weights_only)
 
 
 def test_resume_from_a_reported_checkpoint_continues_exactly(two_epoch_run):
@@ -137,10 +145,15 @@ def test_resume_from_a_reported_checkpoint_continues_exactly(two_epoch_run):
     assert [m["epoch"] for m in resumed.metrics] == [2]
     timing_free = [k for k in reporter.metrics[1] if k != "images_per_s"]
     assert {k: final[k] for k in timing_free} == {k: reporter.metrics[1][k] for k in timing_free}
-    for key in ("backbone_state", "head_state"):
-        for name, tensor in reporter.checkpoints[1][key].items():
-            assert torch.equal(resumed.checkpoints[0][key][name], tensor), name
-    assert torch.equal(resumed.checkpoints[0]["rng_state"]["shuffle"], reporter.checkpoints[1]["rng_state"]["shuffle"])
+    first, second = resumed.checkpoints[0], reporter.checkpoints[1]
+    assert first.training is not None and second.training is not None
+    for states in (
+        (first.backbone_state, second.backbone_state),
+        (first.training.head_state, second.training.head_state),
+    ):
+        for name, tensor in states[1].items():
+            assert torch.equal(states[0][name], tensor), name
+    assert torch.equal(first.training.rng_state["shuffle"], second.training.rng_state["shuffle"])
 
 
 def test_a_finished_checkpoint_runs_nothing_and_returns_its_metrics(two_epoch_run):
