@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from evaluation import FinetuneSettings, episode_seeds, finetune_seeded, reference_finetune
+from evaluation.finetune import FinetuneSettings, episode_seeds, finetune_seeded, reference_finetune
 
 
 def class_structured_episodes(

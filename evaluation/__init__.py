@@ -1,21 +1,18 @@
-"""Feature extraction, batched episode fine-tuning (the published protocol), statistics and discriminability."""
+"""Scoring pretrained backbones on few-shot episodes: a checkpoint end to end (`evaluate_checkpoint`), or its parts —
+feature extraction, batched episode fine-tuning (the published protocol), statistics and discriminability.
+
+The test oracle of the fine-tuning (`evaluation.finetune.reference_finetune`, the per-episode loop) and the seeding
+helpers are imported from their module; they are not the package's API.
+"""
 
 from evaluation.checkpoint import Checkpoint, load_backbone_from_checkpoint
-from evaluation.checkpoint_evaluation import CheckpointEvaluation, evaluate_checkpoint
+from evaluation.checkpoint_evaluation import CheckpointEvaluation, ShotResult, evaluate_checkpoint
+from evaluation.device import resolve_device
 from evaluation.discriminability import discriminability
-from evaluation.episode_accuracy import check_episode_labels, evaluate
+from evaluation.episode_accuracy import evaluate
 from evaluation.errors import EvaluationError
 from evaluation.features import extract_features
-from evaluation.finetune import (
-    FinetuneSettings,
-    default_chunk_size,
-    draw_episode_randomness,
-    episode_seeds,
-    finetune_episodes,
-    finetune_head,
-    finetune_seeded,
-    reference_finetune,
-)
+from evaluation.finetune import FinetuneSettings, finetune_episodes, finetune_head
 from evaluation.stats import mean_ci95, paired_comparison
 
 __all__ = [
@@ -23,19 +20,15 @@ __all__ = [
     "CheckpointEvaluation",
     "EvaluationError",
     "FinetuneSettings",
-    "check_episode_labels",
-    "default_chunk_size",
+    "ShotResult",
     "discriminability",
-    "draw_episode_randomness",
-    "episode_seeds",
     "evaluate",
     "evaluate_checkpoint",
     "extract_features",
     "finetune_episodes",
     "finetune_head",
-    "finetune_seeded",
     "load_backbone_from_checkpoint",
     "mean_ci95",
     "paired_comparison",
-    "reference_finetune",
+    "resolve_device",
 ]

@@ -6,9 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
-from sweep.errors import DivergenceError
 from sweep.schema.objectives import objective_value
 
 
@@ -32,42 +29,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    """Run the trial of args.config into its run directory; prints where TensorBoard finds it."""
+    """Run the trial of args.config into its run directory (sweep.trial.train); prints where TensorBoard finds it."""
     from sweep import trial
-    from sweep.trial.checkpoints import DIVERGED_MARKER
-    from sweep.trial.config import TrialConfig
-    from sweep.trial.run_dir import RunDirReporter, prepare_out_dir
 
-    config = TrialConfig.from_yaml(args.config)
-    out, checkpoint = prepare_out_dir(args.out, config, args.resume)
-    if checkpoint is None:
-        (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
-    selection = config.selection
-    start_epoch = checkpoint.epoch if checkpoint else 0
-    reporter = RunDirReporter(
-        out, config.model_dump(), selection, start_epoch=start_epoch, progress=not args.no_progress
-    )
-    print(f"negmargin train: writing to {out}\n  tensorboard --logdir {out}", flush=True)
-    try:
-        final = trial.run(config, reporter, checkpoint=checkpoint)
-    except DivergenceError as error:  # a result of the configuration, not a bug: one line, exit status 1
-        reporter.abort()
-        (out / DIVERGED_MARKER).write_text(f"{error}\n")
-        print(f"negmargin train: {error}\n  checkpoints up to the last validation are in {out}", file=sys.stderr)
+    run = trial.train(args.config, args.out, resume=args.resume, progress=not args.no_progress, log=_flushed)
+    if run.diverged is not None:  # a result of the configuration, not a bug: one line, exit status 1
+        print(
+            f"negmargin train: {run.diverged}\n  checkpoints up to the last validation are in {run.out}",
+            file=sys.stderr,
+        )
         return 1
-    except BaseException:
-        reporter.abort()
-        raise
-    summary = reporter.close(final)
-    best = summary["best_metrics"] or {}
-    final_score, best_score = (objective_value(metrics, selection) for metrics in (final, best))
-    print(
-        f"negmargin train: done at epoch {final.get('epoch')}: {selection} = {_number(final_score)} "
+    final, best = run.final_metrics, run.best_metrics or {}
+    final_score, best_score = (objective_value(metrics, run.selection_metric) for metrics in (final, best))
+    _flushed(
+        f"negmargin train: done at epoch {final.get('epoch')}: {run.selection_metric} = {_number(final_score)} "
         f"(best {_number(best_score)} at epoch {best.get('epoch')})\n"
-        f"  summary: {out / 'summary.json'}\n  tensorboard --logdir {out}",
-        flush=True,
+        f"  summary: {run.out / 'summary.json'}\n  tensorboard --logdir {run.out}"
     )
     return 0
+
+
+def _flushed(line: str) -> None:
+    print(line, flush=True)
 
 
 def _number(value: float | None) -> str:

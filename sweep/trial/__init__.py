@@ -1,6 +1,7 @@
-"""One trial without Ray: its config, the training loop, `run`, checkpoints and the run-directory reporter.
+"""One trial without Ray: its config, the training loop, `run` (with any reporter), `train` (into a run directory, as
+`negmargin train`), checkpoint names and the run-directory reporter.
 
-`run` and `TrialConfig` are imported from their submodules on first use (PEP 562), so that the torch-free parts
+The names below are imported from their submodules on first use (PEP 562), so that the torch-free parts
 (`sweep.trial.config`, `sweep.trial.checkpoints`) load without torch: the spec and `sweep report` need only those.
 """
 
@@ -12,6 +13,8 @@ _EXPORTS = {
     "Reporter": "sweep.trial.runner",
     "metric_names": "sweep.trial.runner",
     "run": "sweep.trial.runner",
+    "train": "sweep.trial.standalone",
+    "TrainedRun": "sweep.trial.standalone",
 }
 __all__ = sorted(_EXPORTS)
 

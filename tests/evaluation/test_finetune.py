@@ -5,16 +5,8 @@ import math
 import pytest
 import torch
 
-from evaluation import (
-    EvaluationError,
-    FinetuneSettings,
-    draw_episode_randomness,
-    episode_seeds,
-    finetune_episodes,
-    finetune_head,
-    reference_finetune,
-)
-from evaluation.finetune import _finetune_chunk
+from evaluation import EvaluationError, FinetuneSettings, finetune_episodes, finetune_head
+from evaluation.finetune import _finetune_chunk, draw_episode_randomness, episode_seeds, reference_finetune
 
 from helpers.episodes import episode_batch
 

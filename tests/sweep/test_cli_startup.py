@@ -57,7 +57,7 @@ def test_report_of_an_experiment_loads_no_torch_tensorboard_or_tqdm(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "loaded:"
 
 
-@pytest.mark.parametrize("package_name", ["sweep", "sweep.study", "data", "models", "sweep.trial"])
+@pytest.mark.parametrize("package_name", ["sweep", "sweep.study", "sweep.trial", "data", "models"])
 def test_lazy_exports_all_resolve_and_no_submodule_shadows_one(package_name):
     import importlib
     import pkgutil
@@ -82,3 +82,12 @@ def test_the_python_api_of_sweep_loads_neither_torch_nor_ray(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "", result.stderr
+
+
+def test_evaluation_exports_functions_and_classes_only():
+    """evaluation imports its API eagerly (it needs torch anyway): each name is the object, never a submodule."""
+    import types
+
+    import evaluation
+
+    assert all(not isinstance(getattr(evaluation, name), types.ModuleType) for name in evaluation.__all__)
