@@ -118,7 +118,10 @@ def test_a_spec_fixes_a_parameter_it_leaves_out_at_the_tables_default_and_names_
 
 
 def test_the_report_and_tensorboard_label_every_parameter_as_the_table_does(tmp_path):
-    spec = spec_module.parse({**full_search_spec_data(), "points_to_evaluate": []})
+    data = {**full_search_spec_data(), "points_to_evaluate": []}
+    data["search"] = {p.name: {"int" if p.kind == "int" else "uniform": _valid_range(p)} for p in HYPERPARAMETERS}
+    spec = spec_module.parse(data)
+    assert list(spec.searched()) == list(SEARCHED_PARAMETERS)
     empty = pd.DataFrame()
     report = Report(Experiment(tmp_path), spec, [], empty, empty, [], [])
     declared = {str(hparam.name): hparam.display_name for hparam in tensorboard_files.hparams(report)}
