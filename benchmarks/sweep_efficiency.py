@@ -35,11 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from clusters.session import ray_session  # noqa: E402
 from sweep.schema import spec as spec_module  # noqa: E402
 from sweep.schema.first_points import first_points  # noqa: E402
+from sweep.schema.hyperparameters import SEARCHED_PARAMETERS  # noqa: E402
 from sweep.schema.spec import SweepSpec  # noqa: E402
 from sweep.storage import experiment as experiments  # noqa: E402
 from sweep.storage.results import load_trials  # noqa: E402
 from sweep.study.margins import default_margins, label  # noqa: E402
-from sweep.trial.config import SEARCHED_PARAMETERS, merge_overrides  # noqa: E402
+from sweep.trial.config import merge_overrides  # noqa: E402
 from sweep.tuning import (
     grid_runner,  # noqa: E402
     tuner,
@@ -279,7 +280,7 @@ def main() -> None:
     tuner.check_dataset(spec)
     storage = args.storage or Path(tempfile.mkdtemp(prefix="negmargin-efficiency-"))
     point = base_point(spec)
-    grid_margins = default_margins(spec.loss, spec.search.margin.bounds(), count)
+    grid_margins = default_margins(spec.loss, spec.search["margin"].bounds(), count)
     print(f"spec {spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss}, {spec.epochs} epochs; base {point}")
     print(
         f"margins {grid_margins}; β {scales}; sweep seeds {sweep_seeds}; ASHA (grace, η) {schedules}; "

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweep.report.tables import Report
-from sweep.report.text import format_number
+from sweep.report.text import parameter_cells
 
 FULL_BUDGET = "completed"
 
@@ -101,17 +101,17 @@ def label_places(xy: list[tuple[float, float]], x_near: float, y_near: float) ->
 
 
 def _side_table(report: Report) -> str:
-    """Monospaced lines: every trial's number, hyperparameters, epochs and stop reason, best objective first."""
-    lines = [f"{'':>4} {'m':>6} {'β':>5} {'wd':>7} {'DropBlock':>9} {'ep':>3}  stop"]
-    for row in report.trials.to_dict("records"):
+    """Monospaced lines: every trial's number, searched values, epochs and stop reason, best objective first."""
+    rows = report.trials.to_dict("records")
+    cells = [parameter_cells(row) for row in rows]
+    widths = {column: max([len(column), *(len(cell[column]) for cell in cells)]) for column in parameter_cells({})}
+    lines = [f"{'':>4} " + " ".join(f"{column:>{width}}" for column, width in widths.items()) + f" {'ep':>3}  stop"]
+    for row, cell in zip(rows, cells):
         number = row.get("optuna")
         label = f"#{int(number)}" if number is not None and not math.isnan(number) else str(row["trial"])[:4]
-        dropblock = f"{row['drop_rate']:.2f}/{int(row['dropblock_size'])}" if row["drop_rate"] else "off"
         stop = {"completed": "full", "stopped early (ASHA)": "ASHA"}.get(row["stop"], row["stop"])
-        lines.append(
-            f"{label:>4} {row['margin']:>6.3f} {row['scale']:>5.1f} {format_number(float(row['weight_decay'])):>7} "
-            f"{dropblock:>9} {int(row['epochs']):>3}  {stop}"
-        )
+        values = " ".join(f"{cell[column]:>{width}}" for column, width in widths.items())
+        lines.append(f"{label:>4} {values} {int(row['epochs']):>3}  {stop}")
     return "\n".join(lines)
 
 

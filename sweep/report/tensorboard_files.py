@@ -31,6 +31,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from sweep.report.stops import ASHA_STOP
 from sweep.report.tables import Report
+from sweep.schema.hyperparameters import HYPERPARAMETER
 from sweep.schema.objectives import OBJECTIVES
 from sweep.schema.spec import ParameterSpace
 from sweep.storage.experiment import trial_dirname
@@ -39,13 +40,6 @@ from sweep.storage.results import TrialRecord
 FIGURE_TAG = "sweep/accuracy_vs_margin"
 METRIC_GROUP = "whole_trial"  # tag prefix of the one-value metrics: the Scalars page sorts it after train/, val/
 STOP_HPARAM = "stop"
-PARAMETER_NAMES = {
-    "margin": "m (margin)",
-    "scale": "β (scale)",
-    "weight_decay": "weight decay",
-    "drop_rate": "DropBlock rate",
-    "dropblock_size": "DropBlock size",
-}
 TRAIN_CURVES = {
     "train_loss": "train/loss",
     "train_acc": "train/acc",
@@ -112,7 +106,7 @@ def hparams(report: Report) -> list[hp.HParam]:
     """The declared hyperparameters: every swept parameter with its domain, then how the trial stopped."""
     searched = report.spec.searched()
     declared = [
-        hp.HParam(name, _domain(space), display_name=PARAMETER_NAMES[name], description=_describe(space))
+        hp.HParam(name, _domain(space), display_name=HYPERPARAMETER[name].display_name, description=_describe(space))
         for name, space in searched.items()
     ]
     asha_epochs = sorted(

@@ -4,21 +4,25 @@ table, how each stopped trial ended, and the promoted configurations. Formats: t
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from sweep.report.stops import asha_rule
 from sweep.report.tables import START_LEGEND, Report
+from sweep.schema.hyperparameters import HYPERPARAMETERS
 from sweep.storage.experiment import Experiment
 from sweep.tuning import optuna_study
 
-PARAMETER_LABELS = {"margin": "m", "scale": "β", "weight_decay": "weight decay"}
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
 
 
 def format_number(value: Any) -> str:
     """A table cell: – for missing, 2 significant digits in e-notation below 0.01, 3 decimals below 1, else 2."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if _missing(value):
         return "–"
     if isinstance(value, float):
         if value != 0 and abs(value) < 1e-2:
@@ -35,16 +39,30 @@ def with_ci(mean: Any, ci: Any, signed: bool = False) -> str:
     return shown if ci is None or pd.isna(ci) else f"{shown} ± {ci:.2f}"
 
 
-def _dropblock(rate: Any, size: Any) -> str:
-    if rate is None or pd.isna(rate) or float(rate) == 0:
-        return "off"
-    return f"{float(rate):.2f} / {int(size)}"
+def parameter_cells(params: Mapping[str, Any]) -> dict[str, str]:
+    """The searched values as report cells, one per report column (sweep.schema.hyperparameters): {"m": "-0.061",
+    "β": "11.00", "weight decay": "1.6e-04", "DropBlock": "0.160 / 2"}; a shared column joins its values with " / "
+    and reads "off" when the first is 0 or missing, a missing value reads –."""
+    columns: dict[str, list[Any]] = {}
+    for parameter in HYPERPARAMETERS:
+        value = params.get(parameter.name)
+        columns.setdefault(parameter.report_column, []).append(None if _missing(value) else parameter.cast(value))
+    cells = {}
+    for column, values in columns.items():
+        shared_and_off = len(values) > 1 and not values[0]
+        cells[column] = "off" if shared_and_off else " / ".join(format_number(value) for value in values)
+    return cells
 
 
-def format_params(params: dict[str, Any]) -> str:
-    """m -0.061, β 11.0, weight decay 1.6e-04, DropBlock 0.16 / 2 (rate / block size)."""
-    parts = [f"{PARAMETER_LABELS[name]} {format_number(float(params[name]))}" for name in PARAMETER_LABELS]
-    return ", ".join(parts) + f", DropBlock {_dropblock(params.get('drop_rate'), params.get('dropblock_size'))}"
+def _parameter_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """`parameter_cells` of every row of `frame`, as columns."""
+    rows = [parameter_cells(row) for row in frame.to_dict("records")]
+    return {column: [row[column] for row in rows] for column in rows[0]} if rows else {}
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """m -0.061, β 11.00, weight decay 1.6e-04, DropBlock 0.160 / 2 (rate / block size)."""
+    return ", ".join(f"{column} {cell}" for column, cell in parameter_cells(params).items())
 
 
 def _title(report: Report) -> str:
@@ -97,10 +115,7 @@ def _trial_table(report: Report) -> pd.DataFrame:
             "trial": frame["trial"],
             "optuna #": [format_number(None if pd.isna(n) else int(n)) for n in frame["optuna"]],
             "start": frame["start"].map(format_number),
-            "m": frame["margin"].map(format_number),
-            "β": frame["scale"].map(format_number),
-            "weight decay": frame["weight_decay"].map(format_number),
-            "DropBlock": [_dropblock(r, s) for r, s in zip(frame["drop_rate"], frame["dropblock_size"])],
+            **_parameter_columns(frame),
             "epochs": frame["epochs"],
             "stop": frame["stop"],
             "best epoch": frame["best_epoch"].map(lambda e: format_number(None if pd.isna(e) else int(e))),
@@ -123,10 +138,7 @@ def _promoted_table(report: Report) -> pd.DataFrame:
         {
             "rank": frame["rank"],
             "trial": frame["trial"],
-            "m": frame["margin"].map(format_number),
-            "β": frame["scale"].map(format_number),
-            "weight decay": frame["weight_decay"].map(format_number),
-            "DropBlock": [_dropblock(r, s) for r, s in zip(frame["drop_rate"], frame["dropblock_size"])],
+            **_parameter_columns(frame),
             "checkpoint epoch": frame["epoch"],
         }
     )

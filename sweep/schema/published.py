@@ -1,10 +1,11 @@
 """The starting points of the paper's settings, each with where it comes from (docs/protocol.md, "2. The published
 values"): the first points a sweep of that setting tries.
 
-A starting point is a whole configuration, every searched parameter named (`SEARCHED_PARAMETERS`). Its origin is
-    "script"  the authors' run script `script/<backbone>/<dataset>_<loss>_<K>-shot.sh`, with β from the config it
-              loads (Neg-Cosine: the code's default 30; Neg-Softmax: 5 from `configs/*/exp_neg-softmax.yml`, 10 set by
-              the ResNet-12 scripts) and, where the script sets no DropBlock, the code's defaults (rate 0, size 5);
+A starting point is a whole configuration, every searched parameter (sweep.schema.hyperparameters) named. Its origin is
+    "script"  the authors' run script `script/<backbone>/<dataset>_<loss>_<K>-shot.sh`: the values it sets (each
+              parameter's `published_key`), β from the config it loads (Neg-Softmax: 5 from
+              `configs/*/exp_neg-softmax.yml`, 10 set by the ResNet-12 scripts), and for everything else the code's
+              defaults (`published_default`: Neg-Cosine's β 30, DropBlock rate 0 and size 5, …);
     "paper"   a value the paper states that the script does not use (ResNet-18 mini-ImageNet Neg-Cosine: m = −0.3 in
               Table 5 and Figs 8–9, against the 1-shot script's −0.05), the rest as the script;
     "ours"    no published value exists (WRN-28-10 has neither a script nor a value in the paper): our own guess,
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
+
+from sweep.schema.hyperparameters import HYPERPARAMETERS
 
 Origin = Literal["script", "paper", "ours"]
 
@@ -37,7 +40,7 @@ class Setting(NamedTuple):
 
 @dataclass(frozen=True)
 class StartingPoint:
-    """A whole configuration (margin, scale, weight_decay, drop_rate, dropblock_size) and where it comes from."""
+    """A whole configuration (a value for every searched parameter) and where it comes from."""
 
     params: dict[str, float]
     origin: Origin
@@ -49,24 +52,19 @@ class StartingPoint:
         return self.origin != "ours"
 
 
-_NEG_COSINE_SCALE = 30.0  # lib/config.py metric_params.scale_factor
-_NO_DROPBLOCK = {"drop_rate": 0.0, "dropblock_size": 5}  # lib/config.py train.drop_rate / train.dropblock_size
+def _with_code_defaults(values: dict[str, float]) -> dict[str, float]:
+    """`values` and, for every other searched parameter, the authors' code default (lib/config.py)."""
+    return {parameter.name: values.get(parameter.name, parameter.published_default) for parameter in HYPERPARAMETERS}
 
 
-def _script(
-    path: str, margin: float, weight_decay: float, scale: float, drop_rate: float = 0.0, dropblock_size: int = 5
-) -> StartingPoint:
-    params = {
-        "margin": margin,
-        "scale": scale,
-        "weight_decay": weight_decay,
-        "drop_rate": drop_rate,
-        "dropblock_size": dropblock_size,
-    }
-    return StartingPoint(params, "script", f"script/{path}")
+def _script(path: str, **values: float) -> StartingPoint:
+    """The starting point of the run script `path`: the values it (or the config it loads) sets, code defaults else."""
+    return StartingPoint(_with_code_defaults(values), "script", f"script/{path}")
 
 
-_R18_MINI_COS_1 = _script("resnet18/miniImagenet_neg-cosine_1-shot.sh", -0.05, 5e-5, _NEG_COSINE_SCALE, 0.2, 3)
+_R18_MINI_COS_1 = _script(
+    "resnet18/miniImagenet_neg-cosine_1-shot.sh", margin=-0.05, weight_decay=5e-5, drop_rate=0.2, dropblock_size=3
+)
 
 STARTING_POINTS: dict[Setting, tuple[StartingPoint, ...]] = {
     Setting("mini-imagenet", "resnet18", "neg-cosine", 1): (
@@ -79,44 +77,80 @@ STARTING_POINTS: dict[Setting, tuple[StartingPoint, ...]] = {
         ),
     ),
     Setting("mini-imagenet", "resnet18", "neg-cosine", 5): (
-        _script("resnet18/miniImagenet_neg-cosine_5-shot.sh", -0.02, 1e-4, _NEG_COSINE_SCALE, 0.2, 3),
+        _script(
+            "resnet18/miniImagenet_neg-cosine_5-shot.sh",
+            margin=-0.02,
+            weight_decay=1e-4,
+            drop_rate=0.2,
+            dropblock_size=3,
+        ),
     ),
     Setting("mini-imagenet", "resnet18", "neg-softmax", 1): (
-        _script("resnet18/miniImagenet_neg-softmax_1-shot.sh", -0.3, 1e-4, 5.0),
+        _script("resnet18/miniImagenet_neg-softmax_1-shot.sh", margin=-0.3, weight_decay=1e-4, scale=5.0),
     ),
     Setting("mini-imagenet", "resnet18", "neg-softmax", 5): (
-        _script("resnet18/miniImagenet_neg-softmax_5-shot.sh", -0.3, 5e-5, 5.0),
+        _script("resnet18/miniImagenet_neg-softmax_5-shot.sh", margin=-0.3, weight_decay=5e-5, scale=5.0),
     ),
     Setting("cub", "resnet18", "neg-cosine", 1): (
-        _script("resnet18/CUB_neg-cosine_1-shot.sh", -0.01, 5e-4, _NEG_COSINE_SCALE, 0.1, 5),
+        _script("resnet18/CUB_neg-cosine_1-shot.sh", margin=-0.01, weight_decay=5e-4, drop_rate=0.1, dropblock_size=5),
     ),
     Setting("cub", "resnet18", "neg-cosine", 5): (
-        _script("resnet18/CUB_neg-cosine_5-shot.sh", -0.01, 1e-3, _NEG_COSINE_SCALE, 0.1, 5),
+        _script("resnet18/CUB_neg-cosine_5-shot.sh", margin=-0.01, weight_decay=1e-3, drop_rate=0.1, dropblock_size=5),
     ),
-    Setting("cub", "resnet18", "neg-softmax", 1): (_script("resnet18/CUB_neg-softmax_1-shot.sh", -0.05, 5e-3, 5.0),),
-    Setting("cub", "resnet18", "neg-softmax", 5): (_script("resnet18/CUB_neg-softmax_5-shot.sh", -0.005, 3e-3, 5.0),),
+    Setting("cub", "resnet18", "neg-softmax", 1): (
+        _script("resnet18/CUB_neg-softmax_1-shot.sh", margin=-0.05, weight_decay=5e-3, scale=5.0),
+    ),
+    Setting("cub", "resnet18", "neg-softmax", 5): (
+        _script("resnet18/CUB_neg-softmax_5-shot.sh", margin=-0.005, weight_decay=3e-3, scale=5.0),
+    ),
     Setting("mini2cub", "resnet18", "neg-cosine", 5): (
-        _script("resnet18/mini2CUB_neg-cosine_5-shot.sh", -0.05, 5e-5, _NEG_COSINE_SCALE),
+        _script("resnet18/mini2CUB_neg-cosine_5-shot.sh", margin=-0.05, weight_decay=5e-5),
     ),
     Setting("mini2cub", "resnet18", "neg-softmax", 5): (
-        _script("resnet18/mini2CUB_neg-softmax_5-shot.sh", -0.005, 1e-6, 5.0),
+        _script("resnet18/mini2CUB_neg-softmax_5-shot.sh", margin=-0.005, weight_decay=1e-6, scale=5.0),
     ),
     Setting("mini-imagenet", "resnet12", "neg-cosine", 1): (
-        _script("resnet12/miniImagenet_neg-cosine_1-shot.sh", -0.02, 1e-4, _NEG_COSINE_SCALE, 0.1, 5),
+        _script(
+            "resnet12/miniImagenet_neg-cosine_1-shot.sh",
+            margin=-0.02,
+            weight_decay=1e-4,
+            drop_rate=0.1,
+            dropblock_size=5,
+        ),
     ),
     Setting("mini-imagenet", "resnet12", "neg-cosine", 5): (
-        _script("resnet12/miniImagenet_neg-cosine_5-shot.sh", -0.01, 1e-4, _NEG_COSINE_SCALE, 0.1, 5),
+        _script(
+            "resnet12/miniImagenet_neg-cosine_5-shot.sh",
+            margin=-0.01,
+            weight_decay=1e-4,
+            drop_rate=0.1,
+            dropblock_size=5,
+        ),
     ),
     Setting("mini-imagenet", "resnet12", "neg-softmax", 1): (
-        _script("resnet12/miniImagenet_neg-softmax_1-shot.sh", -0.01, 3e-4, 10.0, 0.1, 5),
+        _script(
+            "resnet12/miniImagenet_neg-softmax_1-shot.sh",
+            margin=-0.01,
+            weight_decay=3e-4,
+            scale=10.0,
+            drop_rate=0.1,
+            dropblock_size=5,
+        ),
     ),
     Setting("mini-imagenet", "resnet12", "neg-softmax", 5): (
-        _script("resnet12/miniImagenet_neg-softmax_5-shot.sh", -0.1, 1e-5, 10.0, 0.1, 5),
+        _script(
+            "resnet12/miniImagenet_neg-softmax_5-shot.sh",
+            margin=-0.1,
+            weight_decay=1e-5,
+            scale=10.0,
+            drop_rate=0.1,
+            dropblock_size=5,
+        ),
     ),
 }
 
 _WRN_OURS = StartingPoint(
-    {"margin": -0.2, "scale": _NEG_COSINE_SCALE, "weight_decay": 0.0, **_NO_DROPBLOCK},
+    _with_code_defaults({"margin": -0.2}),
     "ours",
     "WRN-28-10 has no run script and the paper gives no value; m = −0.2 is our guess (wd 0, β 30 and dropout 0 are "
     "the code's defaults)",

@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, RootModel, ValidationError, field_validator, model_validator
 
 from sweep.errors import SpecError
 from sweep.schema.config_errors import describe_validation_error
+from sweep.schema.hyperparameters import HYPERPARAMETER, HYPERPARAMETERS, SEARCHED_PARAMETERS
 from sweep.schema.objectives import OBJECTIVES, ObjectiveName
 from sweep.schema.yaml_files import read_yaml_document
-from sweep.trial.config import SEARCHED_PARAMETERS, Strict, TrialSettings, merge_overrides
+from sweep.trial.config import Strict, TrialSettings, merge_overrides
 
 PRESET_PACKAGE = "sweep.presets"
+# Searched parameters that are also trial settings (top-level keys such as `lr` would be): none today.
+SEARCHED_SETTINGS = tuple(name for name in SEARCHED_PARAMETERS if name in TrialSettings.model_fields)
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 DEFAULT_STORAGE = "experiments"  # where experiments go when neither the spec nor a command names a place
 _Integer = int  # the field named `int` below shadows the builtin inside the class body
@@ -99,27 +102,39 @@ class ParameterSpace(Strict):
         return low - 1e-12 <= value <= high + 1e-12
 
 
-class SearchSpace(Strict):
-    """The searched hyperparameters of the pretraining stage."""
+class SearchSpace(RootModel[dict[str, ParameterSpace]]):
+    """The searched hyperparameters of the pretraining stage: a space for each of sweep.schema.hyperparameters, in
+    its order; one the spec leaves out is fixed at its default (the margin has none: a spec must give it)."""
 
-    margin: ParameterSpace
-    scale: ParameterSpace = ParameterSpace(fixed=10.0)
-    weight_decay: ParameterSpace = ParameterSpace(fixed=5e-4)
-    drop_rate: ParameterSpace = ParameterSpace(fixed=0.0)
-    dropblock_size: ParameterSpace = ParameterSpace(fixed=5)
+    @model_validator(mode="before")
+    @classmethod
+    def _known_and_complete(cls, spaces: Any) -> Any:
+        if not isinstance(spaces, dict):
+            return spaces  # pydantic says what it expected
+        unknown = [name for name in spaces if name not in HYPERPARAMETER]
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown key")
+        complete = {}
+        for parameter in HYPERPARAMETERS:
+            if parameter.name in spaces:
+                complete[parameter.name] = spaces[parameter.name]
+            elif parameter.search_default is None:
+                raise ValueError(f"{parameter.name}: required key is missing")
+            else:
+                complete[parameter.name] = {"fixed": parameter.search_default}
+        return complete
 
     @model_validator(mode="after")
-    def _ranges_make_sense(self) -> SearchSpace:
-        if self.scale.bounds()[0] <= 0:
-            raise ValueError("scale: β must be positive")
-        if self.weight_decay.bounds()[0] < 0:
-            raise ValueError("weight_decay: must be >= 0")
-        low, high = self.drop_rate.bounds()
-        if low < 0 or high >= 1:
-            raise ValueError("drop_rate: must lie in [0, 1)")
-        if self.dropblock_size.bounds()[0] < 1:
-            raise ValueError("dropblock_size: must be >= 1")
+    def _ranges_valid(self) -> SearchSpace:
+        for parameter in HYPERPARAMETERS:
+            problem = parameter.range_problem(*self[parameter.name].bounds())
+            if problem:
+                raise ValueError(f"{parameter.name}: {problem}")
         return self
+
+    def __getitem__(self, name: str) -> ParameterSpace:
+        """The space of the searched parameter `name`."""
+        return self.root[name]
 
 
 class Scheduler(Strict):
@@ -175,6 +190,16 @@ class SweepSpec(TrialSettings):
     promotion: Promotion = Promotion()
     points_to_evaluate: list[dict[str, _Integer | float]] = []
 
+    @model_validator(mode="before")
+    @classmethod
+    def _searched_settings(cls, data: Any) -> Any:
+        """A searched parameter that is also a trial setting (a top-level key) is fixed at the top-level value where
+        `search` leaves it out; where `search` names it, `search` wins (`_consistent` sets the top-level value)."""
+        if not isinstance(data, dict) or not isinstance(data.get("search"), dict):
+            return data
+        settings = {name: data[name] for name in SEARCHED_SETTINGS if name in data and name not in data["search"]}
+        return {**data, "search": {**data["search"], **{name: {"fixed": value} for name, value in settings.items()}}}
+
     @field_validator("storage_path")
     @classmethod
     def _filesystem_storage(cls, storage_path: str) -> str:
@@ -195,17 +220,16 @@ class SweepSpec(TrialSettings):
         shots = self.validation.shots
         if any(shot not in shots for shot in objective_shots):
             raise ValueError(f"objective: {self.objective} needs validation shots {objective_shots}, spec has {shots}")
-        low, high = self.search.margin.bounds()
-        if self.loss == "softmax" and (low, high) != (0.0, 0.0):
-            raise ValueError("search.margin: the plain softmax baseline has no margin; fix it at 0")
-        if self.loss == "neg-softmax" and high > 0:
-            raise ValueError("search.margin: neg-softmax takes m <= 0 (a positive margin needs a cosine head)")
-        searched = [name for name in SEARCHED_PARAMETERS if getattr(self.search, name).kind != "fixed"]
+        for parameter in HYPERPARAMETERS:
+            problem = parameter.loss_problem(self.loss, *self.search[parameter.name].bounds())
+            if problem:
+                raise ValueError(f"search.{parameter.name}: {problem}")
+        searched = list(self.searched())
         for index, point in enumerate(self.points_to_evaluate):
             for key, value in point.items():
                 if key not in SEARCHED_PARAMETERS:
                     raise ValueError(f"points_to_evaluate[{index}]: unknown parameter {key!r}")
-                if not getattr(self.search, key).contains(value):
+                if not self.search[key].contains(value):
                     raise ValueError(f"points_to_evaluate[{index}].{key}: {value} lies outside the search space")
             missing = [name for name in searched if name not in point]
             if missing:
@@ -213,6 +237,9 @@ class SweepSpec(TrialSettings):
                     f"points_to_evaluate[{index}]: no value for searched parameter(s) {', '.join(missing)} "
                     "(a first point gives every searched parameter)"
                 )
+        for name in SEARCHED_SETTINGS:
+            if self.search[name].fixed is not None:
+                setattr(self, name, self.search[name].fixed)
         if self.resources.gpu == 0 and self.device.startswith("cuda"):
             raise ValueError(f"device: {self.device} needs resources.gpu > 0")
         return self
@@ -225,12 +252,11 @@ class SweepSpec(TrialSettings):
 
     def searched(self) -> dict[str, ParameterSpace]:
         """The parameters that vary (everything not fixed)."""
-        return {name: space for name in SEARCHED_PARAMETERS if (space := getattr(self.search, name)).kind != "fixed"}
+        return {name: space for name, space in self.search.root.items() if space.kind != "fixed"}
 
     def fixed(self) -> dict[str, float]:
         """The parameters that do not vary, with their values."""
-        spaces = {name: getattr(self.search, name) for name in SEARCHED_PARAMETERS}
-        return {name: space.fixed for name, space in spaces.items() if space.kind == "fixed"}
+        return {name: space.fixed for name, space in self.search.root.items() if space.fixed is not None}
 
     def trial_settings(self) -> dict[str, Any]:
         """The spec's TrialSettings keys as a dict: a trial config, but for its searched values."""
@@ -263,8 +289,8 @@ def parse(data: Any, source: str = "spec") -> SweepSpec:
 
 
 def _check_numbers_finite(spec: SweepSpec, source: str) -> None:
-    for name in SEARCHED_PARAMETERS:
-        low, high = getattr(spec.search, name).bounds()
+    for name, space in spec.search.root.items():
+        low, high = space.bounds()
         if not (math.isfinite(low) and math.isfinite(high)):
             raise SpecError(f"{source}: search.{name}: bounds must be finite numbers")
 

@@ -10,11 +10,11 @@ from typing import Any, cast
 import pandas as pd
 
 from sweep.errors import ExperimentError
+from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.objectives import SELECTION_SCORE, objective_value
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment
 from sweep.trial.checkpoints import DIVERGED_MARKER
-from sweep.trial.config import SEARCHED_PARAMETERS
 
 
 @dataclass

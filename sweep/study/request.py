@@ -15,11 +15,12 @@ from pydantic import Field, ValidationError
 
 from sweep.errors import ExperimentError, SpecError
 from sweep.schema.config_errors import describe_validation_error
+from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment
 from sweep.study.layout import StudyDir
 from sweep.study.margins import checked_margins, default_margins
-from sweep.trial.config import SEARCHED_PARAMETERS, Strict, TrialConfig, TrialSettings
+from sweep.trial.config import Strict, TrialConfig, TrialSettings
 
 DEFAULT_HOLDOUT_FRACTION = 0.1
 BASE_EPISODE_SEED_OFFSET = 20_000  # held-out base episodes: their own stream (val uses seed, test seed + 10 000)
@@ -132,7 +133,7 @@ def build_request(
         spec.loss,
         margins
         if margins is not None
-        else [*default_margins(spec.loss, spec.search.margin.bounds()), params["margin"]],
+        else [*default_margins(spec.loss, spec.search["margin"].bounds()), params["margin"]],
     )
     try:
         return StudyRequest(

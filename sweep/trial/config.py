@@ -43,10 +43,10 @@ from data.section import DatasetConfig
 from models.catalog import BACKBONES, LOSS_NAMES, LOSSES
 from sweep.errors import TrialConfigError
 from sweep.schema.config_errors import describe_validation_error
+from sweep.schema.hyperparameters import HYPERPARAMETER
 from sweep.schema.objectives import OBJECTIVES, ObjectiveName
 from sweep.schema.yaml_files import read_yaml_document
 
-SEARCHED_PARAMETERS = ("margin", "scale", "weight_decay", "drop_rate", "dropblock_size")
 _DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
@@ -78,7 +78,7 @@ class ValidationConfig(Strict):
 class TrialSettings(Strict):
     """Everything of a trial but its searched hyperparameters: the part a sweep spec shares with a trial config.
 
-    `TrialConfig` adds the searched values (margin, β, weight decay, DropBlock); `sweep.schema.spec.SweepSpec` adds how
+    `TrialConfig` adds the searched values (sweep.schema.hyperparameters); `sweep.schema.spec.SweepSpec` adds how
     to search them. A key added here is a trial key and a sweep key at once.
     """
 
@@ -143,11 +143,12 @@ class TrialSettings(Strict):
 class TrialConfig(TrialSettings):
     """One trial: pretrain `backbone` with the `loss` head on the base classes, score on fixed val episodes."""
 
-    margin: float = Field(0.0, allow_inf_nan=False)
-    scale: float | None = Field(None, gt=0, allow_inf_nan=False)
-    weight_decay: float = Field(1e-4, ge=0, allow_inf_nan=False)
-    drop_rate: float = Field(0.0, ge=0, lt=1)
-    dropblock_size: int = Field(5, ge=1)
+    # The searched hyperparameters as training reads them; defaults and valid ranges: sweep.schema.hyperparameters
+    margin: float = HYPERPARAMETER["margin"].trial_field()
+    scale: float | None = HYPERPARAMETER["scale"].trial_field()
+    weight_decay: float = HYPERPARAMETER["weight_decay"].trial_field()
+    drop_rate: float = HYPERPARAMETER["drop_rate"].trial_field()
+    dropblock_size: int = HYPERPARAMETER["dropblock_size"].trial_field()
 
     @model_validator(mode="after")
     def _head_takes_margin(self) -> TrialConfig:

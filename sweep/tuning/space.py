@@ -12,9 +12,9 @@ from typing import Any
 import optuna.distributions as od
 
 from models.catalog import trained_loss
+from sweep.schema.hyperparameters import HYPERPARAMETERS, SEARCHED_PARAMETERS
 from sweep.schema.spec import ParameterSpace, SweepSpec
 from sweep.storage.experiment import Experiment
-from sweep.trial.config import SEARCHED_PARAMETERS
 
 
 def _distribution(space: ParameterSpace) -> od.BaseDistribution:
@@ -38,21 +38,15 @@ def trial_config(
     spec: SweepSpec, params: dict[str, Any], experiment: Experiment, *, seed: int | None = None
 ) -> dict[str, Any]:
     """The trial config dictionary of one sampled point (`params` holds the searched values): the spec's trial
-    settings, the searched values, the experiment's episode folder, and `seed` when it is not the spec's."""
+    settings, the searched values (each cast to its kind, sweep.schema.hyperparameters), the experiment's episode
+    folder, and `seed` when it is not the spec's."""
     values = {**spec.fixed(), **params}
     missing = [name for name in SEARCHED_PARAMETERS if name not in values]
     if missing:
         raise KeyError(f"no value for {missing}")
     config = spec.trial_settings()
-    margin = float(values["margin"])
-    config.update(
-        loss=trained_loss(spec.loss, margin),
-        margin=margin,
-        scale=float(values["scale"]),
-        weight_decay=float(values["weight_decay"]),
-        drop_rate=float(values["drop_rate"]),
-        dropblock_size=int(values["dropblock_size"]),
-    )
+    config.update({parameter.name: parameter.cast(values[parameter.name]) for parameter in HYPERPARAMETERS})
+    config["loss"] = trained_loss(spec.loss, config["margin"])
     config["validation"]["episodes_dir"] = str(experiment.episodes_dir)
     if seed is not None:
         config["seed"] = seed

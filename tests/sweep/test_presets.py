@@ -9,10 +9,11 @@ import pytest
 from clusters.session import ray_session
 from sweep.schema import spec as spec_module
 from sweep.schema.first_points import plan_first_points
+from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.objectives import OBJECTIVES, SELECTION_SCORE
 from sweep.schema.published import STARTING_POINTS, Setting
 from sweep.storage import experiment as experiments
-from sweep.trial.config import SEARCHED_PARAMETERS, TrialConfig
+from sweep.trial.config import TrialConfig
 from sweep.tuning.space import trial_config
 from sweep.tuning.tuner import build_tuner
 

@@ -134,7 +134,8 @@ def test_the_report_starts_with_the_selected_hyperparameters_and_their_test_accu
     assert lines[1] == str(experiment.root)
     assert lines[3].startswith("Selected hyperparameters (test accuracy on 600 fixed test episodes")
     # both shots select aaaa0003: the promoted trial with the best val accuracy of that shot
-    assert lines[4].startswith("  1-shot: 48.25 ± 0.81 %   m -0.100, β 12.00, weight decay 5.0e-04, DropBlock 0.10 / 3")
+    selected = "  1-shot: 48.25 ± 0.81 %   m -0.100, β 12.00, weight decay 5.0e-04, DropBlock 0.100 / 3"
+    assert lines[4].startswith(selected)
     assert lines[4].endswith("(trial aaaa0003, val 52.00 %)")
     # a promotion.json written before baselines were scored says so under each shot
     assert lines[5] == lines[7] == "    vs the baseline: no baseline (promoted before baselines were scored)"

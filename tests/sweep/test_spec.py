@@ -41,7 +41,7 @@ def test_every_preset_parses_with_the_published_budget_and_choices():
 def test_default_preset_is_the_cpu_margin_sweep_on_glyphs_mini():
     spec = spec_module.load(spec_module.resolve(None))
     assert (spec.dataset.name, spec.backbone, spec.loss) == ("glyphs-mini", "conv4", "neg-cosine")
-    assert spec.search.margin.bounds() == (-0.5, 0.2) and set(spec.searched()) == {"margin"}
+    assert spec.search["margin"].bounds() == (-0.5, 0.2) and set(spec.searched()) == {"margin"}
     # the one ASHA rung lies after epoch 20, where the margins' ranking settles on glyphs-mini (benchmarks/RESULTS.md),
     # and a trial's best checkpoint is chosen from there on, on 600 validation episodes
     assert 20 < spec.scheduler.grace_period < spec.epochs == 48 and spec.scheduler.grace_period % spec.val_every == 0
