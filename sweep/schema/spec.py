@@ -341,10 +341,14 @@ def resolve(spec_argument: str | None) -> Path:
 
 def read(spec: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> SweepSpec:
     """A spec from a file path or a preset name (None: the embedded default) with `overrides` of its keys merged in
-    ({"epochs": 8, "validation.episodes": 100}; a dotted key sets a nested one), validated, paths made absolute."""
+    ({"epochs": 8, "validation.episodes": 100}; a dotted key sets a nested one; "search.<name>" replaces that
+    parameter's whole space), validated, paths made absolute."""
     path = resolve(None if spec is None else str(spec))
     loaded = load(path)
     if overrides:
         document = yaml.safe_load(loaded.to_yaml())
+        for key in overrides:  # a search space given is the whole space ({"search.scale": {"uniform": [5, 20]}})
+            if key.startswith("search.") and key.count(".") == 1:
+                document["search"].pop(key.removeprefix("search."), None)
         loaded = parse(merge_overrides(document, dict(overrides)), f"{path} with overrides")
     return with_absolute_paths(loaded)

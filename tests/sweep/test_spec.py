@@ -199,3 +199,14 @@ def test_an_old_dataset_alias_becomes_its_name_in_the_spec_and_the_trial():
     spec = spec_module.parse(data)
     assert spec.dataset.name == "mini2cub"
     assert first_points(spec)[0]["margin"] == -0.05  # the published point of the setting, found by its name
+
+
+def test_reading_a_preset_with_overrides_replaces_a_whole_search_space_and_merges_sections():
+    spec = spec_module.read(
+        "default", {"search.scale": {"uniform": [5.0, 20.0]}, "points_to_evaluate": [], "validation.episodes": 50}
+    )
+    assert spec.search["scale"].kind == "uniform" and spec.search["scale"].bounds() == (5.0, 20.0)
+    assert spec.validation.episodes == 50 and spec.validation.shots == [1, 5]  # the rest of the section kept
+    assert Path(spec.storage_path).is_absolute()
+    with pytest.raises(SpecError, match="points_to_evaluate\\[0\\]: no value for searched parameter"):
+        spec_module.read("default", {"search.scale": {"uniform": [5.0, 20.0]}})
