@@ -14,7 +14,14 @@ from typing import Literal
 Similarity = Literal["dot", "cosine"]
 MarginRule = Literal["none", "non-positive", "any"]
 
-BACKBONES = ("conv4", "resnet12", "resnet18", "wrn28_10")
+# Every backbone by name, with the module that builds it (it registers itself there: models/registry.py).
+BACKBONE_MODULES = {
+    "conv4": "models.conv4",
+    "resnet12": "models.resnet12",
+    "resnet18": "models.resnet18",
+    "wrn28_10": "models.wrn",
+}
+BACKBONES = tuple(BACKBONE_MODULES)
 # How DropBlock grows blocks from its seeds (models/dropblock.py, docs/protocol.md D9): the authors' construction,
 # or the full squares of DropBlock's definition.
 DROPBLOCK_MASKS = ("published", "exact")

@@ -7,13 +7,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from models.catalog import BACKBONES
+from models.catalog import BACKBONE_MODULES, BACKBONES
 from models.dropblock import check_dropblock_args
 from models.errors import ModelConfigError
 
 BackboneFactory = Callable[..., nn.Module]
 _BACKBONES: dict[str, BackboneFactory] = {}
-_BACKBONE_MODULES = ("models.conv4", "models.resnet12", "models.resnet18", "models.wrn")
 
 
 def register_backbone(factory: BackboneFactory) -> BackboneFactory:
@@ -27,7 +26,7 @@ def register_backbone(factory: BackboneFactory) -> BackboneFactory:
 
 def _registered() -> dict[str, BackboneFactory]:
     """The table, with the shipped backbone modules imported (each registers itself on import)."""
-    for module in _BACKBONE_MODULES:
+    for module in sorted(set(BACKBONE_MODULES.values())):
         importlib.import_module(module)
     missing = set(BACKBONES) - set(_BACKBONES)
     if missing:  # models.catalog names a backbone nobody registered: our bug

@@ -9,6 +9,7 @@ Resuming from any reported checkpoint continues exactly as if never interrupted 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from evaluation.checkpoint import Checkpoint, ModelSpec, TrainingState
 from evaluation.device import resolve_device
 from sweep.errors import DivergenceError, TrialConfigError
 from sweep.trial import phases
-from sweep.trial.config import TrialConfig
+from sweep.trial.config import TrialConfig, ValidationConfig
 from sweep.trial.training import (
     BatchSource,
     EpochResult,
@@ -196,15 +197,24 @@ def validation_episodes(config: TrialConfig, val: data.CachedSplit, shot: int) -
     validation.seed and saved there the first time), else sampled with validation.seed."""
     v = config.validation
     path = Path(v.episodes_dir) / episode_file_name("val", shot) if v.episodes_dir is not None else None
+    return sample_validation_episodes(v, val.labels, val.class_names, shot, path)
+
+
+def sample_validation_episodes(
+    validation: ValidationConfig, labels: np.ndarray, class_names: Sequence[str], shot: int, path: Path | None
+) -> data.EpisodeSet:
+    """The validation episodes of `shot` for labels [N]: loaded from `path` when it exists, else sampled with
+    validation.seed (way, queries, count of the section) and saved there; the sweep samples them once up front
+    (sweep.tuning.tuner) and every trial loads the same ones."""
     return data.EpisodeSet.load_or_sample(
         path,
-        val.labels,
-        n_way=v.way,
+        labels,
+        n_way=validation.way,
         n_shot=shot,
-        n_query=v.queries,
-        n_episodes=v.episodes,
-        seed=v.seed,
-        class_names=val.class_names,
+        n_query=validation.queries,
+        n_episodes=validation.episodes,
+        seed=validation.seed,
+        class_names=class_names,
     )
 
 

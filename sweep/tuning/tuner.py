@@ -173,19 +173,11 @@ def prepare_validation_episodes(spec: SweepSpec, experiment: Experiment) -> None
     missing = [shot for shot in spec.validation.shots if not experiment.val_episodes(shot).exists()]
     if not missing:
         return
+    from sweep.trial.runner import sample_validation_episodes
+
     val = data.build_dataset(spec.dataset.name, spec.dataset.root, "val")
-    v = spec.validation
     for shot in missing:
-        data.EpisodeSet.load_or_sample(
-            experiment.val_episodes(shot),
-            val.labels,
-            n_way=v.way,
-            n_shot=shot,
-            n_query=v.queries,
-            n_episodes=v.episodes,
-            seed=v.seed,
-            class_names=val.class_names,
-        )
+        sample_validation_episodes(spec.validation, val.labels, val.class_names, shot, experiment.val_episodes(shot))
 
 
 def run(spec: SweepSpec, experiment: Experiment, address: str | None = None) -> Experiment:
