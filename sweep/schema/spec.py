@@ -19,8 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, RootModel, ValidationError, field_validator, model_validator
 
+from data.validation_errors import describe_validation_error
 from sweep.errors import SpecError
-from sweep.schema.config_errors import describe_validation_error
 from sweep.schema.hyperparameters import HYPERPARAMETER, HYPERPARAMETERS, SEARCHED_PARAMETERS
 from sweep.schema.objectives import OBJECTIVES, ObjectiveName
 from sweep.schema.yaml_files import read_yaml_document

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from data.validation_errors import describe_validation_error
 from sweep.errors import ExperimentError, SpecError
-from sweep.schema.config_errors import describe_validation_error
 from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment

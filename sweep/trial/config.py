@@ -40,9 +40,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data.section import DatasetConfig
+from data.validation_errors import describe_validation_error
 from models.catalog import BACKBONES, LOSS_NAMES, LOSSES
 from sweep.errors import TrialConfigError
-from sweep.schema.config_errors import describe_validation_error
 from sweep.schema.hyperparameters import HYPERPARAMETER
 from sweep.schema.objectives import OBJECTIVES, ObjectiveName
 from sweep.schema.yaml_files import read_yaml_document
