@@ -37,10 +37,10 @@ from sweep.schema import spec as spec_module  # noqa: E402
 from sweep.schema.first_points import first_points  # noqa: E402
 from sweep.schema.hyperparameters import SEARCHED_PARAMETERS  # noqa: E402
 from sweep.schema.spec import SweepSpec  # noqa: E402
+from sweep.schema.trial_config import merge_overrides  # noqa: E402
 from sweep.storage import experiment as experiments  # noqa: E402
 from sweep.storage.results import load_trials  # noqa: E402
 from sweep.study.margins import default_margins, label  # noqa: E402
-from sweep.trial.config import merge_overrides  # noqa: E402
 from sweep.tuning import (
     grid_runner,  # noqa: E402
     tuner,

@@ -1,8 +1,9 @@
 """The dataset section of a trial or sweep: which images, and the one geometry every reader of their cache uses.
 
-`DatasetConfig` is the `dataset:` section of a trial config and of a sweep spec (sweep/trial/config.py re-exports it),
-and the one value `data.load_split` / `data.prepare_split` take: the trial, promotion, the up-front decode of a sweep,
-the margin study and `negmargin evaluate` all pass it, so they read the same cache folder (docs/protocol.md D4, D5).
+`DatasetConfig` is the `dataset:` section of a trial config and of a sweep spec (sweep/schema/trial_config.py
+re-exports it), and the one value `data.load_split` / `data.prepare_split` take: the trial, promotion, the up-front
+decode of a sweep, the margin study and `negmargin evaluate` all pass it, so they read the same cache folder
+(docs/protocol.md D4, D5).
 Torch-free (pydantic and the readers' names only), like the rest of what the CLI parser imports.
 
 YAML:

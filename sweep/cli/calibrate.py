@@ -1,7 +1,7 @@
 """`negmargin calibrate [SPEC]`: margins × training seeds of one configuration, scored on the novel test episodes.
 
-The work is sweep/workflows/calibration.py (runs) and sweep/report/calibration_table.py (the table); this module parses
-and prints.
+The work is sweep/workflows/calibration.py (runs) and sweep/workflows/calibration_table.py (the table); this module
+parses and prints.
 """
 
 from __future__ import annotations
@@ -52,9 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def calibrate_command(args: argparse.Namespace) -> int:
     """Run the calibration and print its table; exit status 0."""
-    from sweep.report import calibration_table
     from sweep.study.margins import parse_margins
-    from sweep.workflows import calibration
+    from sweep.workflows import calibration, calibration_table
 
     spec, params = calibration.spec_and_params(args.spec, args.overrides, device=args.device)
     margins = sorted(set(parse_margins(",".join(args.margins))) | {0.0}, reverse=True)

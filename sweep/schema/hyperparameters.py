@@ -4,8 +4,8 @@ An entry says
 - what a spec's `search.<name>` may hold: any space (fixed, uniform, loguniform, int, choice; sweep.schema.spec) whose
   values lie in the entry's valid range and, for the margin, suit the loss; the space it is fixed at when the spec
   leaves it out, or that the spec must give it;
-- where a sampled value lands: the trial config key `<name>` (sweep.trial.config.TrialConfig), cast to the entry's
-  kind, with the entry's valid range and default there too;
+- where a sampled value lands: the trial config key `<name>` (sweep.schema.trial_config.TrialConfig), cast to the
+  entry's kind, with the entry's valid range and default there too;
 - how people read it: the label of report tables and text, and of TensorBoard's HParams;
 - where the authors set it: their config key (bl0/negative-margin.few-shot `lib/config.py`, as the run scripts
   override it) and its default in their code, which a published starting point takes where the script sets none

@@ -1,6 +1,6 @@
 """The sweep spec: a typed YAML schema, validated once before any cluster work.
 
-A spec is a trial's settings (`sweep.trial.config.TrialSettings`: dataset, backbone, loss, epochs, batch size,
+A spec is a trial's settings (`sweep.schema.trial_config.TrialSettings`: dataset, backbone, loss, epochs, batch size,
 validation, device, …, the very models a trial config uses) plus how to sweep them: the searched hyperparameters,
 the scheduler, how many trials, their resources, the objective, where the experiment goes and how it is promoted.
 Every section rejects unknown keys; a validation problem becomes one `SpecError` line that names the key
@@ -23,8 +23,8 @@ from data.validation_errors import describe_validation_error
 from sweep.errors import SpecError
 from sweep.schema.hyperparameters import HYPERPARAMETER, HYPERPARAMETERS, SEARCHED_PARAMETERS
 from sweep.schema.objectives import OBJECTIVES, ObjectiveName
+from sweep.schema.trial_config import Strict, TrialSettings, merge_overrides
 from sweep.schema.yaml_files import read_yaml_document
-from sweep.trial.config import Strict, TrialSettings, merge_overrides
 
 PRESET_PACKAGE = "sweep.presets"
 # Searched parameters that are also trial settings (top-level keys such as `lr` would be): none today.

@@ -79,14 +79,3 @@ def paired_difference(selected: list[torch.Tensor], baseline: list[torch.Tensor]
     stats = evaluation.paired_comparison(mean_of(selected), mean_of(baseline))
     per_seed = [float((a.double() - b.double()).mean() * 100) for a, b in zip(selected, baseline, strict=False)]
     return {**stats, "seeds": pairs, "per_seed": per_seed, "verdict": verdict(stats)}
-
-
-def describe(difference: dict[str, Any]) -> str:
-    """'+1.23 ± 0.45 points (paired t p = 0.003, Wilcoxon p = 0.004): beats the baseline' (and the seeds)."""
-    line = (
-        f"{difference['mean_diff']:+.2f} ± {difference['ci95']:.2f} points (paired t p = "
-        f"{difference['t_pvalue']:.2g}, Wilcoxon p = {difference['wilcoxon_pvalue']:.2g})"
-    )
-    if difference.get("seeds", 1) > 1:
-        line += f" over {difference['seeds']} seeds ({', '.join(f'{d:+.2f}' for d in difference['per_seed'])})"
-    return f"{line}: {difference['verdict']}"

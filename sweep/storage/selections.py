@@ -82,8 +82,7 @@ def entries_from_promotion(spec: SweepSpec, promotion: Promotion) -> list[dict[s
 
 def versus_baseline(promotion: Promotion, trial_id: str, shot: int) -> dict[str, Any]:
     """{"baseline": which trial, "vs_baseline": the paired test difference of `trial_id` to it at `shot`, with its
-    one-line description (sweep.scoring.baseline.describe)}; the note alone when promotion had no baseline."""
-    from sweep.scoring import baseline
+    one-line description (BaselineDifference.describe)}; the note alone when promotion had no baseline."""
 
     found = promotion.baseline
     difference = found.difference(trial_id, shot)
@@ -96,7 +95,7 @@ def versus_baseline(promotion: Promotion, trial_id: str, shot: int) -> dict[str,
     if trial_id == found.trial_id:
         summary["text"] = f"the selected configuration is the baseline ({found.label})"
     else:
-        summary["text"] = baseline.describe(difference.model_dump())
+        summary["text"] = difference.describe()
     return {"baseline": {"label": found.label, "trial_id": found.trial_id}, "vs_baseline": summary}
 
 

@@ -17,10 +17,10 @@ from data.validation_errors import describe_validation_error
 from sweep.errors import ExperimentError, SpecError
 from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.spec import SweepSpec
+from sweep.schema.trial_config import Strict, TrialConfig, TrialSettings
 from sweep.storage.experiment import Experiment
 from sweep.study.layout import StudyDir
 from sweep.study.margins import checked_margins, default_margins
-from sweep.trial.config import Strict, TrialConfig, TrialSettings
 
 DEFAULT_HOLDOUT_FRACTION = 0.1
 BASE_EPISODE_SEED_OFFSET = 20_000  # held-out base episodes: their own stream (val uses seed, test seed + 10 000)

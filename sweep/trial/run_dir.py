@@ -26,8 +26,8 @@ from data.atomic import write_atomically, write_text_atomically
 from evaluation.checkpoint import Checkpoint
 from sweep.errors import TrialConfigError
 from sweep.schema.objectives import objective_value, selection_score
+from sweep.schema.trial_config import TrialConfig
 from sweep.trial.checkpoints import best_checkpoint_path, epoch_checkpoint_path, last_checkpoint_path
-from sweep.trial.config import TrialConfig
 
 TRAIN_SCALARS = ("train_loss", "train_acc", "lr", "images_per_s")
 DEFAULT_RUNS_DIR = Path("runs")

@@ -25,8 +25,8 @@ from data.paths import episode_file_name
 from evaluation.checkpoint import Checkpoint, ModelSpec, TrainingState
 from evaluation.device import resolve_device
 from sweep.errors import DivergenceError, TrialConfigError
+from sweep.schema.trial_config import TrialConfig, ValidationConfig
 from sweep.trial import phases
-from sweep.trial.config import TrialConfig, ValidationConfig
 from sweep.trial.training import (
     BatchSource,
     EpochResult,

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from sweep.errors import DivergenceError
+from sweep.schema.trial_config import TrialConfig
 from sweep.trial.checkpoints import DIVERGED_MARKER
-from sweep.trial.config import TrialConfig
 
 
 @dataclass(frozen=True)

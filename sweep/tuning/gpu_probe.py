@@ -50,7 +50,7 @@ def probe_trial_step(
     import torch
 
     from evaluation.device import resolve_device
-    from sweep.trial.config import TrialConfig
+    from sweep.schema.trial_config import TrialConfig
 
     config = TrialConfig.from_dict(trial)
     device = resolve_device(config.device)

@@ -2,7 +2,7 @@
 
 `optuna_space(spec)` gives the distributions OptunaSearch samples, `first_points(spec)` (sweep.schema.first_points) the
 points it tries first; `trial_config(spec, params, experiment)` turns one sampled point into the
-`sweep.trial.config.TrialConfig` dictionary of that trial.
+`sweep.schema.trial_config.TrialConfig` dictionary of that trial.
 """
 
 from __future__ import annotations

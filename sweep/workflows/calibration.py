@@ -37,10 +37,10 @@ from sweep.schema import spec as spec_module
 from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.objectives import selection_score
 from sweep.schema.spec import SweepSpec
+from sweep.schema.trial_config import merge_overrides
 from sweep.scoring import checkpoint_scores
 from sweep.storage.experiment import Experiment
 from sweep.trial import TrialConfig, run
-from sweep.trial.config import merge_overrides
 from sweep.trial.runner import validation_episodes
 from sweep.tuning.space import trial_config
 

@@ -6,7 +6,7 @@ import pytest
 import data
 from data.errors import DataError
 from data.holdout import holdout_indices
-from sweep.trial.config import TrialConfig
+from sweep.schema.trial_config import TrialConfig
 from sweep.trial.runner import training_base
 
 from helpers.trials import tiny_config, write_tiny_imagefolder

@@ -20,7 +20,7 @@ from data.readers import minimagenet
 from sweep.schema import spec as spec_module
 from sweep.schema.first_points import first_points
 from sweep.schema.published import starting_points
-from sweep.trial.config import TrialConfig
+from sweep.schema.trial_config import TrialConfig
 
 from helpers.datasets import (
     CUB_CLASSES,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sweep.trial.config import TrialConfig
+from sweep.schema.trial_config import TrialConfig
 
 BASE_CLASSES, BASE_PER_CLASS = 6, 16  # 96 images: 3 iterations of batch 32 per epoch
 VAL_CLASSES, VAL_PER_CLASS = 6, 10  # 5-shot + 5 queries

@@ -12,6 +12,7 @@ import evaluation
 from sweep.report.text import baseline_line
 from sweep.schema import spec as spec_module
 from sweep.scoring import baseline
+from sweep.storage.promotion_file import BaselineDifference
 from sweep.storage.results import TrialRecord
 
 from helpers.specs import full_search_spec_data
@@ -81,7 +82,7 @@ def test_paired_difference_over_seeds_averages_each_episode_and_lists_each_seed(
     assert difference["mean_diff"] == pytest.approx(expected["mean_diff"]) and difference["seeds"] == 2
     assert difference["per_seed"] == pytest.approx([float((a - b).double().mean() * 100) for a, b in zip(better, base)])
     assert difference["verdict"] == "beats the baseline"
-    text = baseline.describe(difference)
+    text = BaselineDifference.model_validate(difference).describe()
     assert text.startswith(f"{difference['mean_diff']:+.2f} ± {difference['ci95']:.2f} points (paired t p = ")
     assert text.endswith(": beats the baseline") and "over 2 seeds" in text
 

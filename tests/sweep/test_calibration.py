@@ -13,8 +13,7 @@ import yaml
 import data
 import evaluation
 from sweep.cli import main
-from sweep.report import calibration_table
-from sweep.workflows import calibration
+from sweep.workflows import calibration, calibration_table
 
 SETTINGS = {
     "dataset.name": "glyphs",

@@ -111,7 +111,7 @@ def test_resume_continues_from_the_last_checkpoint(finished_run, config_file, tm
 
 
 def test_default_out_dirs_are_unique_and_named_after_the_run(config_file):
-    from sweep.trial.config import TrialConfig
+    from sweep.schema.trial_config import TrialConfig
 
     config = TrialConfig.from_yaml(config_file)
     first, second = (run_dir.default_out_dir(config) for _ in range(2))

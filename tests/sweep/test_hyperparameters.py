@@ -18,8 +18,8 @@ from sweep.report.text import format_number, parameter_cells
 from sweep.schema import spec as spec_module
 from sweep.schema.hyperparameters import HYPERPARAMETERS, SEARCHED_PARAMETERS, Hyperparameter
 from sweep.schema.published import STARTING_POINTS, Setting
+from sweep.schema.trial_config import TrialConfig, TrialSettings
 from sweep.storage.experiment import Experiment
-from sweep.trial.config import TrialConfig, TrialSettings
 from sweep.tuning.space import optuna_space, trial_config
 
 from helpers.specs import full_search_spec_data

@@ -12,8 +12,8 @@ from sweep.schema.first_points import plan_first_points
 from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.objectives import OBJECTIVES, SELECTION_SCORE
 from sweep.schema.published import STARTING_POINTS, Setting
+from sweep.schema.trial_config import TrialConfig
 from sweep.storage import experiment as experiments
-from sweep.trial.config import TrialConfig
 from sweep.tuning.space import trial_config
 from sweep.tuning.tuner import build_tuner
 

@@ -11,8 +11,8 @@ from sweep.errors import SpecError
 from sweep.schema import spec as spec_module
 from sweep.schema.first_points import first_points
 from sweep.schema.published import STARTING_POINTS
+from sweep.schema.trial_config import TrialConfig, TrialSettings
 from sweep.storage.experiment import Experiment
-from sweep.trial.config import TrialConfig, TrialSettings
 from sweep.tuning.space import optuna_space, trial_config
 
 from helpers.specs import full_search_spec, full_search_spec_data

@@ -26,7 +26,7 @@ from sweep.schema import spec as spec_module
 from sweep.scoring import baseline
 from sweep.storage import experiment as experiments
 from sweep.storage import selections
-from sweep.storage.promotion_file import FailedSeed, PromotedTrial, ShotScore
+from sweep.storage.promotion_file import BaselineDifference, FailedSeed, PromotedTrial, ShotScore
 from sweep.storage.results import load_trials
 from sweep.workflows import extra_seeds as seeds
 from sweep.workflows import promotion as promote
@@ -225,7 +225,7 @@ def test_the_baseline_at_m_0_is_scored_and_every_answer_is_compared_with_it(fini
         if entry["trial_id"] == found["trial_id"]:
             assert shown + "the selected configuration is the baseline (m = 0)" in lines
         else:
-            assert shown + baseline.describe(difference) in lines
+            assert shown + BaselineDifference.model_validate(difference).describe() in lines
             assert f"{difference['mean_diff']:+.2f} ± {difference['ci95']:.2f} points (paired t p = " in "\n".join(
                 lines
             )

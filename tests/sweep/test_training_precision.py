@@ -10,7 +10,7 @@ from torch import nn
 
 from models import build_head
 from sweep import trial
-from sweep.trial.config import TrialConfig
+from sweep.schema.trial_config import TrialConfig
 from sweep.trial.training import Precision, resolve_precision, train_step, training_logits
 
 from helpers.trials import tiny_config, write_tiny_imagefolder

@@ -14,7 +14,7 @@ from evaluation.checkpoint import Checkpoint, ModelSpec
 from evaluation.errors import EvaluationError
 from sweep import trial
 from sweep.errors import DivergenceError, TrialConfigError
-from sweep.trial.config import TrialConfig
+from sweep.schema.trial_config import TrialConfig
 from sweep.trial.runner import check_finite_state
 from sweep.trial.training import WARMUP_START_FACTOR, WarmupCosine
 
