@@ -242,7 +242,11 @@ def test_report_and_selections(finished, capsys):
     capsys.readouterr()
     assert main(["sweep", "report", str(experiment.root), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert len(report["trials"]) == 6 and len(report["promoted"]) == 2
+    ranked = [row for row in report["promoted"] if row["rank"] != "baseline"]
+    baseline_rows = [row for row in report["promoted"] if row["rank"] == "baseline"]
+    assert len(report["trials"]) == 6 and [row["rank"] for row in ranked] == [1, 2]  # top_k = 2
+    # m = 0 joins as "baseline" only when it is not already one of the top 2 (which it is depends on ASHA's order)
+    assert len(baseline_rows) == (0 if any(row["margin"] == 0.0 for row in ranked) else 1)
     best = report["trials"][0]
     assert best["objective"] == max(row["objective"] for row in report["trials"])
     started = [row for row in report["trials"] if isinstance(row["start"], str)]  # the others: sampled (null, NaN)
