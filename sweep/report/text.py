@@ -171,7 +171,9 @@ def pointers(experiment: Experiment) -> list[tuple[str, str, str]]:
         ("Results", str(experiment.root), ""),
         ("Report", str(experiment.report_file), ""),
         ("Figure", str(experiment.margin_figure), "also in TensorBoard's Images tab"),
-        ("TensorBoard", f"tensorboard --logdir {experiment.root}", ""),
+        # the sweep's own folder: a study (study/tensorboard) declares its own HParams experiment, and TensorBoard
+        # shows one per logdir, so the experiment root after `sweep study` would show either
+        ("TensorBoard", f"tensorboard --logdir {experiment.tensorboard_dir}", ""),
         ("Optuna", optuna_study.dashboard_command(experiment), f"study {optuna_study.study_name(experiment)}"),
         *gpu_packing_pointer(experiment),
     ]

@@ -19,6 +19,7 @@ import yaml
 import data
 import sweep
 from sweep.cli import main
+from sweep.report.text import pointers
 from sweep.storage import experiment as experiments
 from sweep.storage.results import load_trials, ranked
 from sweep.study import scoring
@@ -26,6 +27,7 @@ from sweep.study.layout import StudyDir
 from sweep.study.request import StudyRequest
 from sweep.workflows import promotion as promote
 
+from helpers import tensorboard as board
 from helpers.trials import BASE_CLASSES, tiny_config, write_tiny_imagefolder
 
 BASE_PER_CLASS, HOLDOUT = 30, 0.3  # 9 held-out images per class: 5-shot base episodes with 4 queries
@@ -265,3 +267,18 @@ def test_sweep_promotion_and_study_read_one_cache_folder_per_split_geometry(stud
     assert held_by_study.stored_size == STORED and len(held_by_study) == study["held_out_images"]
     assert np.array_equal(held_by_study.images, held_by_run.images)
     assert np.array_equal(held_by_study.labels, held_by_run.labels)
+
+
+def test_after_a_study_the_sweeps_tensorboard_line_still_opens_the_sweeps_hparams(studied):
+    """TensorBoard shows one HParams experiment per logdir; the study declares its own, so the logdir the sweep prints
+    must hold the sweep's alone (the experiment root would hold both, and TensorBoard would pick either)."""
+    experiment, _, _ = studied
+    command = dict((what, where) for what, where, _ in pointers(experiment))["TensorBoard"]
+    assert command == f"tensorboard --logdir {experiment.tensorboard_dir}"
+    sweep_board = board.load(experiment.tensorboard_dir)
+    assert "stop" in {info.name for info in sweep_board.experiment().hparam_infos}  # the sweep's outcome column
+    assert sorted(group.name for group in sweep_board.session_groups()) == sorted(
+        record.trial_id for record in load_trials(experiment)
+    )
+    study_board = board.load(StudyDir.of(experiment).tensorboard_dir)
+    assert {info.name for info in study_board.experiment().hparam_infos} == {"margin", "loss"}

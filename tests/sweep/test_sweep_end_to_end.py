@@ -291,7 +291,7 @@ def test_tensorboard_shows_one_session_per_trial_and_the_promoted_trials_test_me
             path.name for path in experiment.trial_dir(record.trial_id).iterdir()
         }
 
-    loaded = board.load(experiment.root)  # the README's `tensorboard --logdir <exp>`
+    loaded = board.load(experiment.tensorboard_dir)  # the printed `tensorboard --logdir <exp>/tensorboard`
     infos = {info.name: info for info in loaded.experiment().hparam_infos}
     assert list(infos) == ["margin", "scale", "stop"]
     assert (infos["margin"].domain_interval.min_value, infos["margin"].domain_interval.max_value) == (-0.4, 0.2)
@@ -314,11 +314,11 @@ def test_tensorboard_shows_one_session_per_trial_and_the_promoted_trials_test_me
                 assert metrics[f"whole_trial/test_ci95_{shot}shot"] == pytest.approx(tested[group.name][shot]["ci95"])
         else:
             assert not any(tag.startswith("whole_trial/test_") for tag in metrics)
-        curve = loaded.scalars(f"tensorboard/trial_{group.name}", "val/acc_1shot")
+        curve = loaded.scalars(f"trial_{group.name}", "val/acc_1shot")
         assert curve == [
             (int(e), pytest.approx(v)) for e, v in zip(record.history["epoch"], record.history["val_acc_1shot"])
         ]
-    assert loaded.tags("images") == {"tensorboard": [tensorboard_files.FIGURE_TAG]}
+    assert loaded.tags("images") == {".": [tensorboard_files.FIGURE_TAG]}
     assert experiment.margin_figure.read_bytes().startswith(b"\x89PNG")
 
 
