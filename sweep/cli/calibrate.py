@@ -47,6 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--results", type=Path, default=None, help="also write the table into this Markdown file (a marked section)"
     )
+    parser.add_argument(
+        "--curves",
+        type=Path,
+        default=None,
+        help="also write every run's learning curve (validation per epoch, test accuracy of every checkpoint "
+        "promotion could pick, epoch times) into this CSV, replacing the rows of the same runs "
+        "(benchmarks/learning_curves/)",
+    )
     parser.set_defaults(func=calibrate_command)
 
 
@@ -82,4 +90,11 @@ def calibrate_command(args: argparse.Namespace) -> int:
         document = args.results.read_text() if args.results.is_file() else ""
         args.results.write_text(calibration_table.replace_section(document, spec.name, table))
         print(f"wrote the table into {args.results}")
+    if args.curves is not None:
+        from sweep.storage import learning_curves
+
+        table = learning_curves.merge(
+            args.curves, [row for result in results for row in calibration.curve_rows(result)]
+        )
+        print(f"wrote {len(results)} runs' learning curves into {args.curves} ({len(table)} rows in all)")
     return 0

@@ -39,6 +39,7 @@ from sweep.schema.objectives import selection_score
 from sweep.schema.spec import SweepSpec
 from sweep.schema.trial_config import merge_overrides
 from sweep.scoring import checkpoint_scores
+from sweep.storage import learning_curves
 from sweep.storage.experiment import Experiment
 from sweep.trial import TrialConfig, run
 from sweep.trial.runner import validation_episodes
@@ -110,7 +111,12 @@ class CalibrationPlan:
 @dataclass
 class RunResult:
     """One (margin, seed) run: validation reports in epoch order, the best report's epoch, per-episode novel
-    accuracies [E] in [0, 1] per checkpoint kind and shot, wall seconds."""
+    accuracies [E] in [0, 1] per checkpoint kind and shot, wall seconds.
+
+    `novel_by_epoch` holds the same per-episode accuracies for every checkpoint promotion could pick (each validated
+    epoch from selection_from_epoch on, and the final one), `epoch_seconds` each epoch's wall time (training, plus
+    validation on a validated epoch), `params` every searched value of the run: the learning-curve table's columns
+    (sweep.storage.learning_curves)."""
 
     margin: float
     seed: int
@@ -118,6 +124,9 @@ class RunResult:
     best_epoch: int
     novel: dict[str, dict[int, torch.Tensor]]
     seconds: float
+    novel_by_epoch: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
+    params: dict[str, float] = field(default_factory=dict)
 
     @property
     def final(self) -> dict[str, float]:
@@ -127,29 +136,43 @@ class RunResult:
 
 @dataclass
 class _KeepingReporter:
-    """A sweep.trial.Reporter that keeps every validation report and writes the final and best checkpoints."""
+    """A sweep.trial.Reporter that keeps every validation report and each epoch's wall time, and writes the
+    checkpoint of every epoch promotion could pick (from selection_from_epoch on, and the last) as epoch<N>.pt."""
 
     folder: Path
     selection: str
     selection_from_epoch: int
+    last_epoch: int
     curve: list[dict[str, float]] = field(default_factory=list)
     best_value: float = -math.inf
     best_epoch: int = 0
+    epoch_seconds: list[float] = field(default_factory=list)
+    saved_epochs: list[int] = field(default_factory=list)
+    _since: float = field(default_factory=time.perf_counter)
+
+    def _lap(self) -> float:
+        now = time.perf_counter()
+        lap, self._since = now - self._since, now
+        return lap
 
     def epoch_end(self, metrics: dict[str, Any]) -> None:
-        """Training metrics of every epoch are not needed here."""
+        """Record the epoch's training time (its validation, when it has one, is added at the report)."""
+        self.epoch_seconds.append(self._lap())
 
     def report(self, metrics: dict[str, Any], checkpoint: Checkpoint) -> None:
-        """Keep the report; save its checkpoint as the final one, and as the best one when it beats the best."""
+        """Keep the report; save its checkpoint when promotion could pick it; track the best by the selection."""
         self.curve.append({key: float(value) for key, value in metrics.items()})
+        epoch = int(metrics["epoch"])
         shots = " / ".join(f"{value:.2f}" for key, value in metrics.items() if key.startswith("val_acc_"))
         with open(self.folder.parent / f"{self.folder.name}.log", "a") as log:  # progress of a run, while it runs
-            log.write(f"epoch {int(metrics['epoch'])}: train acc {metrics['train_acc']:.1f}, val {shots}\n")
-        checkpoint.save(self.folder / "final.pt")
+            log.write(f"epoch {epoch}: train acc {metrics['train_acc']:.1f}, val {shots}\n")
         value = selection_score(metrics, self.selection, self.selection_from_epoch)
+        if value is not None or epoch == self.last_epoch:
+            checkpoint.save(self.folder / f"epoch{epoch}.pt")
+            self.saved_epochs.append(epoch)
         if value is not None and value > self.best_value:  # strict: the earliest of equal ones, as a sweep selects
-            self.best_value, self.best_epoch = value, int(metrics["epoch"])
-            checkpoint.save(self.folder / "best.pt")
+            self.best_value, self.best_epoch = value, epoch
+        self.epoch_seconds[-1] += self._lap()  # the validation belongs to the epoch it scored
 
 
 def run_one(plan: CalibrationPlan, margin: float, seed: int) -> Path:
@@ -160,19 +183,30 @@ def run_one(plan: CalibrationPlan, margin: float, seed: int) -> Path:
     config = plan.trial(margin, seed)
     folder = plan.run_file(margin, seed).with_suffix("")
     folder.mkdir(parents=True, exist_ok=True)
-    reporter = _KeepingReporter(folder, plan.spec.selection, plan.spec.selection_from_epoch)
+    reporter = _KeepingReporter(folder, plan.spec.selection, plan.spec.selection_from_epoch, config.epochs)
     run(config, reporter)
     device = resolve_device(config.device)
     novel = data.load_split(plan.spec.dataset, "novel", allow_test=True, progress=False)
     episode_sets = {shot: data.EpisodeSet.load(plan.episodes.test_episodes(shot)) for shot in plan.spec.promotion.shots}
-    novel_scores = {
-        kind: checkpoint_scores.score_checkpoint(folder / f"{kind}.pt", novel, episode_sets, plan.spec, device)
-        for kind in CHECKPOINT_KINDS
-    }
-    for kind in CHECKPOINT_KINDS:
-        (folder / f"{kind}.pt").unlink()  # the scores are what is kept
+    by_epoch = {}
+    for epoch in reporter.saved_epochs:
+        path = folder / f"epoch{epoch}.pt"
+        by_epoch[epoch] = checkpoint_scores.score_checkpoint(path, novel, episode_sets, plan.spec, device)
+        path.unlink()  # the scores are what is kept
     folder.rmdir()
-    result = RunResult(margin, seed, reporter.curve, reporter.best_epoch, novel_scores, time.perf_counter() - started)
+    final_epoch = int(reporter.curve[-1]["epoch"])
+    novel_scores = {"final": by_epoch[final_epoch], "best": by_epoch[reporter.best_epoch]}
+    result = RunResult(
+        margin,
+        seed,
+        reporter.curve,
+        reporter.best_epoch,
+        novel_scores,
+        time.perf_counter() - started,
+        novel_by_epoch=by_epoch,
+        epoch_seconds=reporter.epoch_seconds,
+        params={**plan.params, "margin": margin},
+    )
     torch.save(vars(result), plan.run_file(margin, seed))
     return plan.run_file(margin, seed)
 
@@ -214,6 +248,16 @@ def calibrate(plan: CalibrationPlan, progress: Callable[[str], None] = print) ->
                     f"({time.perf_counter() - started:.0f} s elapsed)"
                 )
     return [load_result(plan.run_file(m, s)) for m, s in plan.runs()]
+
+
+def curve_rows(result: RunResult) -> list[dict[str, Any]]:
+    """The run's rows of the learning-curve table (sweep.storage.learning_curves): each epoch's time and validation,
+    the mean novel test accuracy (%) of every checkpoint promotion could pick."""
+    test = {
+        epoch: {shot: 100 * float(acc.double().mean()) for shot, acc in scores.items()}
+        for epoch, scores in result.novel_by_epoch.items()
+    }
+    return learning_curves.rows(result.params, result.seed, result.epoch_seconds, result.curve, test)
 
 
 def _percent(scores: dict[int, torch.Tensor]) -> str:
