@@ -138,10 +138,28 @@ class SearchSpace(RootModel[dict[str, ParameterSpace]]):
 
 
 class Scheduler(Strict):
-    """ASHA's early stopping: the first rung (epochs) and the fraction of trials each rung keeps (1 / factor)."""
+    """ASHA's early stopping: the first rung (epochs) and the fraction of trials each rung keeps (1 / factor).
+    A grace period equal to `epochs` places no rung below the budget: every trial runs to the end."""
 
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
+
+
+class Searcher(Strict):
+    """Optuna's sampler, every setting stated, so what a sweep does does not depend on the installed Optuna's defaults
+    (the defaults here are Optuna 3.6's). After the first points, `n_startup_trials` finished trials (first points
+    included) are sampled at random before TPE models the study; `multivariate` models the parameters jointly (the
+    logit shift is β·m); `constant_liar` keeps parallel trials from being proposed the same point. What a trial tells
+    the study: `trial_value` "last" (its last report's objective, Ray's OptunaSearch) or "best" (the objective at its
+    best eligible epoch, what promotion ranks by); a trial ASHA stopped early is `stopped_trials` "complete" (a value
+    like a finished one) or "pruned" (TPE ranks it below every finished trial)."""
+
+    sampler: Literal["tpe", "random"] = "tpe"
+    n_startup_trials: int = Field(10, ge=0)
+    multivariate: bool = False
+    constant_liar: bool = False
+    trial_value: Literal["last", "best"] = "last"
+    stopped_trials: Literal["complete", "pruned"] = "complete"
 
 
 class Resources(Strict):
@@ -182,6 +200,7 @@ class SweepSpec(TrialSettings):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     search: SearchSpace
     scheduler: Scheduler = Scheduler()
+    searcher: Searcher = Searcher()
     num_samples: int = Field(8, ge=1)
     max_concurrent: int = Field(2, ge=1)
     resources: Resources = Resources()

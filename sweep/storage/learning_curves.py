@@ -11,8 +11,8 @@ it. Columns:
   epoch_seconds                the epoch's wall time: training, plus validation on a validated epoch
   train_acc                    the epoch's training accuracy, %
   val_acc_<k>shot, val_acc_mean   validation accuracy on the fixed validation episodes, % (validated epochs only)
-  test_acc_<k>shot             mean accuracy on the fixed novel test episodes, % (epochs promotion could pick only:
-                               each validated epoch from selection_from_epoch on, and the last)
+  test_acc_<k>shot             mean accuracy on the fixed novel test episodes, % (validated epochs: promotion picks
+                               among those from selection_from_epoch on)
 
 Cells a row does not have are empty (NaN when read).
 """

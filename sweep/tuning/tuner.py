@@ -36,9 +36,24 @@ def _check_storage(experiment: Experiment) -> None:
 # ---------------------------------------------------------------- building and running the Tuner
 
 
-def _searcher(spec: SweepSpec, experiment: Experiment) -> Any:
-    """Seeded TPE over the spec's space in the experiment's SQLite study (named after the experiment), each Optuna
-    trial linked to its Ray trial (sweep.tuning.searcher)."""
+def sampler(spec: SweepSpec) -> Any:
+    """Optuna's sampler as spec.searcher says, seeded with the sweep seed, every setting explicit."""
+    import optuna
+
+    settings = spec.searcher
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    return optuna.samplers.TPESampler(
+        seed=spec.seed,
+        n_startup_trials=settings.n_startup_trials,
+        multivariate=settings.multivariate,
+        constant_liar=settings.constant_liar,
+    )
+
+
+def searcher(spec: SweepSpec, experiment: Experiment) -> Any:
+    """The spec's sampler over its space in the experiment's SQLite study (named after the experiment), each Optuna
+    trial linked to its Ray trial and told its value as spec.searcher says (sweep.tuning.searcher)."""
     import optuna
 
     from sweep.tuning.searcher import LinkedOptunaSearch
@@ -48,11 +63,26 @@ def _searcher(spec: SweepSpec, experiment: Experiment) -> Any:
         metric=spec.objective,
         mode="max",
         points_to_evaluate=first_points(spec) or None,
-        sampler=optuna.samplers.TPESampler(seed=spec.seed),
+        sampler=sampler(spec),
         study_name=experiment.study_name,
         storage=optuna.storages.RDBStorage(experiment.optuna_url),
         experiment_root=str(experiment.root),
         max_epochs=spec.epochs,
+        trial_value=spec.searcher.trial_value,
+        stopped_trials=spec.searcher.stopped_trials,
+        selection=(spec.selection, spec.selection_from_epoch),
+    )
+
+
+def scheduler(spec: SweepSpec) -> Any:
+    """ASHA on epochs: rungs at grace_period × reduction_factor^k below the budget (none when grace = epochs)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=spec.epochs,
+        grace_period=spec.scheduler.grace_period,
+        reduction_factor=spec.scheduler.reduction_factor,
     )
 
 
@@ -79,21 +109,14 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def build_tuner(spec: SweepSpec, experiment: Experiment) -> Any:
-    """The Tuner of a sweep: OptunaSearch (seeded TPE, SQLite study), ASHA on epochs, retries from checkpoints."""
+    """The Tuner of a sweep: OptunaSearch (seeded sampler, SQLite study), ASHA on epochs, retries from checkpoints."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
-    scheduler = ASHAScheduler(
-        time_attr="epoch",
-        max_t=spec.epochs,
-        grace_period=spec.scheduler.grace_period,
-        reduction_factor=spec.scheduler.reduction_factor,
-    )
     tune_config = tune.TuneConfig(
         metric=spec.objective,
         mode="max",
-        search_alg=_searcher(spec, experiment),
-        scheduler=scheduler,
+        search_alg=searcher(spec, experiment),
+        scheduler=scheduler(spec),
         num_samples=spec.num_samples,
         max_concurrent_trials=spec.max_concurrent,
         trial_dirname_creator=_trial_dirname,

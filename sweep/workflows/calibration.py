@@ -113,10 +113,10 @@ class RunResult:
     """One (margin, seed) run: validation reports in epoch order, the best report's epoch, per-episode novel
     accuracies [E] in [0, 1] per checkpoint kind and shot, wall seconds.
 
-    `novel_by_epoch` holds the same per-episode accuracies for every checkpoint promotion could pick (each validated
-    epoch from selection_from_epoch on, and the final one), `epoch_seconds` each epoch's wall time (training, plus
-    validation on a validated epoch), `params` every searched value of the run: the learning-curve table's columns
-    (sweep.storage.learning_curves)."""
+    `novel_by_epoch` holds the same per-episode accuracies for every validated epoch's checkpoint (promotion picks
+    among those from selection_from_epoch on; the earlier ones let a search replay try another selection_from_epoch),
+    `epoch_seconds` each epoch's wall time (training, plus validation on a validated epoch), `params` every searched
+    value of the run: the learning-curve table's columns (sweep.storage.learning_curves)."""
 
     margin: float
     seed: int
@@ -136,13 +136,12 @@ class RunResult:
 
 @dataclass
 class _KeepingReporter:
-    """A sweep.trial.Reporter that keeps every validation report and each epoch's wall time, and writes the
-    checkpoint of every epoch promotion could pick (from selection_from_epoch on, and the last) as epoch<N>.pt."""
+    """A sweep.trial.Reporter that keeps every validation report and each epoch's wall time, and writes every validated
+    epoch's checkpoint as epoch<N>.pt."""
 
     folder: Path
     selection: str
     selection_from_epoch: int
-    last_epoch: int
     curve: list[dict[str, float]] = field(default_factory=list)
     best_value: float = -math.inf
     best_epoch: int = 0
@@ -160,16 +159,15 @@ class _KeepingReporter:
         self.epoch_seconds.append(self._lap())
 
     def report(self, metrics: dict[str, Any], checkpoint: Checkpoint) -> None:
-        """Keep the report; save its checkpoint when promotion could pick it; track the best by the selection."""
+        """Keep the report and save its checkpoint; track the best by the selection metric."""
         self.curve.append({key: float(value) for key, value in metrics.items()})
         epoch = int(metrics["epoch"])
         shots = " / ".join(f"{value:.2f}" for key, value in metrics.items() if key.startswith("val_acc_"))
         with open(self.folder.parent / f"{self.folder.name}.log", "a") as log:  # progress of a run, while it runs
             log.write(f"epoch {epoch}: train acc {metrics['train_acc']:.1f}, val {shots}\n")
+        checkpoint.save(self.folder / f"epoch{epoch}.pt")
+        self.saved_epochs.append(epoch)
         value = selection_score(metrics, self.selection, self.selection_from_epoch)
-        if value is not None or epoch == self.last_epoch:
-            checkpoint.save(self.folder / f"epoch{epoch}.pt")
-            self.saved_epochs.append(epoch)
         if value is not None and value > self.best_value:  # strict: the earliest of equal ones, as a sweep selects
             self.best_value, self.best_epoch = value, epoch
         self.epoch_seconds[-1] += self._lap()  # the validation belongs to the epoch it scored
@@ -183,7 +181,7 @@ def run_one(plan: CalibrationPlan, margin: float, seed: int) -> Path:
     config = plan.trial(margin, seed)
     folder = plan.run_file(margin, seed).with_suffix("")
     folder.mkdir(parents=True, exist_ok=True)
-    reporter = _KeepingReporter(folder, plan.spec.selection, plan.spec.selection_from_epoch, config.epochs)
+    reporter = _KeepingReporter(folder, plan.spec.selection, plan.spec.selection_from_epoch)
     run(config, reporter)
     device = resolve_device(config.device)
     novel = data.load_split(plan.spec.dataset, "novel", allow_test=True, progress=False)

@@ -14,12 +14,12 @@ from helpers.specs import full_search_spec
 def test_a_trial_finished_before_the_driver_died_can_be_completed_again_on_resume(tmp_path):
     spec = full_search_spec()
     experiment = experiments.create(spec, storage=tmp_path)
-    searcher = tuner._searcher(spec, experiment)
+    searcher = tuner.searcher(spec, experiment)
     assert searcher.suggest("t0") is not None
     searcher.on_trial_result("t0", {"epoch": 2, "training_iteration": 1, spec.objective: 40.0})
     searcher.on_trial_complete("t0", {"epoch": 2, spec.objective: 40.0})
     # The resumed driver's searcher: restored from Tune's last save, from before t0 finished in the study.
-    resumed = tuner._searcher(spec, experiment)
+    resumed = tuner.searcher(spec, experiment)
     resumed._ot_trials = dict(searcher._ot_trials)
     resumed.on_trial_complete("t0", {"epoch": 4, spec.objective: 45.0})  # raised UpdateFinishedTrialError before
     stored = optuna.load_study(study_name=experiment.study_name, storage=experiment.optuna_url).trials[0]
@@ -30,13 +30,13 @@ def test_a_trial_finished_before_the_driver_died_can_be_completed_again_on_resum
 def test_a_resumed_trial_retrained_after_it_finished_in_the_study_reports_without_crashing(tmp_path):
     spec = full_search_spec()
     experiment = experiments.create(spec, storage=tmp_path)
-    searcher = tuner._searcher(spec, experiment)
+    searcher = tuner.searcher(spec, experiment)
     searcher.suggest("t0")
     searcher.on_trial_result("t0", {"epoch": 1, "training_iteration": 1, spec.objective: 30.0})
     saved = pickle.dumps(searcher._ot_trials)  # Tune's last save of the searcher: t0 running at epoch 1
     searcher.on_trial_result("t0", {"epoch": 2, "training_iteration": 2, spec.objective: 40.0})
     searcher.on_trial_complete("t0", {"epoch": 2, spec.objective: 40.0})
-    resumed = tuner._searcher(spec, experiment)
+    resumed = tuner.searcher(spec, experiment)
     resumed._ot_trials = pickle.loads(saved)
     # The resumed sweep trains epoch 2 again from the epoch-1 checkpoint: reporting it raised before.
     resumed.on_trial_result("t0", {"epoch": 2, "training_iteration": 2, spec.objective: 40.0})
@@ -49,7 +49,7 @@ def test_a_resumed_trial_retrained_after_it_finished_in_the_study_reports_withou
 def test_trials_asked_for_after_tunes_last_save_are_closed_as_failed_on_resume(tmp_path):
     spec = full_search_spec()
     experiment = experiments.create(spec, storage=tmp_path)
-    searcher = tuner._searcher(spec, experiment)
+    searcher = tuner.searcher(spec, experiment)
     for trial_id in ("saved", "unsaved"):
         searcher.suggest(trial_id)
     searcher.suggest("finished")
