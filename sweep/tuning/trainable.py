@@ -27,6 +27,20 @@ RETRAIN_KEY = "retrain"
 SEED_OFFSET_KEY = "seed_offset"
 
 
+def report_row(metrics: dict[str, Any], objective: str, selection: str, selection_from_epoch: int) -> dict[str, Any]:
+    """The row a trial reports to Tune: its validation metrics plus the objective, the selection metric and the
+    selection score Tune keeps checkpoints by (sweep.schema.objectives)."""
+    row = dict(metrics)
+    for name in (objective, selection):
+        value = objective_value(metrics, name)
+        if value is not None:
+            row[name] = value
+    score = selection_score(metrics, selection, selection_from_epoch)
+    if score is not None:
+        row[SELECTION_SCORE] = score
+    return row
+
+
 class TuneReporter:
     """Reporter for `sweep.trial.run` under Ray Tune: metrics plus the objective, the checkpoint selection metric
     (val_acc_mean is computed here) and the selection score Tune keeps checkpoints by, and the checkpoint."""
@@ -44,14 +58,7 @@ class TuneReporter:
         """Send one validation row and its checkpoint to Tune."""
         from ray import tune
 
-        row = dict(metrics)
-        for name in (self.objective, self.selection):
-            value = objective_value(metrics, name)
-            if value is not None:
-                row[name] = value
-        score = selection_score(metrics, self.selection, self.selection_from_epoch)
-        if score is not None:
-            row[SELECTION_SCORE] = score  # Tune keeps checkpoints by it (sweep.schema.objectives.selection_score)
+        row = report_row(metrics, self.objective, self.selection, self.selection_from_epoch)
         with tempfile.TemporaryDirectory(prefix="negmargin-ckpt-") as directory:
             checkpoint.save(Path(directory) / CHECKPOINT_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -51,9 +51,10 @@ def sampler(spec: SweepSpec) -> Any:
     )
 
 
-def searcher(spec: SweepSpec, experiment: Experiment) -> Any:
+def searcher(spec: SweepSpec, experiment: Experiment, storage: Any = None) -> Any:
     """The spec's sampler over its space in the experiment's SQLite study (named after the experiment), each Optuna
-    trial linked to its Ray trial and told its value as spec.searcher says (sweep.tuning.searcher)."""
+    trial linked to its Ray trial and told its value as spec.searcher says (sweep.tuning.searcher). `storage`: another
+    Optuna storage for the study (the search replay's in-memory one)."""
     import optuna
 
     from sweep.tuning.searcher import LinkedOptunaSearch
@@ -65,7 +66,7 @@ def searcher(spec: SweepSpec, experiment: Experiment) -> Any:
         points_to_evaluate=first_points(spec) or None,
         sampler=sampler(spec),
         study_name=experiment.study_name,
-        storage=optuna.storages.RDBStorage(experiment.optuna_url),
+        storage=storage if storage is not None else optuna.storages.RDBStorage(experiment.optuna_url),
         experiment_root=str(experiment.root),
         max_epochs=spec.epochs,
         trial_value=spec.searcher.trial_value,
