@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import evaluation
+from sweep.cli import main
 from sweep.report.text import baseline_line
 from sweep.schema import spec as spec_module
 from sweep.scoring import baseline
@@ -147,3 +148,9 @@ def test_a_difference_written_before_seed_ids_were_recorded_still_reads_and_desc
     assert difference.describe() == (
         "+1.00 ± 0.50 points (paired t p = 0.01, Wilcoxon p = 0.02) over 2 seeds (+0.50, +1.50): beats"
     )
+
+
+def test_sweep_promote_takes_holm(tmp_path: Path, capsys):
+    assert main(["sweep", "promote", str(tmp_path / "nowhere"), "--holm"]) == 2
+    error = capsys.readouterr().err
+    assert "no such experiment" in error and "unrecognized arguments" not in error
