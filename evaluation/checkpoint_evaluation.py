@@ -20,9 +20,8 @@ from data.paths import checkpoint_file
 from data.section import DatasetConfig, checked_dataset_section
 from evaluation.checkpoint import Checkpoint, backbone_of
 from evaluation.device import resolve_device
-from evaluation.episode_accuracy import evaluate
+from evaluation.episode_scores import accuracy_summary, score_episode_sets
 from evaluation.features import extract_features
-from evaluation.stats import mean_ci95
 
 
 @dataclass(frozen=True)
@@ -150,10 +149,11 @@ def evaluate_checkpoint(
             images.labels, way, shot, queries, episodes, seed, class_names=images.class_names
         )
         started = time.perf_counter()
-        accuracy = evaluate(features, images.labels, episode_set, seed=seed, device=device, **head)
+        scored = score_episode_sets(features, images.labels, {shot: episode_set}, head, seed=seed, device=device)
+        accuracy = scored[shot]
         seconds = time.perf_counter() - started
-        mean, half_width = mean_ci95(accuracy * 100.0)
-        results.append(ShotResult(shot, mean, half_width, len(accuracy), seconds, accuracy.tolist()))
+        summary = accuracy_summary(accuracy)
+        results.append(ShotResult(shot, summary["mean"], summary["ci95"], len(accuracy), seconds, accuracy.tolist()))
     return CheckpointEvaluation(
         checkpoint=Path(checkpoint),
         dataset=section,

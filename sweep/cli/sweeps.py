@@ -69,6 +69,9 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument("experiment", type=Path)
     promote.add_argument("--top-k", type=int)
     promote.add_argument("--selections", type=Path)
+    promote.add_argument(
+        "--holm", action="store_true", help="Holm-correct the differences to the baseline over the promoted trials"
+    )
     add_address(promote)
     add_lease_wait(promote)
     promote.set_defaults(func=promote_command)
@@ -167,6 +170,7 @@ def promote_command(args: argparse.Namespace) -> int:
             selections=args.selections,
             address=args.address,
             lease_wait=args.lease_wait,
+            holm=args.holm,
         )
     )
     return 0

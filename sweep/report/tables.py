@@ -67,7 +67,7 @@ def _trial_row(
 
 def _promoted_rows(promotion: Promotion | None) -> list[dict[str, Any]]:
     """One row per promoted trial, by rank, then the baseline when it ranked below them (rank "baseline"); each with
-    its test accuracy and its paired test difference to the baseline per shot (sweep.scoring.baseline)."""
+    its test accuracy and its paired test difference to the baseline per shot (evaluation.compare_to_baseline)."""
     if promotion is None:
         return []
     found = promotion.baseline

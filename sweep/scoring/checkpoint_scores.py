@@ -2,8 +2,9 @@
 calibration share.
 
 `test_episode_set` samples (once, then reloads) the test episodes of a shot; `score_checkpoint` extracts one
-checkpoint's novel features on the trials' device and fine-tunes every episode of every shot there, with the spec's
-seed, so that any two checkpoints scored here are compared on identical episodes and fine-tuning randomness.
+checkpoint's novel features on the trials' device and fine-tunes every episode of every shot there
+(evaluation.score_episode_sets), with the spec's seed, so that any two checkpoints scored here are compared on
+identical episodes and fine-tuning randomness.
 """
 
 from __future__ import annotations
@@ -60,16 +61,12 @@ def score_features(
     device: torch.device,
 ) -> dict[int, torch.Tensor]:
     """Per-episode accuracies [E] of features [N, D] with labels [N] for each shot's episode set, fine-tuned as
-    promotion does (the spec's seed and promotion.finetune_epochs)."""
+    promotion does (evaluation.score_episode_sets with the spec's seed and promotion.finetune_epochs)."""
     import evaluation
 
-    labels_t = torch.as_tensor(labels)
-    return {
-        shot: evaluation.evaluate(
-            features, labels_t, episodes, seed=spec.seed, epochs=spec.promotion.finetune_epochs, device=device, **head
-        )
-        for shot, episodes in episode_sets.items()
-    }
+    return evaluation.score_episode_sets(
+        features, labels, episode_sets, head, seed=spec.seed, epochs=spec.promotion.finetune_epochs, device=device
+    )
 
 
 def score_checkpoint(
@@ -79,14 +76,6 @@ def score_checkpoint(
     every episode set fine-tuned there."""
     features, head = checkpoint_features(checkpoint, {"novel": novel.images}, device)
     return score_features(features["novel"], novel.labels, episode_sets, head, spec, device)
-
-
-def accuracy_summary(accuracies: torch.Tensor) -> dict[str, float]:
-    """{mean, ci95, episodes} in percent of per-episode accuracies [E] in [0, 1]."""
-    import evaluation
-
-    mean, half_width = evaluation.mean_ci95(accuracies.double() * 100)
-    return {"mean": float(mean), "ci95": float(half_width), "episodes": int(accuracies.numel())}
 
 
 def plain_json(value: Any) -> Any:

@@ -92,21 +92,28 @@ class Comparison(PairedStats):
 
 
 class BaselineDifference(PairedStats):
-    """A trial minus the baseline at one shot, on seed-averaged episodes (sweep.scoring.baseline.paired_difference):
-    the seeds paired, each seed's own mean difference, and the verdict."""
+    """A trial minus the baseline at one shot, on the episodes averaged over the training seeds both have
+    (evaluation.compare_to_baseline): how many seeds were paired and which (`seed_ids`; empty in files written before
+    they were recorded), each seed's own mean difference, the Holm-adjusted t p-value when promotion corrected over
+    the promoted trials, and the verdict."""
 
     seeds: int
+    seed_ids: list[int] = []
     per_seed: list[float]
+    t_pvalue_holm: float | None = None
     verdict: str
 
     def describe(self) -> str:
         """'+1.23 ± 0.45 points (paired t p = 0.003, Wilcoxon p = 0.004): beats the baseline' (and the seeds)."""
+        holm = f", Holm p = {self.t_pvalue_holm:.2g}" if self.t_pvalue_holm is not None else ""
         line = (
-            f"{self.mean_diff:+.2f} ± {self.ci95:.2f} points (paired t p = {self.t_pvalue:.2g}, "
+            f"{self.mean_diff:+.2f} ± {self.ci95:.2f} points (paired t p = {self.t_pvalue:.2g}{holm}, "
             f"Wilcoxon p = {self.wilcoxon_pvalue:.2g})"
         )
         if self.seeds > 1:
-            line += f" over {self.seeds} seeds ({', '.join(f'{d:+.2f}' for d in self.per_seed)})"
+            named = [f"seed {seed} " for seed in self.seed_ids] or [""] * len(self.per_seed)
+            listed = ", ".join(f"{name}{diff:+.2f}" for name, diff in zip(named, self.per_seed, strict=True))
+            line += f" over {self.seeds} seeds ({listed})"
         return f"{line}: {self.verdict}"
 
 

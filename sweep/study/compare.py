@@ -1,12 +1,12 @@
 """Every margin against m = 0 on the same episodes, summaries per margin, and the study's one-line answer.
 
-With several seeds, a margin's accuracy on an episode is the mean over its seeds; the paired comparison
-(evaluation.paired_comparison: mean difference, 95 % CI, paired t and Wilcoxon p) is over the episodes of those
-seed-averaged accuracies, with the seeds that both margins trained. Its CI is the episodes' uncertainty about these
-trained networks; the spread over seeds is reported beside it (per-seed differences, their standard deviation and,
-from two seeds, a one-sample t-test over seeds). A margin "beats m = 0" only when its paired t p-value, Holm-adjusted
-over the margins compared in that (domain, shot), and its Wilcoxon p-value are both below ALPHA, and its mean
-difference is positive.
+The comparison is evaluation.compare_to_baseline, the one promotion and the calibration use: with several seeds, a
+margin's accuracy on an episode is the mean over the seeds that both it and m = 0 trained, and the paired statistics
+(mean difference, 95 % CI, paired t and Wilcoxon p) are over the episodes of those seed-averaged accuracies. Its CI is
+the episodes' uncertainty about these trained networks; the spread over seeds is reported beside it (per-seed
+differences, their standard deviation and, from two seeds, a one-sample t-test over seeds). The margins compared in
+one (domain, shot) are one Holm-corrected family: a margin "beats m = 0" under evaluation.baseline_comparison's rule
+on its Holm-adjusted t p-value (both p-values below evaluation.ALPHA, mean difference positive).
 """
 
 from __future__ import annotations
@@ -14,20 +14,16 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-import numpy as np
-import torch
-
 import evaluation
+from evaluation.baseline_comparison import SeedAccuracies, compare_family, seed_mean
 from sweep.study.scoring import DOMAINS, RunScores
 
-ALPHA = 0.05
 DISCRIMINABILITY = ("inter", "intra", "phi")
 
 
-def _seed_mean(scores: dict[tuple[float, int], RunScores], margin: float, seeds: list[int], domain: str, shot: int):
-    """Per-episode accuracy in percent [E], the mean over `seeds` of the margin's runs."""
-    stacked = torch.stack([scores[(margin, seed)].accuracies[domain][shot].double() for seed in seeds])
-    return stacked.mean(dim=0) * 100
+def _by_seed(scores: dict[tuple[float, int], RunScores], margin: float, domain: str, shot: int) -> SeedAccuracies:
+    """{training seed: per-episode accuracies [E] in [0, 1]} of `margin`'s runs in `domain` at `shot`."""
+    return {seed: run.accuracies[domain][shot] for (m, seed), run in scores.items() if m == margin}
 
 
 def seeds_of(scores: dict[tuple[float, int], RunScores], margin: float) -> list[int]:
@@ -48,7 +44,7 @@ def margin_summaries(scores: dict[tuple[float, int], RunScores], margins: list[f
         for domain in DOMAINS:
             entry["accuracy"][domain] = {}
             for shot in shots:
-                mean, ci95 = evaluation.mean_ci95(_seed_mean(scores, margin, seeds, domain, shot))
+                mean, ci95 = evaluation.mean_ci95(seed_mean(_by_seed(scores, margin, domain, shot), seeds))
                 per_seed = [float(scores[(margin, s)].accuracies[domain][shot].double().mean() * 100) for s in seeds]
                 entry["accuracy"][domain][str(shot)] = {"mean": mean, "ci95": ci95, "per_seed": per_seed}
             entry["discriminability"][domain] = {
@@ -67,68 +63,30 @@ def _spread(values: list[float]) -> dict[str, Any]:
     }
 
 
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm–Bonferroni adjusted p-values, in the order given."""
-    order = np.argsort(pvalues)
-    adjusted = np.empty(len(pvalues))
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[index]))
-        adjusted[index] = running
-    return adjusted.tolist()
-
-
 def comparisons(scores: dict[tuple[float, int], RunScores], margins: list[float], shots: list[int]) -> list[dict]:
-    """Every margin ≠ 0 against m = 0 per domain and shot, on the same episodes, with the seeds both trained."""
-    baseline_seeds = set(seeds_of(scores, 0.0))
+    """Every margin ≠ 0 against m = 0 per domain and shot, on the same episodes, with the seeds both trained; Holm
+    over the margins compared in each (domain, shot)."""
     found = []
     for domain in DOMAINS:
         for shot in shots:
-            family = []
-            for margin in margins:
-                common = sorted(baseline_seeds & set(seeds_of(scores, margin)))
-                if margin == 0.0 or not common:
-                    continue
-                a = _seed_mean(scores, margin, common, domain, shot)
-                b = _seed_mean(scores, 0.0, common, domain, shot)
-                paired = evaluation.paired_comparison(a, b)
-                per_seed = [
-                    float(
-                        (scores[(margin, s)].accuracies[domain][shot] - scores[(0.0, s)].accuracies[domain][shot])
-                        .double()
-                        .mean()
-                        * 100
-                    )
-                    for s in common
-                ]
-                family.append(
-                    {
-                        "domain": domain,
-                        "shot": shot,
-                        "margin": margin,
-                        "seeds": common,
-                        **paired,
-                        "per_seed_diff": per_seed,
-                        "seed_std": statistics.stdev(per_seed) if len(per_seed) > 1 else None,
-                        "seed_t_pvalue": _seed_t_pvalue(per_seed),
-                    }
-                )
-            for entry, adjusted in zip(family, holm([entry["t_pvalue"] for entry in family])):
-                entry["t_pvalue_holm"] = adjusted
-                entry["significant"] = bool(
-                    entry["mean_diff"] > 0 and adjusted < ALPHA and entry["wilcoxon_pvalue"] < ALPHA
-                )
-            found += family
+            candidates = {m: _by_seed(scores, m, domain, shot) for m in margins if m != 0.0}
+            family = compare_family(candidates, _by_seed(scores, 0.0, domain, shot), holm_adjust=True)
+            found += [
+                {
+                    "domain": domain,
+                    "shot": shot,
+                    "margin": margin,
+                    "seeds": compared.seeds,
+                    **compared.paired(),
+                    "per_seed_diff": compared.per_seed_diff,
+                    "seed_std": compared.seed_std,
+                    "seed_t_pvalue": compared.seed_t_pvalue,
+                    "t_pvalue_holm": compared.t_pvalue_holm,
+                    "significant": compared.beats,
+                }
+                for margin, compared in family.items()
+            ]
     return found
-
-
-def _seed_t_pvalue(differences: list[float]) -> float | None:
-    """One-sample t-test of per-seed mean differences against 0 (None below two seeds or when all are equal)."""
-    if len(differences) < 2 or len(set(differences)) == 1:
-        return None
-    from scipy import stats
-
-    return float(stats.ttest_1samp(differences, 0.0).pvalue)
 
 
 def answer(setting: str, found: list[dict], shots: list[int], summaries: list[dict]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from data.atomic import write_text_atomically
+from evaluation.baseline_comparison import ALPHA
 from sweep.report.text import format_number, markdown_table, with_ci
 from sweep.scoring.checkpoint_scores import plain_json
 from sweep.study.compare import DISCRIMINABILITY
@@ -91,7 +92,7 @@ def readable_table(frame: pd.DataFrame, shots: list[int]) -> pd.DataFrame:
 
 READABLE_NOTE = (
     "accuracy % on fixed episodes, mean ± 95 % CI; vs m=0: paired difference on the same novel episodes, "
-    "* = beats m = 0 (Holm-adjusted paired t and Wilcoxon p < 0.05); φ = D_inter / D_intra"
+    f"* = beats m = 0 (Holm-adjusted paired t and Wilcoxon p < {ALPHA:g}); φ = D_inter / D_intra"
 )
 
 

@@ -225,22 +225,21 @@ def validate(
     features = evaluation.extract_features(
         backbone, val.images, config.batch_size, device, image_size=config.dataset.image_size
     )
-    labels = torch.as_tensor(val.labels)
     head = evaluation.finetune_head(config.loss)  # the published fine-tuning head of this loss (β = 5, m = 0)
+    accuracies = evaluation.score_episode_sets(
+        features,
+        val.labels,
+        episode_sets,
+        head,
+        seed=config.validation.seed,
+        epochs=config.validation.finetune_epochs,
+        device=device,
+    )
     metrics: dict[str, float] = {}
-    for shot, episodes in episode_sets.items():
-        accuracy = evaluation.evaluate(
-            features,
-            labels,
-            episodes,
-            **head,
-            seed=config.validation.seed,
-            epochs=config.validation.finetune_epochs,
-            device=device,
-        )
-        mean, half_width = evaluation.mean_ci95(accuracy.double() * 100.0)
-        metrics[f"val_acc_{shot}shot"] = float(mean)
-        metrics[f"val_ci_{shot}shot"] = float(half_width)
+    for shot, accuracy in accuracies.items():
+        summary = evaluation.accuracy_summary(accuracy)
+        metrics[f"val_acc_{shot}shot"] = summary["mean"]
+        metrics[f"val_ci_{shot}shot"] = summary["ci95"]
     return metrics
 
 

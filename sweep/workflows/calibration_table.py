@@ -1,9 +1,9 @@
 """A calibration's results as people read them: accuracy per margin, paired differences to m = 0 per seed and pooled,
 the regime check of the embedded default, and when the margins' validation ranking settles.
 
-Pooled over seeds, a margin's accuracy on an episode is the mean over its seeds (as the margin study pools,
-sweep/study/compare.py), so the paired test is over the episodes of seed-averaged accuracies; each seed's own paired
-difference is listed beside it.
+The differences to m = 0 are evaluation.compare_to_baseline, the comparison promotion and the margin study use: on the
+seeds both margins have, a margin's accuracy on an episode is the mean over those seeds, so the pooled paired test is
+over the episodes of seed-averaged accuracies; each seed's own paired difference is listed beside it.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 import evaluation
+from evaluation.baseline_comparison import BaselineComparison, SeedAccuracies, compare_to_baseline, seed_mean
 from sweep.schema.objectives import objective_value
 from sweep.workflows.calibration import CHECKPOINT_KINDS, RunResult
 
@@ -24,13 +23,23 @@ PAPER_MARGIN = -0.3  # and the paper's usual Neg-Cosine margin is not worse than
 
 @dataclass(frozen=True)
 class Difference:
-    """A margin minus m = 0 at one shot and checkpoint kind: pooled (seed-averaged episodes) and per seed, points."""
+    """A margin minus m = 0 at one shot and checkpoint kind, on the seeds both have: pooled (seed-averaged episodes)
+    and per seed, in points."""
 
     margin: float
     kind: str
     shot: int
-    pooled: dict[str, float]  # evaluation.paired_comparison: mean_diff, ci95, t_pvalue, wilcoxon_pvalue, n
-    per_seed: dict[int, dict[str, float]]
+    comparison: BaselineComparison
+
+    @property
+    def pooled(self) -> dict[str, Any]:
+        """evaluation.paired_comparison's statistics of the seed-averaged episodes: mean_diff, ci95, p-values, n."""
+        return self.comparison.paired()
+
+    @property
+    def per_seed(self) -> dict[int, dict[str, float]]:
+        """Each seed's own paired statistics."""
+        return self.comparison.per_seed
 
 
 def _by_margin(results: list[RunResult]) -> dict[float, dict[int, RunResult]]:
@@ -40,9 +49,9 @@ def _by_margin(results: list[RunResult]) -> dict[float, dict[int, RunResult]]:
     return grouped
 
 
-def _seed_mean(runs: list[RunResult], kind: str, shot: int) -> torch.Tensor:
-    """Per-episode accuracy in percent [E], the mean over the runs (seeds)."""
-    return torch.stack([run.novel[kind][shot].double() for run in runs]).mean(dim=0) * 100
+def _novel(runs: dict[int, RunResult], kind: str, shot: int) -> SeedAccuracies:
+    """{seed: per-episode novel accuracies [E] in [0, 1]} of one margin's runs."""
+    return {seed: run.novel[kind][shot] for seed, run in runs.items()}
 
 
 def differences(results: list[RunResult]) -> list[Difference]:
@@ -51,23 +60,14 @@ def differences(results: list[RunResult]) -> list[Difference]:
     baseline = grouped.get(0.0, {})
     found = []
     for margin in sorted(grouped, reverse=True):
-        if margin == 0.0:
-            continue
         seeds = sorted(set(grouped[margin]) & set(baseline))
-        if not seeds:
+        if margin == 0.0 or not seeds:
             continue
         shots = sorted(grouped[margin][seeds[0]].novel[CHECKPOINT_KINDS[0]])
         for kind in CHECKPOINT_KINDS:
             for shot in shots:
-                runs, base = [grouped[margin][s] for s in seeds], [baseline[s] for s in seeds]
-                pooled = evaluation.paired_comparison(_seed_mean(runs, kind, shot), _seed_mean(base, kind, shot))
-                per_seed = {
-                    seed: evaluation.paired_comparison(
-                        _seed_mean([grouped[margin][seed]], kind, shot), _seed_mean([baseline[seed]], kind, shot)
-                    )
-                    for seed in seeds
-                }
-                found.append(Difference(margin, kind, shot, pooled, per_seed))
+                compared = compare_to_baseline(_novel(grouped[margin], kind, shot), _novel(baseline, kind, shot))
+                found.append(Difference(margin, kind, shot, compared))
     return found
 
 
@@ -152,7 +152,7 @@ def markdown(results: list[RunResult], objective: str, title: str) -> str:
         cells = [f"{margin:g}", f"{train:.1f}", f"{val:.2f}", best_epochs]
         for kind in CHECKPOINT_KINDS:
             for shot in shots:
-                mean, ci95 = evaluation.mean_ci95(_seed_mean(listed, kind, shot))
+                mean, ci95 = evaluation.mean_ci95(seed_mean(_novel(runs, kind, shot), sorted(runs)))
                 cells.append(f"{mean:.2f} ± {ci95:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += [

@@ -135,15 +135,17 @@ def promote(
     selections: Path | None = None,
     address: str | None = None,
     lease_wait: float = 0.0,
+    holm: bool = False,
 ) -> SweepOutcome:
     """Score the top-k trials (default: the spec's promotion.top_k) and the baseline on the fixed test episodes,
-    merge the selections file, write the report."""
+    merge the selections file, write the report; with `holm`, the differences to the baseline are Holm-corrected
+    over the promoted trials."""
     from sweep import report as reports
     from sweep.workflows import promotion
 
     found = experiments.open_existing(experiment)
     with ExperimentLease(found.root).acquire(wait_s=lease_wait):
-        promotion.run(found, top_k=top_k, selections_path=selections, address=address)
+        promotion.run(found, top_k=top_k, selections_path=selections, address=address, holm=holm)
         return SweepOutcome(found, reports.write_all(found))
 
 

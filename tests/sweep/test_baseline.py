@@ -1,4 +1,5 @@
-"""The baseline a sweep's answer is compared with: which trial it is, how it is named, and the paired difference."""
+"""The baseline a sweep's answer is compared with: which trial it is, how it is named, and promotion's paired,
+seed-keyed difference to it (the same numbers as the margin study's)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import pytest
 import torch
 
 import evaluation
+from sweep.cli import main
 from sweep.report.text import baseline_line
 from sweep.schema import spec as spec_module
 from sweep.scoring import baseline
-from sweep.storage.promotion_file import BaselineDifference
+from sweep.storage.promotion_file import BaselineDifference, PromotedTrial, ShotScore
 from sweep.storage.results import TrialRecord
+from sweep.study import compare
+from sweep.study.scoring import RunScores
+from sweep.tuning.grid_runner import SeedRun
+from sweep.workflows import extra_seeds, promotion
 
 from helpers.specs import full_search_spec_data
 
@@ -72,28 +78,79 @@ def test_no_m_0_and_no_first_point_says_there_is_no_baseline():
     assert baseline.find_baseline(unscored, _spec({"uniform": [-0.5, 0.3]}, []))[0] is None
 
 
-def test_paired_difference_over_seeds_averages_each_episode_and_lists_each_seed():
+def _promoted(trial_id: str, accuracies: dict[int, torch.Tensor]) -> PromotedTrial:
+    test = {str(shot): ShotScore(**evaluation.accuracy_summary(acc)) for shot, acc in accuracies.items()}
+    return PromotedTrial(rank=1, trial_id=trial_id, params={}, val={}, epoch=1, checkpoint="/c", test=test)
+
+
+def test_a_one_sided_extra_seed_failure_pairs_the_seeds_both_have_as_the_study_does(tmp_path: Path):
+    """Promotion retrains seeds 1 and 2; seed 1 diverges for the baseline only. The selected trial's difference is
+    paired on seeds 0 and 2 (not on list positions, which would pair its seed 1 with the baseline's seed 2), says so,
+    and has the numbers the margin study's path gives for the same accuracies."""
     generator = torch.Generator().manual_seed(0)
-    base = [torch.rand(200, generator=generator) for _ in range(2)]
-    better = [(b + 0.05).clamp(max=1.0) for b in base]
-    difference = baseline.paired_difference(better, base)
-    seed_mean = lambda runs: torch.stack(runs).double().mean(dim=0) * 100  # noqa: E731
-    expected = evaluation.paired_comparison(seed_mean(better), seed_mean(base))
-    assert difference["mean_diff"] == pytest.approx(expected["mean_diff"]) and difference["seeds"] == 2
-    assert difference["per_seed"] == pytest.approx([float((a - b).double().mean() * 100) for a, b in zip(better, base)])
-    assert difference["verdict"] == "beats the baseline"
-    text = BaselineDifference.model_validate(difference).describe()
-    assert text.startswith(f"{difference['mean_diff']:+.2f} ± {difference['ci95']:.2f} points (paired t p = ")
-    assert text.endswith(": beats the baseline") and "over 2 seeds" in text
+    accuracy = {  # (trial, training seed) -> per-episode accuracies [E] at shot 1
+        ("sel", 0): torch.rand(60, generator=generator),
+        ("sel", 1): torch.rand(60, generator=generator) * 0.2,  # far below: pairing it would flip the sign
+        ("sel", 2): torch.rand(60, generator=generator),
+        ("base", 0): torch.rand(60, generator=generator) * 0.9,
+        ("base", 2): torch.rand(60, generator=generator) * 0.9,
+    }
+    checkpoints = {tmp_path / f"{trial}-{seed}.pt": {1: acc} for (trial, seed), acc in accuracy.items()}
+    scored = {trial: {0: {1: accuracy[(trial, 0)]}} for trial in ("sel", "base")}  # the sweep's own seed, 0
+    runs = [
+        SeedRun("sel", 1, tmp_path / "sel-1.pt"),
+        SeedRun("sel", 2, tmp_path / "sel-2.pt"),
+        SeedRun("base", 1, None, "diverged: loss is nan"),
+        SeedRun("base", 2, tmp_path / "base-2.pt"),
+    ]
+    trials = [_promoted("sel", {1: accuracy[("sel", 0)]}), _promoted("base", {1: accuracy[("base", 0)]})]
+    updated = extra_seeds.with_seed_results(trials, runs, promotion.seed_scorer(scored, checkpoints.__getitem__))
+    assert [t.seeds["1"].n for t in updated] == [3, 2] and updated[1].seeds_failed[0].seed == 1
+    difference = promotion.baseline_differences(scored, ["sel"], "base")["sel"]["1"]
+    assert difference.seeds == 2 and difference.seed_ids == [0, 2]
+
+    study_scores = {
+        (-0.2 if trial == "sel" else 0.0, seed): RunScores({"novel": {1: acc}, "base": {1: acc}}, {}, {})
+        for (trial, seed), acc in accuracy.items()
+    }
+    study = next(c for c in compare.comparisons(study_scores, [-0.2, 0.0], [1]) if c["domain"] == "novel")
+    assert study["seeds"] == difference.seed_ids
+    for key in ("mean_diff", "ci95", "t_pvalue", "wilcoxon_pvalue", "n"):
+        assert getattr(difference, key) == study[key]
+    assert difference.per_seed == study["per_seed_diff"]
+    by_hand = lambda trial: (accuracy[(trial, 0)].double() + accuracy[(trial, 2)].double()) / 2 * 100  # noqa: E731
+    assert difference.mean_diff == pytest.approx(float((by_hand("sel") - by_hand("base")).mean()))
+    assert study["t_pvalue_holm"] == difference.t_pvalue  # a family of one: the same rule gives the same verdict
+    assert (difference.verdict == "beats the baseline") == study["significant"]
+    assert "over 2 seeds (seed 0 " in difference.describe() and ", seed 2 " in difference.describe()
 
 
-def test_verdict_says_plainly_when_a_difference_is_not_significant():
-    assert baseline.verdict({"mean_diff": 0.4, "t_pvalue": 0.2, "wilcoxon_pvalue": 0.3}) == (
-        "is not significantly different from the baseline"
+def test_promotion_holm_corrects_over_the_promoted_trials_when_asked():
+    generator = torch.Generator().manual_seed(1)
+    base = torch.rand(50, generator=generator)
+    scored = {
+        trial: {0: {1: (base + shift + torch.rand(50, generator=generator) * 0.05).clamp(0, 1)}}
+        for trial, shift in (("a", 0.03), ("b", 0.0), ("base", 0.0))
+    }
+    scored["base"][0][1] = base
+    plain = promotion.baseline_differences(scored, ["a", "b"], "base")
+    corrected = promotion.baseline_differences(scored, ["a", "b"], "base", holm=True)
+    expected = evaluation.holm([plain["a"]["1"].t_pvalue, plain["b"]["1"].t_pvalue])
+    assert [corrected[t]["1"].t_pvalue_holm for t in ("a", "b")] == pytest.approx(expected)
+    assert plain["a"]["1"].t_pvalue_holm is None and corrected["a"]["1"].mean_diff == plain["a"]["1"].mean_diff
+    assert "Holm p = " in corrected["a"]["1"].describe() and "Holm" not in plain["a"]["1"].describe()
+
+
+def test_a_difference_written_before_seed_ids_were_recorded_still_reads_and_describes():
+    old = {"mean_diff": 1.0, "ci95": 0.5, "t_pvalue": 0.01, "wilcoxon_pvalue": 0.02, "n": 30}
+    difference = BaselineDifference.model_validate({**old, "seeds": 2, "per_seed": [0.5, 1.5], "verdict": "beats"})
+    assert difference.seed_ids == [] and difference.t_pvalue_holm is None
+    assert difference.describe() == (
+        "+1.00 ± 0.50 points (paired t p = 0.01, Wilcoxon p = 0.02) over 2 seeds (+0.50, +1.50): beats"
     )
-    assert baseline.verdict({"mean_diff": 1.0, "t_pvalue": 0.01, "wilcoxon_pvalue": 0.2}) == (
-        "is not significantly different from the baseline"  # both tests must agree
-    )
-    assert baseline.verdict({"mean_diff": -1.0, "t_pvalue": 0.001, "wilcoxon_pvalue": 0.002}) == (
-        "is worse than the baseline"
-    )
+
+
+def test_sweep_promote_takes_holm(tmp_path: Path, capsys):
+    assert main(["sweep", "promote", str(tmp_path / "nowhere"), "--holm"]) == 2
+    error = capsys.readouterr().err
+    assert "no such experiment" in error and "unrecognized arguments" not in error

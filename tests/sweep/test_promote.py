@@ -11,6 +11,7 @@ import torch
 
 import data
 import evaluation
+import evaluation.episode_scores
 import evaluation.finetune
 import models
 from evaluation.checkpoint import Checkpoint, ModelSpec
@@ -45,7 +46,7 @@ def test_score_checkpoint_keeps_features_and_fine_tuning_on_the_device(tmp_path:
         seen.append((features.device, features.shape, kwargs["device"]))
         return torch.zeros(episodes.indices.shape[0], dtype=torch.float64)
 
-    monkeypatch.setattr(evaluation, "evaluate", spy)
+    monkeypatch.setattr(evaluation.episode_scores, "evaluate", spy)
     novel = _novel()
     accuracies = score_checkpoint(_checkpoint(tmp_path / "c.pt"), novel, _episodes(novel), SPEC, torch.device("meta"))
     assert seen == [(torch.device("meta"), (24, 64), torch.device("meta"))] and accuracies[1].shape == (3,)

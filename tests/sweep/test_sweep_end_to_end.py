@@ -23,7 +23,6 @@ from evaluation.checkpoint import Checkpoint
 from sweep.cli import main
 from sweep.report import tensorboard_files
 from sweep.schema import spec as spec_module
-from sweep.scoring import baseline
 from sweep.storage import experiment as experiments
 from sweep.storage import selections
 from sweep.storage.promotion_file import BaselineDifference, FailedSeed, PromotedTrial, ShotScore
@@ -213,7 +212,9 @@ def test_the_baseline_at_m_0_is_scored_and_every_answer_is_compared_with_it(fini
             assert difference["mean_diff"] == pytest.approx(
                 float((mine.double() - base[int(shot)].double()).mean()) * 100
             )
-            assert difference["verdict"] == baseline.verdict(difference)
+            p_values = (difference["t_pvalue"], difference["wilcoxon_pvalue"])
+            assert difference["verdict"] == evaluation.verdict(difference["mean_diff"], *p_values)
+            assert difference["seeds"] == 1 and difference["seed_ids"] == [experiment.spec().seed]
     capsys.readouterr()
     assert main(["sweep", "report", str(experiment.root)]) == 0
     lines = capsys.readouterr().out.splitlines()
