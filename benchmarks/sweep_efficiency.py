@@ -1,320 +1,450 @@
-"""Sweep efficiency, measured: does TPE + ASHA find what a full-budget grid finds, for a fraction of its epochs?
+"""Search efficiency, measured as the field measures it: search strategies replayed on recorded learning curves.
 
-On a sweep spec (default: the embedded demo preset), with the product's own parts only:
-  (a) the margin grid at full budget: the study's default grid (sweep.study.margins.default_margins) of the spec's
-      margin range, every other searched value at the spec's first point, trained by
-      sweep.tuning.grid_runner.grid_tuner;
-  (b) a grid over margin × β (--scales), the same way; its row at the spec's own β is (a), trained once;
-  (c) the spec's own TPE + ASHA sweep (sweep.run_sweep, no promotion) with as many trials as (a), once per sweep seed
-      (--sweep-seeds) and ASHA schedule (--schedules: the spec's own rungs, and early rungs at 2, 6, 18 epochs, η = 3).
-For each: the best validation objective found (the spec's objective at a trial's best epoch) and the total training
-epochs spent. For (c) also: how many trials ASHA stopped whose margin is nearest to the margin (a) ranks best: an
-early rung that compares margins before their ordering settles stops exactly those. The product's claim: (c)
-reaches (a)'s best within 0.5 points with at most a third of its epochs. Prints a Markdown table (for RESULTS.md).
-Not a test; every run is real training, on a local Ray of this machine.
+Every strategy is the product's own searcher and scheduler (sweep.tuning.replay: `tuner.searcher` and
+`tuner.scheduler` built from a spec, driven in Tune's call order on a virtual clock) over a learning-curve table
+recorded by `negmargin calibrate --curves` (benchmarks/learning_curves/), once per sweep seed:
 
-    nice -n 10 python benchmarks/sweep_efficiency.py --storage experiments/efficiency   # the measurement (~1.5 h)
-    python benchmarks/sweep_efficiency.py --quick    # checks the script works (12 tiny trials; 24 min on 2 busy cores)
+  grid      every recorded configuration of the space at full budget (the authors' way), in a random order
+  random    Optuna's random sampler, no early stopping
+  today     TPE with the settings a fresh install ran before they were stated (Optuna 5.1's defaults: 10 random
+            start-up trials, multivariate, constant liar), the preset's ASHA rung, trials told their last value
+  …         the candidates (STRATEGIES below): TPE settings stated, start-up trials, what a stopped trial tells TPE,
+            where the rung sits
+
+in two spaces: the preset's own (margin, β fixed) and margin × β (β loguniform in [5, 20]). For each: the score of
+the configuration promotion would pick — its recorded test accuracy averaged over training seeds — against the
+epochs spent (best-so-far curves: median and interquartile band over sweep seeds, one figure); the epochs to come
+within 0.5 points of the grid's best (the grid's median final score); the regret at the preset's budget
+(`num_samples` trials: median, interquartile mean with a bootstrap 95 % CI, the share of sweep seeds within 0.5);
+the epochs to beat the default configuration (m = 0 at the preset's β).
+
+    python benchmarks/sweep_efficiency.py                      # 20 sweep seeds, all strategies (minutes)
+    python benchmarks/sweep_efficiency.py --results benchmarks/RESULTS.md   # and the table into RESULTS.md
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clusters.session import ray_session  # noqa: E402
 from sweep.schema import spec as spec_module  # noqa: E402
-from sweep.schema.first_points import first_points  # noqa: E402
-from sweep.schema.hyperparameters import SEARCHED_PARAMETERS  # noqa: E402
 from sweep.schema.spec import SweepSpec  # noqa: E402
-from sweep.schema.trial_config import merge_overrides  # noqa: E402
-from sweep.storage import experiment as experiments  # noqa: E402
-from sweep.storage.results import load_trials  # noqa: E402
-from sweep.study.margins import default_margins, label  # noqa: E402
-from sweep.tuning import (
-    grid_runner,  # noqa: E402
-    tuner,
-)
-from sweep.tuning.trainable import RETRAIN_KEY  # noqa: E402
+from sweep.storage import learning_curves  # noqa: E402
+from sweep.tuning import replay  # noqa: E402
 
-CLAIM_POINTS, CLAIM_EPOCH_FRACTION = 0.5, 1 / 3
-QUICK = {
-    "dataset.image_size": 16,
-    "epochs": 2,
-    "validation.episodes": 20,
-    "validation.finetune_epochs": 10,
-    "scheduler.grace_period": 1,
+TARGET_POINTS = 0.5  # "within 0.5 points of the grid's best"
+TARGET_EPOCH_FRACTION = 0.25  # ... with at most a quarter of the grid's epochs
+TARGET_SHARE = 0.8  # and the pick at the preset's budget within 0.5 points in at least 80 % of sweep seeds
+SECTION = "sweep-efficiency"
+HERE = Path(__file__).resolve().parent
+DEFAULT_TABLE = HERE / "learning_curves" / "default.csv"
+
+Overrides = Callable[[SweepSpec], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A way to search: spec keys it sets (a function of the base spec), or the full-budget grid."""
+
+    name: str
+    description: str
+    overrides: Overrides
+    grid: bool = False
+
+
+def _tpe(n_startup: int, value: str, stopped: str, multivariate: bool = True) -> dict[str, Any]:
+    return {
+        "searcher": {
+            "sampler": "tpe",
+            "n_startup_trials": n_startup,
+            "multivariate": multivariate,
+            "constant_liar": True,
+            "trial_value": value,
+            "stopped_trials": stopped,
+        }
+    }
+
+
+STRATEGIES = [
+    Strategy("grid", "full-budget grid of the recorded configurations", lambda spec: {}, grid=True),
+    Strategy(
+        "random",
+        "random search, no early stopping",
+        lambda spec: {
+            "searcher": {"sampler": "random"},
+            "scheduler": {"grace_period": spec.epochs},
+            "points_to_evaluate": [],
+        },
+    ),
+    Strategy(
+        "today",
+        "TPE as a fresh install ran it (10 random start-up trials, multivariate, constant liar), ASHA at the "
+        "preset's rung, last value",
+        lambda spec: _tpe(10, "last", "complete"),
+    ),
+    Strategy(
+        "tpe2-asha",
+        "TPE after 2 start-up trials, best eligible value, stopped trials pruned, ASHA at the preset's rung",
+        lambda spec: _tpe(2, "best", "pruned"),
+    ),
+    Strategy(
+        "tpe2",
+        "TPE after 2 start-up trials, best eligible value, no early stopping",
+        lambda spec: {**_tpe(2, "best", "pruned"), "scheduler": {"grace_period": spec.epochs}},
+    ),
+    Strategy(
+        "tpe2-asha24",
+        "TPE after 2 start-up trials, best eligible value, stopped trials pruned, ASHA rung at epoch 24",
+        lambda spec: {**_tpe(2, "best", "pruned"), "scheduler": {"grace_period": min(24, spec.epochs)}},
+    ),
+]
+
+SPACES: dict[str, dict[str, Any]] = {
+    "margin": {},  # the preset's own space
+    "margin x beta": {
+        "search.scale": {"loguniform": [5.0, 20.0]},
+        "points_to_evaluate": [{"margin": 0.0, "scale": 10.0}, {"margin": -0.3, "scale": 10.0}],
+    },
 }
 
 
-@dataclass
-class Method:
-    """One way of searching: its trials' (margin, β, best objective, epochs run, stopped early)."""
+def with_keys(spec: SweepSpec, keys: dict[str, Any], source: str) -> SweepSpec:
+    """`spec` with `keys` set: a dotted key ("search.scale") is replaced by its value, a top-level section
+    ("searcher": {...}) gets the keys given and keeps its others."""
+    document = yaml.safe_load(spec.to_yaml())
+    for key, value in keys.items():
+        *parents, leaf = key.split(".")
+        node = document
+        for part in parents:
+            node = node.setdefault(part, {})
+        merge = not parents and isinstance(value, dict) and isinstance(node.get(leaf), dict)
+        node[leaf] = {**node[leaf], **value} if merge else value
+    return spec_module.parse(document, source)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One space of one spec on a recording: the grid's configurations, the default's score, the grid's best."""
 
     name: str
-    is_sweep: bool = False
-    trials: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def best(self) -> float:
-        scores = [t["objective"] for t in self.trials if t["objective"] is not None and math.isfinite(t["objective"])]
-        return max(scores) if scores else float("nan")
-
-    @property
-    def epochs(self) -> int:
-        return sum(t["epochs"] for t in self.trials)
-
-    def best_margin(self) -> float | None:
-        scored = [t for t in self.trials if t["objective"] is not None]
-        return max(scored, key=lambda t: t["objective"])["margin"] if scored else None
+    spec: SweepSpec
+    configs: list[int]
+    default_score: float
+    oracle: float
 
 
-def base_point(spec: SweepSpec) -> dict[str, Any]:
-    """The spec's first point (published or points_to_evaluate), the fixed values, the middle of any other range."""
-    point = {**spec.fixed(), **(first_points(spec)[:1] or [{}])[0]}
-    for name, searched in spec.searched().items():
-        if name not in point:
-            low, high = searched.bounds()
-            point[name] = type(low)((low + high) / 2) if searched.kind != "loguniform" else math.sqrt(low * high)
-    return {name: point[name] for name in SEARCHED_PARAMETERS}
+def scenario(base: SweepSpec, recording: replay.Recording, name: str) -> Scenario:
+    """The spec restricted to space `name` (SPACES), with what the comparison needs of the recording."""
+    spec = with_keys(base, SPACES[name], f"{base.name}, space {name}")
+    configs = recording.in_space(spec)
+    if not configs:
+        raise SystemExit(f"the table holds no configuration in space {name!r} of spec {base.name}")
+    default = recording.nearest(spec, {**base.fixed(), "margin": 0.0})  # m = 0 at the preset's other values
+    final = {index: recording.score(index, recording.final_epoch(index)) for index in configs}
+    return Scenario(name, spec, configs, final[default], max(final.values()))
 
 
-def run_grid(spec: SweepSpec, storage: Path, name: str, points: list[dict[str, Any]]) -> Method:
-    """Every point trained at full budget (seed offset 0) as one Tune grid; its trials read back."""
-    started = time.perf_counter()
-    experiment = experiments.create(spec, storage=storage, name=name)
-    tuner.prepare_validation_episodes(spec, experiment)
-    labelled = [{"trial_id": f"{label(p['margin'])},b={p['scale']:g}", "params": p} for p in points]
-    grid_runner.grid_tuner(spec, experiment, labelled, [0], storage=experiment.root, name="tune").fit()
-    return Method(name, trials=grid_trials(experiment, spec.objective), seconds=time.perf_counter() - started)
+def run_strategy(
+    where: Scenario, strategy: Strategy, recording: replay.Recording, seeds: list[int], budget: int, workdir: Path
+) -> list[replay.ReplayedSweep]:
+    """The strategy's sweeps in `where`, one per sweep seed, `budget` trials each (the grid: all its points)."""
+    spec = with_keys(where.spec, strategy.overrides(where.spec), f"{where.name} / {strategy.name}")
+    spec = spec.model_copy(update={"num_samples": budget})
+    return replay.replay_many(spec, recording, seeds, workdir, grid=strategy.grid)
 
 
-def grid_trials(experiment: experiments.Experiment, objective: str) -> list[dict[str, Any]]:
-    """A grid's trials as stored by Tune (each trial directory's params.json and result.json, one line per report)."""
-    trials = []
-    for params_file in sorted((experiment.root / "tune").glob("*/params.json")):
-        params = json.loads(params_file.read_text())[RETRAIN_KEY]["params"]
-        results_file = params_file.with_name("result.json")
-        reports = [json.loads(line) for line in results_file.read_text().splitlines() if line.strip()]
-        scores = [r[objective] for r in reports if r.get(objective) is not None]
-        trials.append(
-            {
-                "margin": params["margin"],
-                "scale": params["scale"],
-                "objective": float(max(scores)) if scores else None,
-                "epochs": max((int(r.get("epoch", 0)) for r in reports), default=0),
-                "stopped": False,
-            }
-        )
-    return trials
+def first_epochs(trace: list[tuple[int, float, float]], threshold: float, strict: bool = False) -> float:
+    """Epochs spent when the current pick's score first reaches `threshold` (exceeds it, if strict); inf if never."""
+    for epochs, _, score in trace:
+        if score > threshold or (not strict and score >= threshold):
+            return float(epochs)
+    return math.inf
 
 
-def sweep_trials(experiment: experiments.Experiment) -> list[dict[str, Any]]:
-    """A sweep's trials as `negmargin sweep report` reads them."""
+def interquartile_mean(values: np.ndarray) -> float:
+    """The mean of the middle half (Syne Tune's and rliable's robust aggregate)."""
+    ordered = np.sort(values)
+    n = len(ordered)
+    return float(ordered[n // 4 : n - n // 4].mean()) if n >= 4 else float(ordered.mean())
+
+
+def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float], seed: int = 0) -> tuple[float, float]:
+    """A 95 % percentile bootstrap interval of `statistic` over sweep seeds (2000 resamples)."""
+    rng = np.random.default_rng(seed)
+    draws = [statistic(rng.choice(values, size=len(values), replace=True)) for _ in range(2000)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def per_seed_rows(
+    where: Scenario,
+    strategy: Strategy,
+    curve: list[replay.ReplayedSweep],
+    at_budget: list[replay.ReplayedSweep],
+    seeds: list[int],
+    grid_best: float,
+) -> list[dict[str, Any]]:
+    """One row per sweep seed: the pick's score and cost at the preset's budget, and the epochs to the targets."""
     return [
         {
-            "margin": record.params["margin"],
-            "scale": record.params["scale"],
-            "objective": record.best_objective,
-            "epochs": record.epochs_run,
-            "stopped": record.stop_reason == "stopped early (ASHA)",
+            "space": where.name,
+            "strategy": strategy.name,
+            "sweep_seed": seed,
+            "score": budgeted.score,
+            "regret": grid_best - budgeted.score,
+            "epochs": budgeted.epochs,
+            "seconds": round(budgeted.seconds, 1),
+            "trials_stopped": sum(1 for trial in budgeted.trials if trial[2] < where.spec.epochs),
+            "epochs_to_target": first_epochs(long.trace, grid_best - TARGET_POINTS),
+            "epochs_to_beat_default": first_epochs(long.trace, where.default_score, strict=True),
+            "curve_epochs": long.epochs,
         }
-        for record in load_trials(experiment, experiment.spec())
+        for seed, long, budgeted in zip(seeds, curve, at_budget)
     ]
 
 
-def sweep_name(spec: SweepSpec) -> str:
-    """'(c) TPE + ASHA rungs 16 (η 2), sweep seed 0'."""
-    rungs = rungs_text(spec.epochs, spec.scheduler.grace_period, int(spec.scheduler.reduction_factor))
-    return f"(c) TPE + ASHA {rungs}, sweep seed {spec.seed}"
+def summary(rows: pd.DataFrame, grid_epochs: dict[str, int]) -> pd.DataFrame:
+    """Per (space, strategy): medians over sweep seeds, the regret's IQM with its bootstrap CI, shares."""
+    found = []
+    for (space, strategy), group in rows.groupby(["space", "strategy"], sort=False):
+        regret = group["regret"].to_numpy(dtype=float)
+        low, high = bootstrap_ci(regret, interquartile_mean)
+        to_target = group["epochs_to_target"].to_numpy(dtype=float)
+        found.append(
+            {
+                "space": space,
+                "strategy": strategy,
+                "seeds": len(group),
+                "epochs to within 0.5 (median)": float(np.median(to_target)),
+                "as share of grid": float(np.median(to_target)) / grid_epochs[space],
+                "seeds reaching it": float(np.isfinite(to_target).mean()),
+                "epochs to beat m = 0 (median)": float(np.median(group["epochs_to_beat_default"])),
+                "regret at budget (median)": float(np.median(regret)),
+                "regret IQM": interquartile_mean(regret),
+                "regret IQM CI low": low,
+                "regret IQM CI high": high,
+                "within 0.5 at budget": float((regret <= TARGET_POINTS).mean()),
+                "epochs at budget (median)": float(group["epochs"].median()),
+                "budget epochs as share of grid": float(group["epochs"].median()) / grid_epochs[space],
+            }
+        )
+    return pd.DataFrame(found)
 
 
-def run_sweep(spec: SweepSpec, storage: Path, sweep_seed: int, trials: int, schedule: tuple[int, int]) -> Method:
-    """The spec's TPE + ASHA sweep with `trials` trials, sampler seed `sweep_seed` and ASHA's (grace period,
-    reduction factor) `schedule`."""
-    started = time.perf_counter()
-    grace, reduction = schedule
-    sweep_spec = spec.model_copy(
-        update={
-            "seed": sweep_seed,
-            "num_samples": trials,
-            "scheduler": spec.scheduler.model_copy(update={"grace_period": grace, "reduction_factor": reduction}),
-        }
-    )
-    name = f"tpe-asha-g{grace}r{reduction}-seed{sweep_seed}"
-    experiment = run_sweep(sweep_spec, storage=storage, name=name, promote=False, log=lambda _: None).experiment
-    return Method(
-        sweep_name(sweep_spec), is_sweep=True, trials=sweep_trials(experiment), seconds=time.perf_counter() - started
-    )
+def meets_target(row: pd.Series) -> bool:
+    """The issue's target: within 0.5 points with <= a quarter of the grid's epochs (median), and the pick at the
+    preset's budget within 0.5 points in >= 80 % of sweep seeds."""
+    return bool(row["as share of grid"] <= TARGET_EPOCH_FRACTION and row["within 0.5 at budget"] >= TARGET_SHARE)
 
 
-def tabulate(storage: Path) -> None:
-    """The tables of a measurement made before (--tabulate), read from its experiments without training; seconds
-    are each experiment's wall time from its spec file to its last trial result."""
-    found = experiments.find_all(storage)
-    grid = next((e for e in found if e.root.name.startswith("grid-margin-2")), None)
-    if grid is None:
-        raise SystemExit(f"{storage}: no margin grid (a) to compare with")
-    spec = grid.spec()
-    methods = [Method("(a) margin grid, full budget", trials=grid_trials(grid, spec.objective), seconds=_wall(grid))]
-    for experiment in found:
-        if experiment.root.name.startswith("tpe-asha-"):
-            method = Method(sweep_name(experiment.spec()), is_sweep=True, trials=sweep_trials(experiment))
-            methods.append(dataclasses.replace(method, seconds=_wall(experiment)))
-        elif experiment.root.name.startswith("grid-margin-beta-"):
-            both = Method("(b) margin × β grid, full budget", trials=grid_trials(experiment, spec.objective))
-            both.trials += methods[0].trials
-            methods.insert(1, dataclasses.replace(both, seconds=_wall(experiment) + methods[0].seconds))
-    margins = sorted({t["margin"] for t in methods[0].trials})
-    show(methods[0], methods, margins, spec.objective)
-    print(details(methods))
+def curve_band(traces: list[list[tuple[int, float, float]]], xs: np.ndarray) -> np.ndarray:
+    """[3, len(xs)]: the 25th, 50th and 75th percentile over sweep seeds of the pick's score after x epochs."""
+    values = np.full((len(traces), len(xs)), np.nan)
+    for row, trace in enumerate(traces):
+        epochs = np.array([point[0] for point in trace])
+        scores = np.array([point[2] for point in trace])
+        index = np.searchsorted(epochs, xs, side="right") - 1
+        values[row] = np.where(index >= 0, scores[np.clip(index, 0, None)], np.nan)
+    with np.errstate(all="ignore"):
+        return np.nanpercentile(values, [25, 50, 75], axis=0)
 
 
-def _wall(experiment: experiments.Experiment) -> float:
-    results = list((experiment.root / "tune").glob("*/result.json"))
-    return max(f.stat().st_mtime for f in results) - experiment.spec_file.stat().st_mtime if results else 0.0
+def figure(
+    curves: dict[tuple[str, str], list[replay.ReplayedSweep]],
+    scenarios: dict[str, Scenario],
+    grid_best: dict[str, float],
+    grid_epochs: dict[str, int],
+    path: Path,
+) -> None:
+    """Best-so-far curves, one panel per space: median and interquartile band per strategy, the grid's best and the
+    default's score as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(6.5 * len(scenarios), 4.6), squeeze=False)
+    for axis, (space, where) in zip(axes[0], scenarios.items()):
+        xs = np.arange(0, grid_epochs[space] + 1)
+        for (curve_space, strategy), sweeps in curves.items():
+            if curve_space != space:
+                continue
+            low, mid, high = curve_band([sweep.trace for sweep in sweeps], xs)
+            (line,) = axis.step(xs, mid, where="post", label=strategy, linewidth=1.6)
+            axis.fill_between(xs, low, high, step="post", alpha=0.15, color=line.get_color())
+        axis.axhline(grid_best[space], color="black", linewidth=0.8, linestyle="--", label="grid's best")
+        axis.axhline(grid_best[space] - TARGET_POINTS, color="black", linewidth=0.8, linestyle=":", label="- 0.5")
+        axis.axhline(where.default_score, color="grey", linewidth=0.8, label="default (m = 0)")
+        axis.axvline(TARGET_EPOCH_FRACTION * grid_epochs[space], color="red", linewidth=0.6, alpha=0.6)
+        axis.set_title(f"space: {space} ({len(where.configs)} recorded configurations)")
+        axis.set_xlabel("training epochs spent (all trials)")
+        axis.set_ylabel("promoted configuration's test accuracy, % (seed-averaged)")
+        low_y = min(where.default_score, grid_best[space] - TARGET_POINTS) - 1.5
+        axis.set_ylim(low_y, where.oracle + 0.8)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Best-so-far: median and interquartile band over sweep seeds (replayed learning curves)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
-def details(methods: list[Method]) -> str:
-    """Every method's trials by margin: 'm (β): best objective @ epochs run, stopped or not'."""
-    lines = []
-    for method in methods:
-        lines.append(f"\n{method.name}:")
-        for trial in sorted(method.trials, key=lambda t: (t["scale"], t["margin"])):
-            score = f"{trial['objective']:.2f}" if trial["objective"] is not None else "–"
-            stop = ", stopped by ASHA" if trial["stopped"] else ""
-            lines.append(
-                f"  m = {trial['margin']:+.3f}  β = {trial['scale']:g}: {score} in {trial['epochs']} epochs{stop}"
-            )
-    return "\n".join(lines)
-
-
-def rungs_text(epochs: int, grace: int, reduction: int) -> str:
-    """ASHA's rungs in epochs, e.g. 'rungs 2, 6, 18 (η 3)'."""
-    rungs, rung = [], grace
-    while rung < epochs:
-        rungs.append(rung)
-        rung *= reduction
-    return f"rungs {', '.join(map(str, rungs)) or 'none'} (η {reduction})"
-
-
-def parse_schedule(text: str) -> tuple[int, int]:
-    """'2:3' -> (grace period 2, reduction factor 3)."""
-    grace, reduction = text.split(":")
-    return int(grace), int(reduction)
-
-
-def stopped_best_margin(sweep: Method, grid_margins: list[float], best_margin: float) -> int:
-    """Trials ASHA stopped whose margin is nearest to the grid's best margin."""
-    nearest = [min(grid_margins, key=lambda m: abs(m - t["margin"])) for t in sweep.trials if t["stopped"]]
-    return sum(margin == best_margin for margin in nearest)
-
-
-def table(grid: Method, methods: list[Method], grid_margins: list[float], objective: str) -> str:
-    """The Markdown table of every method against the margin grid (a)."""
-    lines = [
-        f"| method | trials | training epochs | best {objective} | vs grid (a) | epochs vs (a) | "
-        "stopped trials at (a)'s best margin | claim met | seconds |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    best_margin = grid.best_margin()
-    for method in methods:
-        gap = method.best - grid.best
-        fraction = method.epochs / grid.epochs if grid.epochs else float("nan")
-        stopped = stopped_best_margin(method, grid_margins, best_margin) if method.is_sweep else "–"
-        claim = gap >= -CLAIM_POINTS and fraction <= CLAIM_EPOCH_FRACTION
-        met = ("yes" if claim else "no") if method.is_sweep else "–"
+def markdown(
+    table: pd.DataFrame,
+    scenarios: dict[str, Scenario],
+    grid_best: dict[str, float],
+    grid_epochs: dict[str, int],
+    header: str,
+) -> str:
+    """The comparison as Markdown (for RESULTS.md)."""
+    lines = [header, ""]
+    for space, where in scenarios.items():
         lines.append(
-            f"| {method.name} | {len(method.trials)} | {method.epochs} | {method.best:.2f} | {gap:+.2f} | "
-            f"{fraction:.2f} | {stopped} | {met} | {method.seconds:.0f} |"
+            f"- space **{space}**: {len(where.configs)} recorded configurations, grid = {grid_epochs[space]} epochs; "
+            f"grid's best (median final pick) {grid_best[space]:.2f} %, best configuration {where.oracle:.2f} %, "
+            f"default (m = 0) {where.default_score:.2f} %"
         )
-    return "\n".join(lines)
-
-
-def parse_args() -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", default=None, help="spec file or preset name (default: the embedded default)")
-    parser.add_argument("--scales", default="5,10,20", help="β values of the margin × β grid (b)")
-    parser.add_argument("--sweep-seeds", default="0,1,2", help="TPE sampler seeds of (c)")
-    parser.add_argument(
-        "--schedules",
-        default=None,
-        help="ASHA schedules of (c) as grace:reduction, comma-separated (default: the spec's own, then 2:3)",
-    )
-    parser.add_argument("--margins", type=int, default=7, help="points of the margin grid (a)")
-    parser.add_argument("--storage", type=Path, default=None, help="where the experiments go (default: a temp dir)")
-    parser.add_argument("--quick", action="store_true", help="tiny budget: 3 margins, 2 β, 1 sweep seed, 2 epochs")
-    parser.add_argument(
-        "--tabulate", type=Path, default=None, help="print the tables of a measurement made before into this storage"
-    )
-    return parser.parse_args()
-
-
-def main() -> None:
-    """Run (a), (b) and (c) and print the table."""
-    args = parse_args()
-    if args.tabulate is not None:
-        tabulate(args.tabulate)
-        return
-    spec = spec_module.with_absolute_paths(spec_module.load(spec_module.resolve(args.spec)))
-    scales = [float(s) for s in args.scales.split(",")]
-    sweep_seeds = [int(s) for s in args.sweep_seeds.split(",")]
-    count = args.margins
-    if args.quick:
-        spec = spec_module.parse(merge_overrides(spec.model_dump(mode="json"), QUICK))
-        scales, sweep_seeds, count = scales[:2], sweep_seeds[:1], 3
-    own = (spec.scheduler.grace_period, spec.scheduler.reduction_factor)
-    schedules = [parse_schedule(item) for item in args.schedules.split(",")] if args.schedules else [own, (2, 3)]
-    tuner.check_dataset(spec)
-    storage = args.storage or Path(tempfile.mkdtemp(prefix="negmargin-efficiency-"))
-    point = base_point(spec)
-    grid_margins = default_margins(spec.loss, spec.search["margin"].bounds(), count)
-    print(f"spec {spec.name}: {spec.dataset.name} / {spec.backbone} / {spec.loss}, {spec.epochs} epochs; base {point}")
-    print(
-        f"margins {grid_margins}; β {scales}; sweep seeds {sweep_seeds}; ASHA (grace, η) {schedules}; "
-        f"experiments in {storage}",
-        flush=True,
-    )
-    with ray_session():
-        grid = run_grid(spec, storage, "grid-margin", [{**point, "margin": m} for m in grid_margins])
-        grid.name = "(a) margin grid, full budget"
-        methods = [grid]
-        show(grid, methods, grid_margins, spec.objective)
-        for schedule in schedules:
-            for seed in sweep_seeds:
-                methods.append(run_sweep(spec, storage, seed, len(grid.trials), schedule))
-                show(grid, methods, grid_margins, spec.objective)
-        other_scales = [s for s in scales if s != point["scale"]]
-        both = run_grid(
-            spec,
-            storage,
-            "grid-margin-beta",
-            [{**point, "margin": m, "scale": s} for m in grid_margins for s in other_scales],
+    lines += [
+        "",
+        "| space | strategy | epochs to within 0.5 (median, share of grid, seeds reaching) | epochs to beat m = 0 "
+        "| regret at budget: median, IQM [95 % CI] | within 0.5 at budget | epochs at budget (share) | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, row in table.iterrows():
+        lines.append(
+            f"| {row['space']} | {row['strategy']} | {_epochs(row['epochs to within 0.5 (median)'])} "
+            f"({row['as share of grid']:.2f}, {row['seeds reaching it']:.0%}) "
+            f"| {_epochs(row['epochs to beat m = 0 (median)'])} "
+            f"| {row['regret at budget (median)']:+.2f}, {row['regret IQM']:+.2f} "
+            f"[{row['regret IQM CI low']:+.2f}, {row['regret IQM CI high']:+.2f}] "
+            f"| {row['within 0.5 at budget']:.0%} "
+            f"| {row['epochs at budget (median)']:.0f} ({row['budget epochs as share of grid']:.2f}) "
+            f"| {'met' if meets_target(row) else '—'} |"
         )
-    both.name, both.seconds = "(b) margin × β grid, full budget", both.seconds + grid.seconds
-    both.trials += grid.trials  # (a) is the row of (b) at the spec's own β: trained once, counted in both
-    methods.insert(1, both)
-    show(grid, methods, grid_margins, spec.objective)
-    print(details(methods))
+    return "\n".join(lines) + "\n"
 
 
-def show(grid: Method, methods: list[Method], grid_margins: list[float], objective: str) -> None:
-    """Print the table so far (the benchmark runs for an hour or more; each method's row appears as it ends)."""
-    print(f"\n(a) ranks m = {grid.best_margin():g} best\n")
-    print(table(grid, methods, grid_margins, objective), flush=True)
+def _epochs(value: float) -> str:
+    return "never" if not math.isfinite(value) else f"{value:.0f}"
+
+
+def compare(
+    table_path: Path,
+    spec_argument: str,
+    seeds: list[int],
+    strategies: list[Strategy],
+    spaces: list[str],
+    out: Path,
+    progress: Callable[[str], None] = print,
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Run every strategy in every space over `seeds`; write per-seed rows (CSV), the summary (Markdown) and the
+    figure (PNG) into `out`; return (rows, summary, markdown)."""
+    base = spec_module.load(spec_module.resolve(spec_argument))
+    recording = replay.Recording.from_table(learning_curves.read(table_path), base.objective)
+    scenarios = {name: scenario(base, recording, name) for name in spaces}
+    grid_epochs = {name: len(where.configs) * base.epochs for name, where in scenarios.items()}
+    curves: dict[tuple[str, str], list[replay.ReplayedSweep]] = {}
+    budgeted: dict[tuple[str, str], list[replay.ReplayedSweep]] = {}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="replay-", dir=_fast_dir()) as work:
+        for space, where in scenarios.items():
+            for strategy in strategies:
+                began = time.perf_counter()
+                long_budget = len(where.configs)
+                curves[space, strategy.name] = run_strategy(where, strategy, recording, seeds, long_budget, Path(work))
+                budgeted[space, strategy.name] = (
+                    curves[space, strategy.name]
+                    if strategy.grid
+                    else run_strategy(where, strategy, recording, seeds, base.num_samples, Path(work))
+                )
+                progress(f"{space} / {strategy.name}: {len(seeds)} sweep seeds in {time.perf_counter() - began:.1f} s")
+    grid_best = {
+        space: float(np.median([sweep.score for sweep in curves[space, "grid"]]))
+        if (space, "grid") in curves
+        else scenarios[space].oracle
+        for space in scenarios
+    }
+    rows = pd.DataFrame(
+        [
+            row
+            for (space, name), sweeps in curves.items()
+            for row in per_seed_rows(
+                scenarios[space],
+                next(s for s in strategies if s.name == name),
+                sweeps,
+                budgeted[space, name],
+                seeds,
+                grid_best[space],
+            )
+        ]
+    )
+    table = summary(rows, grid_epochs)
+    header = (
+        f"{len(seeds)} sweep seeds per strategy, table {table_path.name} ({len(recording.configs)} configurations), "
+        f"spec {base.name}: budget {base.num_samples} trials × {base.epochs} epochs, {base.max_concurrent} at once; "
+        f"{time.perf_counter() - started:.0f} s on this machine"
+    )
+    text = markdown(table, scenarios, grid_best, grid_epochs, header)
+    out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out / "sweep_efficiency_seeds.csv", index=False)
+    (out / "sweep_efficiency.md").write_text(text)
+    figure(curves, scenarios, grid_best, grid_epochs, out / "sweep_efficiency.png")
+    return rows, table, text
+
+
+def _fast_dir() -> str | None:
+    """/dev/shm where it exists (the studies' SQLite files need no disk), else the system's temporary folder."""
+    return "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+
+def replace_section(document: str, body: str) -> str:
+    """`document` with the marked section <!-- sweep-efficiency --> … replaced by `body` (appended if absent)."""
+    start, end = f"<!-- {SECTION} -->", f"<!-- /{SECTION} -->"
+    block = f"{start}\n{body}{end}"
+    if start in document and end in document:
+        return document[: document.index(start)] + block + document[document.index(end) + len(end) :]
+    return document.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="learning-curve table (CSV)")
+    parser.add_argument("--spec", default="default", help="spec file or preset name (default: the embedded one)")
+    parser.add_argument("--sweep-seeds", type=int, default=20, help="sweep seeds per strategy (default 20)")
+    parser.add_argument("--strategies", nargs="+", default=[s.name for s in STRATEGIES], help="which strategies")
+    parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES), help="which spaces")
+    parser.add_argument("--out", type=Path, default=HERE / "sweep_efficiency", help="folder of the outputs")
+    parser.add_argument("--results", type=Path, default=None, help="also write the table into this Markdown file")
+    args = parser.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    unknown = [name for name in args.strategies if name not in {s.name for s in STRATEGIES}]
+    if unknown:
+        parser.error(f"unknown strategy {unknown[0]!r}; known: {', '.join(s.name for s in STRATEGIES)}")
+    chosen = [s for s in STRATEGIES if s.name in args.strategies]
+    _, _, text = compare(args.table, args.spec, list(range(args.sweep_seeds)), chosen, args.spaces, args.out)
+    print("\n" + text)
+    if args.results is not None:
+        document = args.results.read_text() if args.results.is_file() else ""
+        args.results.write_text(replace_section(document, text))
+        print(f"wrote the table into {args.results}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
