@@ -29,6 +29,7 @@ import math
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +259,8 @@ def curve_band(traces: list[list[tuple[int, float, float]]], xs: np.ndarray) -> 
         scores = np.array([point[2] for point in trace])
         index = np.searchsorted(epochs, xs, side="right") - 1
         values[row] = np.where(index >= 0, scores[np.clip(index, 0, None)], np.nan)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # before a sweep's first report no seed has a pick
         return np.nanpercentile(values, [25, 50, 75], axis=0)
 
 

@@ -3,9 +3,12 @@ scored as promotion scores, its table read back and checked against the saved ru
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -13,6 +16,8 @@ import yaml
 import data
 import evaluation
 from sweep.cli import main
+from sweep.storage import learning_curves
+from sweep.tuning import replay
 from sweep.workflows import calibration, calibration_table
 
 SETTINGS = {
@@ -39,7 +44,7 @@ def calibrated(glyph_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     settings = {**SETTINGS, "dataset.root": str(glyph_cache), "dataset.cache_dir": str(out.parent / "cache")}
     argv = ["calibrate", "default", "--margins", "-0.3", "--seeds", "0", "1", "--workers", "2", "--device", "cpu"]
     argv += [f"--set={key}={value}" for key, value in settings.items()]
-    argv += ["--out", str(out), "--results", str(results_md)]
+    argv += ["--out", str(out), "--results", str(results_md), "--curves", str(out.parent / "curves.csv")]
     assert main(argv) == 0
     return out, results_md, argv
 
@@ -107,3 +112,61 @@ def test_a_searched_parameter_without_a_value_is_one_line_and_exit_2(tmp_path, c
     assert not (tmp_path / "out").exists()
     assert main(["calibrate", "--set", "epochs", "--out", str(tmp_path / "out")]) == 2
     assert "--set 'epochs': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_the_learning_curve_table_holds_every_epoch_of_every_run_and_its_checkpoints_test_accuracy(calibrated):
+    out, _, _ = calibrated
+    table = learning_curves.read(out.parent / "curves.csv")
+    assert len(table) == 2 * 2 * 2  # margins × seeds × epochs
+    for path in sorted((out / "runs").glob("*.pt")):
+        result = calibration.load_result(path)
+        rows = table[(table["margin"] == result.margin) & (table["seed"] == result.seed)].sort_values("epoch")
+        assert rows["epoch"].tolist() == [1, 2] and (rows["scale"] == 10.0).all()
+        assert rows["epoch_seconds"].tolist() == pytest.approx(result.epoch_seconds, abs=1e-3)
+        assert sum(result.epoch_seconds) <= result.seconds and min(result.epoch_seconds) > 0
+        assert sorted(result.novel_by_epoch) == [1, 2]  # every validated epoch's checkpoint scored
+        for epoch, scores in result.novel_by_epoch.items():
+            row = rows[rows["epoch"] == epoch].iloc[0]
+            assert row["val_acc_1shot"] == pytest.approx(result.curve[epoch - 1]["val_acc_1shot"], abs=1e-3)
+            for shot in (1, 5):
+                assert row[f"test_acc_{shot}shot"] == pytest.approx(100 * float(scores[shot].double().mean()), abs=1e-3)
+        assert all(torch.equal(result.novel["final"][s], result.novel_by_epoch[2][s]) for s in (1, 5))
+        assert all(torch.equal(result.novel["best"][s], result.novel_by_epoch[result.best_epoch][s]) for s in (1, 5))
+
+
+def test_the_search_comparison_replays_the_recorded_table_and_reads_its_table_back(calibrated, tmp_path):
+    out, _, _ = calibrated
+    spec = tmp_path / "spec.yaml"  # the calibrated spec, with a rung at epoch 1 and two trials at once
+    document = yaml.safe_load((out / "spec.yaml").read_text())
+    document.update(scheduler={"grace_period": 1, "reduction_factor": 2}, num_samples=2, max_concurrent=2)
+    spec.write_text(yaml.safe_dump(document))
+    efficiency = _benchmark_module("sweep_efficiency")
+    strategies = [s for s in efficiency.STRATEGIES if s.name in ("grid", "tpe2-asha")]
+    rows, table, text = efficiency.compare(
+        out.parent / "curves.csv", str(spec), [0, 1, 2], strategies, ["margin"], tmp_path / "out", progress=print
+    )
+    back = pd.read_csv(tmp_path / "out" / "sweep_efficiency_seeds.csv")
+    assert len(back) == 2 * 3 and back.groupby("strategy")["sweep_seed"].apply(list).to_dict() == {
+        "grid": [0, 1, 2],
+        "tpe2-asha": [0, 1, 2],
+    }
+    recording = replay.Recording.from_table(learning_curves.read(out.parent / "curves.csv"), "val_acc_mean")
+    finals = sorted(recording.score(i, e) for i in range(2) for e in (1, 2))
+    assert all(any(abs(score - f) < 1e-9 for f in finals) for score in back["score"])  # a recorded configuration's
+    grid = back[back["strategy"] == "grid"]
+    assert (grid["epochs"] == 2 * 2).all()  # both configurations to the 2-epoch budget
+    grid_best = float(grid["score"].median())
+    assert back["regret"].tolist() == pytest.approx((grid_best - back["score"]).tolist())
+    assert "| margin | grid |" in text and "| margin | tpe2-asha |" in text
+    assert (tmp_path / "out" / "sweep_efficiency.png").stat().st_size > 10_000
+
+
+def _benchmark_module(name: str):
+    """A script of benchmarks/ imported as a module."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    loaded = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    assert loaded is not None and loaded.loader is not None
+    module = importlib.util.module_from_spec(loaded)
+    sys.modules[loaded.name] = module  # dataclasses resolve their module by name
+    loaded.loader.exec_module(module)
+    return module
