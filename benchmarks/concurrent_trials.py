@@ -71,7 +71,9 @@ class GpuSampler:
     """Samples NVML utilisation (%) and used memory (bytes) of GPU 0 every `period` s in a thread; inert without."""
 
     def __init__(self, period: float = 0.2) -> None:
-        self.period, self.busy, self.memory = period, [], []
+        self.period = period
+        self.busy: list[float] = []
+        self.memory: list[float] = []
         self._stop = threading.Event()
         try:
             import pynvml

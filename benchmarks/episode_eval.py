@@ -30,13 +30,16 @@ def class_structured_episodes(
     return (support.reshape(n_episodes, -1, dim), support_labels, query.reshape(n_episodes, -1, dim), query_labels)
 
 
+Episodes = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # support, labels, query, labels
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def time_batched(
-    episodes: tuple[torch.Tensor, ...],
+    episodes: Episodes,
     seeds: torch.Tensor,
     settings: FinetuneSettings,
     device: torch.device,
@@ -51,7 +54,7 @@ def time_batched(
 
 
 def time_loop(
-    episodes: tuple[torch.Tensor, ...],
+    episodes: Episodes,
     seeds: torch.Tensor,
     settings: FinetuneSettings,
     n_way: int,
@@ -105,11 +108,12 @@ def main() -> None:
     episodes = class_structured_episodes(
         args.episodes, args.way, args.shot, args.queries, args.dim, args.separation, seed=0
     )
-    episodes = tuple(t.to(device) for t in episodes)
+    support, support_labels, query, query_labels = (t.to(device) for t in episodes)
+    episodes = (support, support_labels, query, query_labels)
     seeds = episode_seeds(args.episodes, torch.Generator().manual_seed(0))
     warm = FinetuneSettings(similarity=args.similarity, epochs=1)  # imports (torch.optim pulls in dynamo), kernels
     time_loop(episodes, seeds, warm, args.way, 1, device)
-    time_batched(tuple(t[:2] for t in episodes), seeds[:2], warm, device)
+    time_batched((support[:2], support_labels[:2], query[:2], query_labels[:2]), seeds[:2], warm, device)
 
     loop_count = min(args.loop_episodes, args.episodes)
     batched_s, batched_acc = time_batched(episodes, seeds, settings, device)
@@ -149,7 +153,7 @@ def main() -> None:
 
 
 def compare_cuda_graph(
-    episodes: tuple[torch.Tensor, ...],
+    episodes: Episodes,
     seeds: torch.Tensor,
     settings: FinetuneSettings,
     device: torch.device,

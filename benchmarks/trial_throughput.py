@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +170,7 @@ def write_jpegs(images: np.ndarray, folder: Path, size: int) -> list[Path]:
     paths = []
     for i, image in enumerate(images):
         path = folder / f"{i:06d}.jpg"
-        Image.fromarray(image).resize((size, size), Image.BICUBIC).save(path, quality=90)
+        Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC).save(path, quality=90)
         paths.append(path)
     return paths
 
@@ -223,23 +224,25 @@ def measure_reference(model: Model, args: argparse.Namespace, device: torch.devi
         def identity(batch, generator):
             return batch
 
-        def batches():
+        def batches() -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
             while True:
                 for x, y in loader:
                     yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
         stream = batches()
         for _ in range(args.warmup):
-            model.step(*next(stream), identity, None)
+            batch, labels = next(stream)
+            model.step(batch, labels, identity, None)
         synchronize(device)
         start = time.perf_counter()
         for _ in range(args.steps):
-            loss = model.step(*next(stream), identity, None)
+            batch, labels = next(stream)
+            loss = model.step(batch, labels, identity, None)
         loss.item()
         synchronize(device)
         seconds = time.perf_counter() - start
         stream.close()
-        loader = None  # ends the persistent workers before the JPEG folder is removed
+        loader = None  # type: ignore[assignment]  # ends the persistent workers before the JPEG folder is removed
     return args.steps * args.batch_size / seconds
 
 
