@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,8 @@ class ReplayedSweep:
 
     `trials` [(configuration, seed, epochs trained, best epoch or 0)], `trace` [(epochs spent, seconds, score of the
     current pick)] after every report, `pick` (configuration, epoch) of the trial ranked first, `score` its
-    seed-averaged test accuracy (%), `epochs` and `seconds` spent in all."""
+    seed-averaged test accuracy (%), `epochs` and `seconds` spent in all; `driver` the real seconds the searcher and
+    the scheduler took ("suggest": proposing points, "result": handling reports, "complete": ending trials)."""
 
     trials: list[tuple[int, int, int, int]]
     trace: list[tuple[int, float, float]]
@@ -152,6 +154,7 @@ class ReplayedSweep:
     score: float
     epochs: int
     seconds: float
+    driver: dict[str, float] = field(default_factory=dict)
 
 
 class _GridProposer:
@@ -204,12 +207,15 @@ def replay(
     events: list[tuple[float, int, _Trial]] = []
     trials: list[_Trial] = []
     trace: list[tuple[int, float, float]] = []
+    driver = {"suggest": 0.0, "result": 0.0, "complete": 0.0}
 
     def start_trials() -> None:
         nonlocal started
         while len(events) < spec.max_concurrent and started < budget:
             trial_id = f"replay_{started:05d}"
+            began = time.perf_counter()
             point = searcher.suggest(trial_id)
+            driver["suggest"] += time.perf_counter() - began
             if not isinstance(point, dict):  # None: at the concurrency limit; "FINISHED": nothing left
                 return
             config = recording.nearest(spec, {**spec.fixed(), **point})
@@ -232,12 +238,16 @@ def replay(
         row.update(training_iteration=trial.next_report, trial_id=trial.trial_id)
         trial.last = row
         _keep_best(trial, row, spec)
+        began = time.perf_counter()
         decision = scheduler.on_trial_result(None, trial, row)
         if decision != TrialScheduler.STOP:
             searcher.on_trial_result(trial.trial_id, row)
+        driver["result"] += time.perf_counter() - began
         if decision == TrialScheduler.STOP or trial.next_report == len(trial.run.reports):
+            began = time.perf_counter()
             scheduler.on_trial_complete(None, trial, row)
             searcher.on_trial_complete(trial.trial_id, result=row)
+            driver["complete"] += time.perf_counter() - began
         else:
             _schedule(events, trial, clock)
         start_trials()
@@ -251,6 +261,7 @@ def replay(
         recording.score(*pick) if pick else math.nan,
         epochs_spent,
         clock,
+        driver,
     )
 
 
