@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format demo study calibrate bench clean
+.PHONY: test lint format demo study calibrate curves efficiency bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ study: $(STAMP)
 # The embedded default's margin calibration (README, "Calibration"; ~25 min on 2 cores): table into RESULTS.md
 calibrate: $(STAMP)
 	$(VENV)/bin/negmargin calibrate --margins -0.2 -0.3 --seeds 0 1 2 --results benchmarks/RESULTS.md
+
+# The default preset's learning-curve table (benchmarks/learning_curves/README.md; ~2 h on 2 busy cores): 8 margins x
+# beta {10, 5, 20} x training seeds 3, 4, each run to its full budget; finished runs are kept and skipped
+curves: $(STAMP)
+	for beta in 10 5 20; do \
+	  $(VENV)/bin/negmargin calibrate default --margins=-0.5,-0.4,-0.3,-0.2,-0.1,0.1,0.2 --seeds 3 4 --set scale=$$beta \
+	    --out experiments/curves-default-b$$beta --curves benchmarks/learning_curves/default.csv --workers 2 --threads 1; \
+	done
+
+# Search strategies replayed on that table over 20 sweep seeds (minutes): table and figure into benchmarks/RESULTS.md
+efficiency: $(STAMP)
+	$(PY) benchmarks/sweep_efficiency.py --results benchmarks/RESULTS.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/episode_eval.py
