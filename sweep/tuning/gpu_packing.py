@@ -97,8 +97,8 @@ def check_packing(images_per_s: dict[int, float | None], decided: int) -> Packin
     share = finished[decided] / finished[best]
     right = share >= PACKING_THROUGHPUT_SHARE
     reason = (
-        f"{'right' if right else 'wrong'}: {decided} trials at once give {100 * share:.0f}% of the best throughput ({best} at once, "
-        f"{finished[best]:.0f} images/s); the rule asks for {100 * PACKING_THROUGHPUT_SHARE:.0f}%"
+        f"{'right' if right else 'wrong'}: {decided} trials at once give {100 * share:.0f}% of the best throughput "
+        f"({best} at once, {finished[best]:.0f} images/s); the rule asks for {100 * PACKING_THROUGHPUT_SHARE:.0f}%"
     )
     if failed:
         reason += f"; failed: {', '.join(map(str, failed))} at once"
