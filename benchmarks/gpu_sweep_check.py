@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -115,16 +116,34 @@ def sweep_spec(part: str, smoke: bool, work: Path) -> Path:
     return path
 
 
+class Stopped(Exception):
+    """gpu_check.sh's time limit (SIGTERM) arrived."""
+
+
+def _raise_stopped(*_: object) -> None:
+    raise Stopped
+
+
 def run_sweep(spec_file: Path, experiment: Path) -> tuple[int, float, dict[str, Any]]:
-    """`negmargin sweep run` of `spec_file` into `experiment` (output to experiment.log) -> return code, wall
-    seconds, the card's figures over the run."""
+    """`negmargin sweep run` of `spec_file` into `experiment` (output to experiment.log) -> return code (124: stopped
+    by the time limit, the sweep and its Ray ended with it), wall seconds, the card's figures over the run."""
     path = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep + path if path else ''}"}
     command = [sys.executable, "-m", "sweep.cli", "sweep", "run", str(spec_file), "--experiment", str(experiment)]
     command += ["--selections", str(experiment.parent / "selections.yaml")]
+    signal.signal(signal.SIGTERM, _raise_stopped)
     with open(f"{experiment}.log", "w") as log, GpuSampler(period=0.5) as sampler:
         started = time.perf_counter()
-        rc = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+        sweep = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = sweep.wait()
+        except Stopped:  # end the sweep (its driver shuts its local Ray down) so that it leaves the card free
+            rc = 124
+            os.killpg(sweep.pid, signal.SIGTERM)
+            try:
+                sweep.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(sweep.pid, signal.SIGKILL)
         wall = time.perf_counter() - started
     return rc, wall, sampler.summary()
 
@@ -193,7 +212,8 @@ def sweep_part(part: str, smoke: bool, work: Path) -> dict[str, Any]:
     print_sweep(row)
     if rc != 0:
         tail = Path(f"{experiment}.log").read_text().splitlines()[-30:]
-        print(f"  negmargin sweep run failed (exit {rc}); the end of {experiment}.log:", *tail, sep="\n    ")
+        why = "stopped by the stage's time limit" if rc == 124 else f"failed (exit {rc})"
+        print(f"  negmargin sweep run {why}; the end of {experiment}.log:", *tail, sep="\n    ")
     return row
 
 
@@ -251,7 +271,8 @@ def main() -> None:
     args = parse_args()
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    results = json.loads(args.json.read_text()) if args.json.exists() else {}
+    fresh = args.part == "conv4" or not args.json.exists()  # the stage's first part starts the file over
+    results = {} if fresh else json.loads(args.json.read_text())
     if args.part == "packing":
         if "conv4" not in results:
             raise SystemExit("gpu_sweep_check: run the conv4 part first (the packing check times its trial)")
