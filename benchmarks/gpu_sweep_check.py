@@ -67,12 +67,12 @@ SWEEPS: dict[str, dict[str, Any]] = {
     },
 }
 # --smoke-test: what both sweeps change on top of that, so that a CPU runs them in a test (glyphs-mini at 16 px,
-# 2 trials of 2 epochs, a few episodes).
+# 2 trials of 1 epoch, a few episodes).
 SMOKE: dict[str, Any] = {
     "dataset": {"image_size": 16},
     "num_samples": 2,
     "max_concurrent": 2,
-    "epochs": 2,
+    "epochs": 1,
     "val_every": 1,
     "selection_from_epoch": 1,
     "scheduler": {"grace_period": 1, "reduction_factor": 2},
