@@ -5,12 +5,15 @@
 episodes; both accuracies are reported on that subset, episode by episode. Not a test: `make bench` runs it.
 
     python benchmarks/episode_eval.py [--device auto|cpu|cuda] [--episodes 600] [--loop-episodes 20] [--threads N]
+                                      [--json FILE]   # the figures, for gpu_check.sh's summary
 """
 
 import argparse
 import datetime
+import json
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--similarity", choices=("cosine", "dot"), default="cosine")
     parser.add_argument("--separation", type=float, default=0.18, help="class-mean scale relative to the noise")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -148,8 +152,12 @@ def main() -> None:
         f"speed-up: {loop_all_s / batched_s:.0f}x; per-episode accuracies identical on {agree}/{loop_count} "
         f"subset episodes (max |diff| {float((batched_acc[:loop_count] - loop_acc).abs().max()):.4f})"
     )
+    figures = {"device": device.type, "episodes": args.episodes, "shot": args.shot, "dim": args.dim}
+    figures.update(batched_s=batched_s, loop_s_all=loop_all_s, loop_agree=agree, loop_episodes=loop_count)
     if device.type == "cuda":
-        compare_cuda_graph(episodes, seeds, settings, device, batched_s, batched_acc)
+        figures.update(compare_cuda_graph(episodes, seeds, settings, device, batched_s, batched_acc))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 def compare_cuda_graph(
@@ -159,9 +167,10 @@ def compare_cuda_graph(
     device: torch.device,
     graph_s: float,
     graph_acc: torch.Tensor,
-) -> None:
+) -> dict:
     """On CUDA: the same episodes again with each epoch a CUDA graph (a second call) and without graphs (every
-    step's kernels launched one by one); their accuracies must equal the first call's, episode by episode."""
+    step's kernels launched one by one); their accuracies must equal the first call's, episode by episode -> the
+    figures (graph_s: the faster graphed call; graphs_equal_eager)."""
     again_s, again_acc = time_batched(episodes, seeds, settings, device)
     eager_s, eager_acc = time_batched(episodes, seeds, settings, device, cuda_graph=False)
     same = bool(torch.equal(again_acc, graph_acc) and torch.equal(eager_acc, graph_acc))
@@ -172,6 +181,7 @@ def compare_cuda_graph(
     if len(seeds) == 600 and episodes[0].shape[1] == 25:  # the target's setting: 600 5-way 5-shot episodes
         best = min(graph_s, again_s)
         print(f"target: 600 5-shot episodes <= 0.1 s on an H100/H200-class GPU: {'met' if best <= 0.1 else 'not met'}")
+    return {"graph_s": min(graph_s, again_s), "eager_s": eager_s, "graphs_equal_eager": same}
 
 
 if __name__ == "__main__":

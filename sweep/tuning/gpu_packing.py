@@ -26,6 +26,7 @@ CUDA_CONTEXT_BYTES = 600 * 2**20  # per process, outside PyTorch's allocator: CU
 WHOLE_GPU_BUSY = 0.5  # a trial keeping the card at least this busy gets a whole GPU: sharing would only slow it
 TARGET_LOAD = 1.5  # packed trials' summed busy share: above 1, the card stays busy while some start or validate
 MAX_TRIALS_PER_GPU = 16
+PACKING_THROUGHPUT_SHARE = 0.9  # the decided pack is right when it gives this share of the best throughput measured
 _FRACTION_STEP = 1e-4  # Ray's resolution for fractional resources
 
 
@@ -67,6 +68,41 @@ def decide(figures: ProbeFigures | None, cluster_gpus: float, split_bytes: int =
         limit = "memory" if by_memory == trials else "compute" if by_compute == trials else "the cap"
         reason = f"{trials} trials per GPU, limited by {limit} ({memory}; {compute})"
     return PackingDecision(round(gpu, 4), trials, reason, figures.to_dict(), trial_memory)
+
+
+@dataclass(frozen=True)
+class PackingCheck:
+    """A packing decision checked against the card: total throughput of the decided number of trials at once
+    against the best of the numbers timed (benchmarks/gpu_sweep_check.py times 1, N and 2 N)."""
+
+    decided: int
+    best: int | None  # trials at once that gave the most images/s (None: every count failed)
+    share: float | None  # the decided count's images/s over the best's (None: it failed)
+    right: bool
+    reason: str
+
+
+def check_packing(images_per_s: dict[int, float | None], decided: int) -> PackingCheck:
+    """Whether `decided` trials at once on one card reach PACKING_THROUGHPUT_SHARE of the best total throughput in
+    `images_per_s` (trials at once -> images/s; None where a trial failed, e.g. ran out of memory)."""
+    finished = {count: rate for count, rate in images_per_s.items() if rate is not None}
+    failed = sorted(count for count, rate in images_per_s.items() if rate is None)
+    if decided not in images_per_s:
+        raise ValueError(f"the decided count {decided} was not timed (timed: {sorted(images_per_s)})")
+    if not finished:
+        return PackingCheck(decided, None, None, False, f"every count failed ({failed})")
+    best = max(finished, key=lambda count: finished[count])
+    if decided in failed:
+        return PackingCheck(decided, best, None, False, f"wrong: {decided} trials at once failed (out of memory?)")
+    share = finished[decided] / finished[best]
+    right = share >= PACKING_THROUGHPUT_SHARE
+    reason = (
+        f"{'right' if right else 'wrong'}: {decided} trials at once give {100 * share:.0f}% of the best throughput "
+        f"({best} at once, {finished[best]:.0f} images/s); the rule asks for {100 * PACKING_THROUGHPUT_SHARE:.0f}%"
+    )
+    if failed:
+        reason += f"; failed: {', '.join(map(str, failed))} at once"
+    return PackingCheck(decided, best, share, right, reason)
 
 
 def _gib(size: int) -> str:

@@ -92,3 +92,17 @@ def test_the_probe_runs_the_trial_step_as_a_ray_task_and_auto_is_zero_without_gp
     assert gpu_packing.trial_gpus(spec, experiment) == 0.0  # read back (a resume): no Ray session needed
     (line,) = [line for line in pointer_lines(experiment) if line.startswith("GPUs:")]
     assert "gpu_packing.json" in line and "auto -> 0 per trial: the cluster has no GPU" in line
+
+
+def test_the_packing_check_wants_ninety_percent_of_the_best_throughput_without_failures():
+    right = gpu_packing.check_packing({1: 1000.0, 10: 6000.0, 20: 6300.0}, decided=10)
+    assert (right.right, right.best, right.share) == (True, 20, pytest.approx(6000 / 6300))
+    assert right.reason.startswith("right: 10 trials at once give 95% of the best throughput (20 at once")
+    too_few = gpu_packing.check_packing({1: 1000.0, 4: 3000.0, 8: 5000.0}, decided=4)
+    assert (too_few.right, too_few.best, too_few.share) == (False, 8, 0.6) and too_few.reason.startswith("wrong")
+    oom_above = gpu_packing.check_packing({1: 1000.0, 10: 6000.0, 20: None}, decided=10)
+    assert (oom_above.right, oom_above.share) == (True, 1.0) and oom_above.reason.endswith("failed: 20 at once")
+    oom_decided = gpu_packing.check_packing({1: 1000.0, 10: None, 20: None}, decided=10)
+    assert (oom_decided.right, oom_decided.best, oom_decided.share) == (False, 1, None)
+    with pytest.raises(ValueError, match="was not timed"):
+        gpu_packing.check_packing({1: 1000.0}, decided=4)
