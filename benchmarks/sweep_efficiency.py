@@ -278,7 +278,7 @@ def figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(6.5 * len(scenarios), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(max(7.5, 6.5 * len(scenarios)), 5.0), squeeze=False)
     for axis, (space, where) in zip(axes[0], scenarios.items()):
         xs = np.arange(0, grid_epochs[space] + 1)
         for (curve_space, strategy), sweeps in curves.items():
@@ -298,7 +298,11 @@ def figure(
         axis.set_ylim(low_y, where.oracle + 0.8)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="lower right")
-    fig.suptitle("Best-so-far: median and interquartile band over sweep seeds (replayed learning curves)")
+    fig.suptitle(
+        "What promotion would pick after x epochs: median and interquartile band over sweep seeds\n"
+        "(replayed learning curves; the pick ranks first on validation, scored by its seed-averaged test accuracy)",
+        fontsize=10,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
