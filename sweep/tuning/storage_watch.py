@@ -24,27 +24,30 @@ from ray.tune import Callback
 from sweep.storage import faults, tune_state
 
 STATE_LOGGERS = ("ray.tune.execution.experiment_state", "ray.train._internal.syncer")
+TRIAL_LOGGER = "ray.tune.execution.tune_controller"  # logs each trial failure with its traceback
 KEEP_EVERY_S = 2.0
 
 _ACTIVE: list[StorageWatch] = []
 
 
-class _FaultLog(logging.Handler):
-    """Notes the first storage fault that Tune's state-saving loggers report."""
+class _FaultLog(logging.Filter):
+    """Notes the first storage fault Tune's loggers report, and drops their records of storage faults (with their
+    tracebacks): the sweep reports the fault itself, in one line."""
 
     def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
+        super().__init__()
         self.fault: OSError | None = None
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.fault is not None:
-            return
+    def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         code = faults.fault_errno(error) if error is not None else None
         if code is None:
             code = faults.fault_errno_in_text(record.getMessage())
-        if code is not None:
+        if code is None:
+            return True
+        if self.fault is None and record.name in STATE_LOGGERS:
             self.fault = OSError(code, f"{os.strerror(code)} (saving Ray Tune's experiment state)")
+        return False
 
 
 class StorageWatch(Callback):
@@ -66,17 +69,17 @@ class StorageWatch(Callback):
         self._last_kept = 0.0
 
     def setup(self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any) -> None:
-        """Listen to Tune's state-saving loggers for the length of the fit (undone by `detach_all`)."""
+        """Listen to Tune's state-saving and trial loggers for the length of the fit (undone by `detach_all`)."""
         self._log = _FaultLog()
-        for name in STATE_LOGGERS:
-            logging.getLogger(name).addHandler(self._log)
+        for name in (*STATE_LOGGERS, TRIAL_LOGGER):
+            logging.getLogger(name).addFilter(self._log)
         _ACTIVE.append(self)
 
     def detach(self) -> None:
         """Stop listening to Tune's loggers."""
         if self._log is not None:
-            for name in STATE_LOGGERS:
-                logging.getLogger(name).removeHandler(self._log)
+            for name in (*STATE_LOGGERS, TRIAL_LOGGER):
+                logging.getLogger(name).removeFilter(self._log)
         if self in _ACTIVE:
             _ACTIVE.remove(self)
 
