@@ -81,7 +81,9 @@ def failing_state_copy(
 
 
 @contextmanager
-def when(condition: Callable[[], bool], action: Callable[[], None], timeout_s: float = 600) -> Iterator[threading.Event]:
+def when(
+    condition: Callable[[], bool], action: Callable[[], None], timeout_s: float = 600
+) -> Iterator[threading.Event]:
     """Run `action` once, in a background thread, as soon as `condition()` holds (polled every 0.2 s); the event is
     set once it ran."""
     ran = threading.Event()
