@@ -104,6 +104,6 @@ class LinkedOptunaSearch(OptunaSearch):
         assert study is not None, "the study is set up with the space"
         try:
             study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
-        except UpdateFinishedTrialError:
-            pass  # told before the driver died (see above)
+        except (UpdateFinishedTrialError, ValueError):
+            pass  # finished in the study before the driver died (see above): keep what it was told then
         self._completed_trials.add(trial_id)
