@@ -113,13 +113,21 @@ STRATEGIES = [
     ),
 ]
 
-SPACES: dict[str, dict[str, Any]] = {
-    "margin": {},  # the preset's own space
-    "margin x beta": {
-        "search.scale": {"loguniform": [5.0, 20.0]},
-        "points_to_evaluate": [{"margin": 0.0, "scale": 10.0}, {"margin": -0.3, "scale": 10.0}],
-    },
-}
+BETA_RANGE = (5.0, 20.0)  # the margin x beta space's β (--beta-range): a table's recorded β values should span it
+
+
+def spaces(beta_range: tuple[float, float] = BETA_RANGE) -> dict[str, dict[str, Any]]:
+    """The spaces compared: the preset's own, and margin × β (β loguniform over `beta_range`), spec keys each."""
+    return {
+        "margin": {},
+        "margin x beta": {
+            "search.scale": {"loguniform": list(beta_range)},
+            "points_to_evaluate": [{"margin": 0.0, "scale": 10.0}, {"margin": -0.3, "scale": 10.0}],
+        },
+    }
+
+
+SPACES = spaces()
 
 
 def with_keys(spec: SweepSpec, keys: dict[str, Any], source: str) -> SweepSpec:
@@ -147,9 +155,11 @@ class Scenario:
     oracle: float
 
 
-def scenario(base: SweepSpec, recording: replay.Recording, name: str) -> Scenario:
-    """The spec restricted to space `name` (SPACES), with what the comparison needs of the recording."""
-    spec = with_keys(base, SPACES[name], f"{base.name}, space {name}")
+def scenario(
+    base: SweepSpec, recording: replay.Recording, name: str, beta_range: tuple[float, float] = BETA_RANGE
+) -> Scenario:
+    """The spec restricted to space `name` (`spaces`), with what the comparison needs of the recording."""
+    spec = with_keys(base, spaces(beta_range)[name], f"{base.name}, space {name}")
     configs = recording.in_space(spec)
     if not configs:
         raise SystemExit(f"the table holds no configuration in space {name!r} of spec {base.name}")
@@ -353,15 +363,16 @@ def compare(
     spec_argument: str,
     seeds: list[int],
     strategies: list[Strategy],
-    spaces: list[str],
+    space_names: list[str],
     out: Path,
     progress: Callable[[str], None] = print,
+    beta_range: tuple[float, float] = BETA_RANGE,
 ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Run every strategy in every space over `seeds`; write per-seed rows (CSV), the summary (Markdown) and the
     figure (PNG) into `out`; return (rows, summary, markdown)."""
     base = spec_module.load(spec_module.resolve(spec_argument))
     recording = replay.Recording.from_table(learning_curves.read(table_path), base.objective)
-    scenarios = {name: scenario(base, recording, name) for name in spaces}
+    scenarios = {name: scenario(base, recording, name, beta_range) for name in space_names}
     grid_epochs = {name: len(where.configs) * base.epochs for name, where in scenarios.items()}
     curves: dict[tuple[str, str], list[replay.ReplayedSweep]] = {}
     budgeted: dict[tuple[str, str], list[replay.ReplayedSweep]] = {}
@@ -433,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-seeds", type=int, default=20, help="sweep seeds per strategy (default 20)")
     parser.add_argument("--strategies", nargs="+", default=[s.name for s in STRATEGIES], help="which strategies")
     parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES), help="which spaces")
+    parser.add_argument(
+        "--beta-range", type=float, nargs=2, default=list(BETA_RANGE), help="β range of the margin x beta space"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "sweep_efficiency", help="folder of the outputs")
     parser.add_argument("--results", type=Path, default=None, help="also write the table into this Markdown file")
     args = parser.parse_args(argv)
@@ -443,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown strategy {unknown[0]!r}; known: {', '.join(s.name for s in STRATEGIES)}")
     chosen = [s for s in STRATEGIES if s.name in args.strategies]
-    _, _, text = compare(args.table, args.spec, list(range(args.sweep_seeds)), chosen, args.spaces, args.out)
+    seeds = list(range(args.sweep_seeds))
+    _, _, text = compare(args.table, args.spec, seeds, chosen, args.spaces, args.out, beta_range=tuple(args.beta_range))
     print("\n" + text)
     if args.results is not None:
         document = args.results.read_text() if args.results.is_file() else ""
