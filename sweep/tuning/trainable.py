@@ -13,11 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.paths import CHECKPOINT_FILE
+from data.paths import CHECKPOINT_FILE, DIVERGED_MARKER
 from sweep.errors import DivergenceError
 from sweep.schema.objectives import SELECTION_SCORE, objective_value, selection_score
 from sweep.storage.experiment import Experiment
-from sweep.trial.checkpoints import DIVERGED_MARKER
 from sweep.tuning import space
 
 if TYPE_CHECKING:
