@@ -12,8 +12,8 @@ import pandas as pd
 from sweep.report.stops import asha_rule
 from sweep.report.tables import START_LEGEND, Report
 from sweep.schema.hyperparameters import HYPERPARAMETERS
+from sweep.storage import optuna_study
 from sweep.storage.experiment import Experiment
-from sweep.tuning import optuna_study
 
 
 def _missing(value: Any) -> bool:

@@ -116,7 +116,8 @@ def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log
     """Start the sweep's trials, or restore and continue them from Ray Tune's saved state."""
     from ray import tune
 
-    from sweep.tuning import optuna_study, tuner
+    from sweep.storage import optuna_study
+    from sweep.tuning import tuner
 
     if experiment.tune_dir.is_dir() and tune.Tuner.can_restore(str(experiment.tune_dir)):
         known = saved_trial_ids(experiment)
