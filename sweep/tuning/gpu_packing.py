@@ -101,7 +101,7 @@ def probe_arguments(spec: SweepSpec, experiment: Experiment) -> tuple[dict[str, 
     from sweep.tuning import space
 
     point = {name: parameter.bounds()[1] for name, parameter in spec.searched().items()}
-    return (space.trial_config(spec, point, experiment), *_base_split_shape(spec))
+    return (space.trial_config(spec, point, experiment.episodes_dir), *_base_split_shape(spec))
 
 
 def _base_split_shape(spec: SweepSpec) -> tuple[int, int]:
