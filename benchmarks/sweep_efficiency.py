@@ -41,11 +41,9 @@ from sweep.schema.trial_config import merge_overrides  # noqa: E402
 from sweep.storage import experiment as experiments  # noqa: E402
 from sweep.storage.results import load_trials  # noqa: E402
 from sweep.study.margins import default_margins, label  # noqa: E402
-from sweep.tuning import (
-    grid_runner,  # noqa: E402
-    tuner,
-)
+from sweep.tuning import grid_runner  # noqa: E402
 from sweep.tuning.trainable import RETRAIN_KEY  # noqa: E402
+from sweep.workflows import preflight  # noqa: E402
 
 CLAIM_POINTS, CLAIM_EPOCH_FRACTION = 0.5, 1 / 3
 QUICK = {
@@ -94,7 +92,7 @@ def run_grid(spec: SweepSpec, storage: Path, name: str, points: list[dict[str, A
     """Every point trained at full budget (seed offset 0) as one Tune grid; its trials read back."""
     started = time.perf_counter()
     experiment = experiments.create(spec, storage=storage, name=name)
-    tuner.prepare_validation_episodes(spec, experiment)
+    preflight.prepare_validation_episodes(spec, experiment)
     labelled = [{"trial_id": f"{label(p['margin'])},b={p['scale']:g}", "params": p} for p in points]
     grid_runner.grid_tuner(spec, experiment, labelled, [0], storage=experiment.root, name="tune").fit()
     return Method(name, trials=grid_trials(experiment, spec.objective), seconds=time.perf_counter() - started)
@@ -277,7 +275,7 @@ def main() -> None:
         scales, sweep_seeds, count = scales[:2], sweep_seeds[:1], 3
     own = (spec.scheduler.grace_period, spec.scheduler.reduction_factor)
     schedules = [parse_schedule(item) for item in args.schedules.split(",")] if args.schedules else [own, (2, 3)]
-    tuner.check_dataset(spec)
+    preflight.check_dataset(spec)
     storage = args.storage or Path(tempfile.mkdtemp(prefix="negmargin-efficiency-"))
     point = base_point(spec)
     grid_margins = default_margins(spec.loss, spec.search["margin"].bounds(), count)

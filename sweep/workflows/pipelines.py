@@ -85,9 +85,9 @@ def run_sweep(
     from clusters.session import check_session
 
     check_session(address)
-    from sweep.tuning import tuner  # Ray and torch load once the spec, the storage and the address are known to be good
+    from sweep.workflows import preflight  # torch loads once the spec, the storage and the address are known good
 
-    tuner.check_dataset(spec, promote=promote)
+    preflight.check_dataset(spec, promote=promote)
     try:
         found, report = sweep_run.start_or_resume(
             spec,

@@ -118,6 +118,7 @@ def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log
 
     from sweep.storage import optuna_study
     from sweep.tuning import tuner
+    from sweep.workflows import preflight
 
     if experiment.tune_dir.is_dir() and tune.Tuner.can_restore(str(experiment.tune_dir)):
         known = saved_trial_ids(experiment)
@@ -135,6 +136,7 @@ def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log
     closed = optuna_study.close_orphaned_trials(experiment, set())
     if closed:
         log(f"             {closed} Optuna trials of that attempt marked failed")
+    preflight.prepare_validation_episodes(spec, experiment)
     tuner.run(spec, experiment, address=address)
 
 
