@@ -72,8 +72,7 @@ def run_sweep(
         spec_module.check_storage_path(str(experiment), key="experiment")
         root = Path(experiment).expanduser().resolve()
         existing = sweep_run.check_can_hold(root, spec)
-        if existing is not None and sweep_run.is_finished(existing, promote):
-            log(f"Experiment:  {root} (finished: nothing to do)")
+        if existing is not None and sweep_run.finished(existing, promote, log):
             return SweepOutcome(existing, reports.build(existing))
         experiments.check_storage(spec, root.parent)
         if lease_wait <= 0:
