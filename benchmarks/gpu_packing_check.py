@@ -56,7 +56,7 @@ def probe_preset(name: str, steps: int, warmup: int, gpus: float, work: Path) ->
         classes, images, native = PUBLISHED_SHAPES[d.name]
         stored = stored_size(d.image_size, d.crop_scale[0], native=native, limit=d.max_stored_size)
         point = {key: parameter.bounds()[1] for key, parameter in spec.searched().items()}
-        trial = search_space.trial_config(spec, point, experiment)
+        trial = search_space.trial_config(spec, point, experiment.episodes_dir)
         split_bytes, shape = images * stored * stored * 3, "the published shape"
     started = time.perf_counter()
     figures = probe_trial_step(trial, classes, stored, steps=steps, warmup=warmup)

@@ -180,8 +180,8 @@ def report_head(experiment: Path) -> list[str]:
 
 def sweep_part(part: str, smoke: bool, work: Path) -> dict[str, Any]:
     """Run one sweep and measure it -> its JSON-ready figures (printed too)."""
+    from sweep.storage import gpu_packing_file
     from sweep.storage.experiment import Experiment
-    from sweep.tuning import gpu_packing
 
     spec_file = sweep_spec(part, smoke, work)
     spec = yaml.safe_load(spec_file.read_text())
@@ -194,7 +194,7 @@ def sweep_part(part: str, smoke: bool, work: Path) -> dict[str, Any]:
         flush=True,
     )
     rc, wall, card = run_sweep(spec_file, experiment)
-    decision = gpu_packing.load(Experiment(experiment))
+    decision = gpu_packing_file.load(Experiment(experiment))
     intervals = trial_intervals(experiment)
     row = {
         "part": part,

@@ -132,6 +132,7 @@ def run_ray(args: argparse.Namespace, count: int) -> list[dict]:
     from sweep.storage import experiment as experiments
     from sweep.trial.phases import PHASES_DIR_ENV
     from sweep.tuning import tuner
+    from sweep.workflows import preflight
 
     data = spec_module.load(spec_module.preset_path("default")).model_dump(mode="json")
     data["dataset"].update(name=args.dataset, image_size=args.image_size, cache_dir=str(args.work_dir / "cache"))
@@ -145,6 +146,7 @@ def run_ray(args: argparse.Namespace, count: int) -> list[dict]:
     records_dir.mkdir()
     os.environ[PHASES_DIR_ENV] = str(records_dir)  # the local cluster's workers inherit it
     tuner.REUSE_ACTORS = not args.no_reuse
+    preflight.prepare_validation_episodes(spec, experiment)
     with ray_session():  # the local cluster starts here; tuner.run then uses it
         started = time.time()
         tuner.run(spec, experiment)

@@ -15,6 +15,7 @@ _EXPORTS = {
     "default_cache_dir": "data.paths",
     "load_split": "data.splits",
     "prepare_split": "data.splits",
+    "prepare_splits": "data.splits",
     "load_base_parts": "data.splits",
     "DatasetConfig": "data.section",
     "build_dataset": "data.datasets",

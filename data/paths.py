@@ -1,5 +1,5 @@
-"""Names of data on disk: the image cache directory, episode-set files and the checkpoint file inside a checkpoint
-directory (a leaf: imports nothing of ours, nor torch)."""
+"""Names of data on disk: the image cache directory, episode-set files, the checkpoint file inside a checkpoint
+directory and the marker of a diverged run (a leaf: imports nothing of ours, nor torch)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 CACHE_ENV = "NEGMARGIN_CACHE"
 CHECKPOINT_FILE = "checkpoint.pt"  # the file of a checkpoint directory (a Tune checkpoint, a run's checkpoints/best)
+DIVERGED_MARKER = "diverged.txt"  # in a run or Tune trial directory whose loss diverged, with the error's message
 
 
 def default_cache_dir() -> Path:

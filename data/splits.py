@@ -7,17 +7,21 @@ geometry defaults here.
 
 The test split ("novel", and "all", which holds the novel classes too) is read only by promotion and the margin study:
 `load_split` refuses it unless the caller passes allow_test=True. Decoding it into the cache ahead of time
-(`prepare_split`) is not reading it.
+(`prepare_split`) is not reading it. `prepare_splits` decodes several splits and, when an image is bad, leaves the cache
+directory as it found it.
 """
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from data.cache import CachedSplit, ensure_cache, load_cached
 from data.datasets import build_dataset
 from data.errors import DataError
 from data.geometry import stored_size
+from data.paths import default_cache_dir
 from data.readers.base import ImageDataset
 from data.section import DatasetConfig
 
@@ -67,3 +71,29 @@ def prepare_split(
     dataset = build_dataset(section.name, section.root, split)
     size = split_stored_size(dataset, section)
     return ensure_cache(dataset, size, section.cache_dir, progress=progress, workers=workers), size
+
+
+def prepare_splits(section: DatasetConfig, splits: Sequence[str]) -> None:
+    """Build the image caches of `splits` (every image decoded once; later readers load them). On a DataError (a
+    corrupt or truncated image) remove what this call added to the cache directory, so a refused dataset leaves
+    nothing behind: cache folders and lock files carry the split's fingerprint (data.cache layout)."""
+    cache_dir = Path(section.cache_dir) if section.cache_dir else default_cache_dir()
+    existed = cache_dir.is_dir()
+    before = set(cache_dir.iterdir()) if existed else set()
+    datasets = [build_dataset(section.name, section.root, split) for split in splits]
+    try:
+        for split in splits:
+            prepare_split(section, split, progress=False)
+    except DataError:
+        prefixes = [dataset.fingerprint()[:32] for dataset in datasets]
+        added = set(cache_dir.iterdir()) - before if cache_dir.is_dir() else set()
+        for entry in added:
+            if not any(prefix in entry.name for prefix in prefixes):
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        if not existed and cache_dir.is_dir() and not any(cache_dir.iterdir()):
+            cache_dir.rmdir()
+        raise

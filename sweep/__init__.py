@@ -24,6 +24,8 @@ _EXPORTS = {
     "render_report": "sweep.workflows.pipelines",
     "prepare_study": "sweep.study.pipeline",
     "run_study": "sweep.study.pipeline",
+    "run_calibration": "sweep.workflows.calibration_pipeline",
+    "CalibrationOutcome": "sweep.workflows.calibration_pipeline",
     "submit_sweep": "sweep.workflows.submission",
     "UserError": "data.errors",
 }

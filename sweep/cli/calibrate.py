@@ -1,7 +1,7 @@
 """`negmargin calibrate [SPEC]`: margins × training seeds of one configuration, scored on the novel test episodes.
 
-The work is sweep/workflows/calibration.py (runs) and sweep/workflows/calibration_table.py (the table); this module
-parses and prints.
+The work is sweep/workflows/calibration_pipeline.py's `run_calibration` (runs: calibration.py, the table:
+calibration_table.py); this module parses and prints.
 """
 
 from __future__ import annotations
@@ -61,40 +61,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def calibrate_command(args: argparse.Namespace) -> int:
     """Run the calibration and print its table; exit status 0."""
     from sweep.study.margins import parse_margins
-    from sweep.workflows import calibration, calibration_table
+    from sweep.workflows.calibration_pipeline import run_calibration
 
-    spec, params = calibration.spec_and_params(args.spec, args.overrides, device=args.device)
-    margins = sorted(set(parse_margins(",".join(args.margins))) | {0.0}, reverse=True)
-    workers, threads = calibration.default_workers(spec.device)
-    plan = calibration.CalibrationPlan(
-        spec=spec,
-        params=params,
-        margins=margins,
+    outcome = run_calibration(
+        args.spec,
+        margins=parse_margins(",".join(args.margins)),
         seeds=args.seeds,
-        out=(args.out or Path(spec.storage_path) / f"calibration-{spec.name}").resolve(),
-        workers=args.workers or workers,
-        threads_per_worker=args.threads or threads,
+        overrides=args.overrides,
+        out=args.out,
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+        results=args.results,
+        curves=args.curves,
+        log=lambda line: print(line, flush=True),
     )
-    print(
-        f"calibration of {spec.name}: {spec.dataset.name}, {spec.backbone}, {spec.loss}, {spec.epochs} epochs, "
-        f"params {params}; margins {margins} x seeds {args.seeds}; {plan.workers} at once, "
-        f"{plan.threads_per_worker} thread(s) each; in {plan.out}",
-        flush=True,
-    )
-    results = calibration.calibrate(plan, progress=lambda line: print(line, flush=True))
-    title = f"{spec.name}: {spec.dataset.name}, {spec.backbone}, {spec.loss}, seeds {args.seeds}"
-    table = calibration_table.markdown(results, spec.objective, title)
-    (plan.out / "calibration.md").write_text(table)
-    print("\n" + table)
+    print("\n" + outcome.table)
     if args.results is not None:
-        document = args.results.read_text() if args.results.is_file() else ""
-        args.results.write_text(calibration_table.replace_section(document, spec.name, table))
         print(f"wrote the table into {args.results}")
     if args.curves is not None:
-        from sweep.storage import learning_curves
-
-        table = learning_curves.merge(
-            args.curves, [row for result in results for row in calibration.curve_rows(result)]
-        )
-        print(f"wrote {len(results)} runs' learning curves into {args.curves} ({len(table)} rows in all)")
+        runs = len(outcome.results)
+        print(f"wrote {runs} runs' learning curves into {args.curves} ({outcome.curve_rows} rows in all)")
     return 0

@@ -13,10 +13,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from data.paths import DIVERGED_MARKER
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment
 from sweep.storage.results import TrialRecord
-from sweep.trial.checkpoints import DIVERGED_MARKER
 
 ASHA_STOP = "stopped early (ASHA)"
 COMPLETED = "completed"

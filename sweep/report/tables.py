@@ -16,11 +16,10 @@ from sweep.report.stops import stop_notes
 from sweep.schema.first_points import FirstPoint, plan_first_points
 from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.spec import SweepSpec
-from sweep.storage import selections
+from sweep.storage import optuna_study, selections
 from sweep.storage.experiment import Experiment
 from sweep.storage.promotion_file import Promotion
 from sweep.storage.results import TrialRecord, load_trials
-from sweep.tuning import optuna_study
 
 
 @dataclass

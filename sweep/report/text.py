@@ -12,8 +12,8 @@ import pandas as pd
 from sweep.report.stops import asha_rule
 from sweep.report.tables import START_LEGEND, Report
 from sweep.schema.hyperparameters import HYPERPARAMETERS
+from sweep.storage import optuna_study
 from sweep.storage.experiment import Experiment
-from sweep.tuning import optuna_study
 
 
 def _missing(value: Any) -> bool:
@@ -180,10 +180,11 @@ def pointers(experiment: Experiment) -> list[tuple[str, str, str]]:
 
 
 def gpu_packing_pointer(experiment: Experiment) -> list[tuple[str, str, str]]:
-    """With resources.gpu: auto, the GPUs per trial the probe chose and why (sweep.tuning.gpu_packing); else nothing."""
-    from sweep.tuning import gpu_packing
+    """With resources.gpu: auto, the GPUs per trial the probe chose and why (sweep.storage.gpu_packing_file); else
+    nothing."""
+    from sweep.storage import gpu_packing_file
 
-    decision = gpu_packing.load(experiment)
+    decision = gpu_packing_file.load(experiment)
     return [("GPUs", str(experiment.gpu_packing_file), decision.describe())] if decision else []
 
 

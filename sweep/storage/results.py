@@ -9,12 +9,12 @@ from typing import Any, cast
 
 import pandas as pd
 
+from data.paths import DIVERGED_MARKER
 from sweep.errors import ExperimentError
 from sweep.schema.hyperparameters import SEARCHED_PARAMETERS
 from sweep.schema.objectives import SELECTION_SCORE, objective_value
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment
-from sweep.trial.checkpoints import DIVERGED_MARKER
 
 
 @dataclass

@@ -41,7 +41,7 @@ def prepare_study(
     episodes sized by `test_episodes` and `queries`) and the request; every user error is raised here, before any
     training."""
     from sweep.study.scoring import check_holdout, check_novel
-    from sweep.tuning import tuner
+    from sweep.workflows import preflight
 
     if latest:
         if experiment_path is not None or config_file is not None:
@@ -72,7 +72,7 @@ def prepare_study(
             if restart
             else resolve_request(study, spec, None, **options)
         )
-    tuner.check_dataset(spec)
+    preflight.check_dataset(spec)
     check_novel(spec)
     check_holdout(spec, request.holdout_fraction, request.holdout_seed)
     if experiment is None:

@@ -1,8 +1,8 @@
-"""Where a trial's checkpoints lie, and the marker of a diverged run (torch-free: the report reads these names).
+"""Where a trial's checkpoints lie (torch-free).
 
 The checkpoint format, its save and its load are evaluation/checkpoint.py's (evaluation.checkpoint.Checkpoint); the
 file inside a checkpoint directory is data.paths.CHECKPOINT_FILE. A run or Tune trial whose loss diverged holds
-DIVERGED_MARKER, with the error's message.
+data.paths.DIVERGED_MARKER, with the error's message.
 
 Run directory of `negmargin train`:
     <out>/checkpoints/epoch_XXXX/checkpoint.pt  one per validation epoch
@@ -14,8 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from data.paths import CHECKPOINT_FILE
-
-DIVERGED_MARKER = "diverged.txt"
 
 
 def epoch_checkpoint_path(out: Path, epoch: int) -> Path:

@@ -205,7 +205,7 @@ def sample_validation_episodes(
 ) -> data.EpisodeSet:
     """The validation episodes of `shot` for labels [N]: loaded from `path` when it exists, else sampled with
     validation.seed (way, queries, count of the section) and saved there; the sweep samples them once up front
-    (sweep.tuning.tuner) and every trial loads the same ones."""
+    (sweep.workflows.preflight) and every trial loads the same ones."""
     return data.EpisodeSet.load_or_sample(
         path,
         labels,

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
+from data.paths import DIVERGED_MARKER
 from sweep.errors import DivergenceError
 from sweep.schema.trial_config import TrialConfig
-from sweep.trial.checkpoints import DIVERGED_MARKER
 
 
 @dataclass(frozen=True)

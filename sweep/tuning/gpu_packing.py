@@ -4,20 +4,21 @@ Before the Tuner starts, `trial_gpus(spec, experiment)` runs the GPU probe (swee
 GPU of the cluster, so on a node that has the GPUs, and `decide` (a pure function of the probe's figures) packs as
 many trials onto a card as fit in its memory with headroom and still find it idle: a trial that keeps the card busy
 half of the time or more gets a whole GPU. The decision, with the figures, is logged and written to the experiment
-(gpu_packing.json); a resumed sweep (and its promotion's extra seeds, its margin study) reads it back instead of
-probing again. A cluster without GPUs gets 0 (trials on CPUs), saying so; a number in the spec is used as given.
+(gpu_packing.json: sweep.storage.gpu_packing_file); a resumed sweep (and its promotion's extra seeds, its margin study)
+reads it back instead of probing again. A cluster without GPUs gets 0 (trials on CPUs), saying so; a number in the spec
+is used as given.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from data.atomic import write_text_atomically
 from sweep.schema.spec import SweepSpec
+from sweep.storage import gpu_packing_file
 from sweep.storage.experiment import Experiment
+from sweep.storage.gpu_packing_file import PackingDecision
 from sweep.tuning.gpu_probe import ProbeFigures
 
 AUTO = "auto"
@@ -28,21 +29,6 @@ TARGET_LOAD = 1.5  # packed trials' summed busy share: above 1, the card stays b
 MAX_TRIALS_PER_GPU = 16
 PACKING_THROUGHPUT_SHARE = 0.9  # the decided pack is right when it gives this share of the best throughput measured
 _FRACTION_STEP = 1e-4  # Ray's resolution for fractional resources
-
-
-@dataclass(frozen=True)
-class PackingDecision:
-    """GPUs per trial, how many trials share a card, why, and the probe's figures (None without a probe)."""
-
-    gpu: float
-    trials_per_gpu: int
-    reason: str
-    figures: dict[str, Any] | None = None
-    trial_memory: int = 0  # bytes one trial is planned to take of the card (step peak, context, device-side split)
-
-    def describe(self) -> str:
-        """One line for the log and the report."""
-        return f"resources.gpu auto -> {self.gpu:g} per trial: {self.reason}"
 
 
 def decide(figures: ProbeFigures | None, cluster_gpus: float, split_bytes: int = 0) -> PackingDecision:
@@ -114,10 +100,10 @@ def trial_gpus(spec: SweepSpec, experiment: Experiment) -> float:
     Needs a Ray session when it has to decide."""
     if spec.resources.gpu != AUTO:
         return float(spec.resources.gpu)
-    decision = load(experiment)
+    decision = gpu_packing_file.load(experiment)
     if decision is None:
         decision = decide_for_cluster(spec, experiment)
-        save(experiment, decision)
+        gpu_packing_file.save(experiment, decision)
     return decision.gpu
 
 
@@ -152,7 +138,7 @@ def probe_arguments(spec: SweepSpec, experiment: Experiment) -> tuple[dict[str, 
     from sweep.tuning import space
 
     point = {name: parameter.bounds()[1] for name, parameter in spec.searched().items()}
-    return (space.trial_config(spec, point, experiment), *_base_split_shape(spec))
+    return (space.trial_config(spec, point, experiment.episodes_dir), *_base_split_shape(spec))
 
 
 def _base_split_shape(spec: SweepSpec) -> tuple[int, int]:
@@ -173,15 +159,3 @@ def base_split_bytes(spec: SweepSpec) -> int:
     images = len(data.build_dataset(d.name, d.root, "base").labels)
     _, stored = _base_split_shape(spec)
     return images * stored * stored * 3
-
-
-def save(experiment: Experiment, decision: PackingDecision) -> None:
-    """Write the decision to <experiment>/gpu_packing.json."""
-    write_text_atomically(experiment.gpu_packing_file, json.dumps(asdict(decision), indent=2) + "\n")
-
-
-def load(experiment: Experiment) -> PackingDecision | None:
-    """The decision recorded in the experiment, or None."""
-    if not experiment.gpu_packing_file.exists():
-        return None
-    return PackingDecision(**json.loads(experiment.gpu_packing_file.read_text()))

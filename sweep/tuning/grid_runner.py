@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.paths import checkpoint_file
+from data.paths import DIVERGED_MARKER, checkpoint_file
 from sweep.schema.objectives import SELECTION_SCORE
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment
-from sweep.trial.checkpoints import DIVERGED_MARKER
 from sweep.tuning import trainable
 
 

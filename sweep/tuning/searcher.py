@@ -1,6 +1,6 @@
 """The sweep's Optuna search: Ray Tune's OptunaSearch, with every Optuna trial linked to the Ray trial it ran as.
 
-While a sweep runs, `LinkedOptunaSearch` sets the user attributes of `sweep.tuning.optuna_study` on each Optuna trial:
+While a sweep runs, `LinkedOptunaSearch` sets the user attributes of `sweep.storage.optuna_study` on each Optuna trial:
 `ray_trial_id` when Tune asks for its point, then `epochs_run` and `stop_reason` (the one `sweep.storage.results` gives
 the report, from the same function) when the trial ends, before Optuna records its value. So optuna-dashboard shows,
 for every trial, which Ray trial (tune/trial_<id>/, the report's `trial` column) it is and how it ended.
@@ -21,8 +21,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from sweep.schema.objectives import objective_value, selection_score
 from sweep.storage.experiment import Experiment
+from sweep.storage.optuna_study import EPOCHS_RUN, RAY_TRIAL_ID, STOP_REASON
 from sweep.storage.results import stop_reason_of
-from sweep.tuning.optuna_study import EPOCHS_RUN, RAY_TRIAL_ID, STOP_REASON
 
 
 class LinkedOptunaSearch(OptunaSearch):

@@ -1,12 +1,13 @@
 """From a sweep spec to what Optuna searches and what each trial runs.
 
 `optuna_space(spec)` gives the distributions OptunaSearch samples, `first_points(spec)` (sweep.schema.first_points) the
-points it tries first; `trial_config(spec, params, experiment)` turns one sampled point into the
+points it tries first; `trial_config(spec, params, episodes_dir)` turns one sampled point into the
 `sweep.schema.trial_config.TrialConfig` dictionary of that trial.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import optuna.distributions as od
@@ -14,7 +15,6 @@ import optuna.distributions as od
 from models.catalog import trained_loss
 from sweep.schema.hyperparameters import HYPERPARAMETERS, SEARCHED_PARAMETERS
 from sweep.schema.spec import ParameterSpace, SweepSpec
-from sweep.storage.experiment import Experiment
 
 
 def _distribution(space: ParameterSpace) -> od.BaseDistribution:
@@ -35,11 +35,11 @@ def optuna_space(spec: SweepSpec) -> dict[str, od.BaseDistribution]:
 
 
 def trial_config(
-    spec: SweepSpec, params: dict[str, Any], experiment: Experiment, *, seed: int | None = None
+    spec: SweepSpec, params: dict[str, Any], episodes_dir: str | Path, *, seed: int | None = None
 ) -> dict[str, Any]:
     """The trial config dictionary of one sampled point (`params` holds the searched values): the spec's trial
-    settings, the searched values (each cast to its kind, sweep.schema.hyperparameters), the experiment's episode
-    folder, and `seed` when it is not the spec's."""
+    settings, the searched values (each cast to its kind, sweep.schema.hyperparameters), the folder of the fixed
+    validation episodes (an experiment's episodes_dir), and `seed` when it is not the spec's."""
     values = {**spec.fixed(), **params}
     missing = [name for name in SEARCHED_PARAMETERS if name not in values]
     if missing:
@@ -47,7 +47,7 @@ def trial_config(
     config = spec.trial_settings()
     config.update({parameter.name: parameter.cast(values[parameter.name]) for parameter in HYPERPARAMETERS})
     config["loss"] = trained_loss(spec.loss, config["margin"])
-    config["validation"]["episodes_dir"] = str(experiment.episodes_dir)
+    config["validation"]["episodes_dir"] = str(episodes_dir)
     if seed is not None:
         config["seed"] = seed
     return config

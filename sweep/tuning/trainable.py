@@ -13,11 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.paths import CHECKPOINT_FILE
+from data.paths import CHECKPOINT_FILE, DIVERGED_MARKER
 from sweep.errors import DivergenceError
 from sweep.schema.objectives import SELECTION_SCORE, objective_value, selection_score
 from sweep.storage.experiment import Experiment
-from sweep.trial.checkpoints import DIVERGED_MARKER
 from sweep.tuning import space
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ def _train(config: dict[str, Any], spec_data: dict[str, Any], experiment_root: s
     phases.mark("imports")
     spec = parse(spec_data)
     params, seed = point_of(config, spec.seed)
-    trial_config = space.trial_config(spec, params, Experiment(Path(experiment_root)), seed=seed)
+    trial_config = space.trial_config(spec, params, Experiment(Path(experiment_root)).episodes_dir, seed=seed)
     checkpoint = load_checkpoint_state(tune.get_checkpoint())
     reporter = TuneReporter(spec.objective, spec.selection, spec.selection_from_epoch)
     try:

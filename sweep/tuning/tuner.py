@@ -10,13 +10,11 @@ checkpoint.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 from clusters.session import alive_nodes, ray_session
 from clusters.storage import check_storage_reachable
-from sweep.errors import ExperimentError, SpecError
+from sweep.errors import ExperimentError
 from sweep.schema.first_points import first_points
 from sweep.schema.objectives import SELECTION_SCORE
 from sweep.schema.spec import SweepSpec
@@ -129,85 +127,9 @@ def build_tuner(spec: SweepSpec, experiment: Experiment) -> Any:
     )
 
 
-def check_dataset(spec: SweepSpec, promote: bool = True) -> None:
-    """Everything the sweep needs of its dataset, before any experiment or cluster work: the base and val splits
-    open and every image of them decodes (into the image cache the trials then read), the val split holds the
-    validation episodes (validation.way classes of validation.shots + queries images), and, when the sweep promotes,
-    the novel split holds the promotion episodes (its file list only: the test split is read by promotion alone)."""
-    import data
-
-    d = spec.dataset
-    v, p = spec.validation, spec.promotion
-    _check_episode_sizes(data.build_dataset(d.name, d.root, "val"), "validation", v.way, v.shots, v.queries)
-    if promote:
-        _check_episode_sizes(data.build_dataset(d.name, d.root, "novel"), "promotion", p.way, p.shots, p.queries)
-    _decode_training_splits(spec)
-
-
-def _decode_training_splits(spec: SweepSpec) -> None:
-    """Build the image caches of the base and val splits (every image decoded once; the trials then read them). On
-    a DataError (a corrupt or truncated image) remove what this call added to the cache directory, so a refused
-    sweep leaves nothing behind: cache folders and lock files carry the split's fingerprint (data.cache layout)."""
-    import data
-    from data.paths import default_cache_dir
-
-    d = spec.dataset
-    cache_dir = Path(d.cache_dir) if d.cache_dir else default_cache_dir()
-    existed = cache_dir.is_dir()
-    before = set(cache_dir.iterdir()) if existed else set()
-    splits = [data.build_dataset(d.name, d.root, split) for split in ("base", "val")]
-    try:
-        for split in ("base", "val"):
-            data.prepare_split(d, split, progress=False)
-    except data.DataError:
-        prefixes = [split.fingerprint()[:32] for split in splits]
-        added = set(cache_dir.iterdir()) - before if cache_dir.is_dir() else set()
-        for entry in added:
-            if not any(prefix in entry.name for prefix in prefixes):
-                continue
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-        if not existed and cache_dir.is_dir() and not any(cache_dir.iterdir()):
-            cache_dir.rmdir()
-        raise
-
-
-def _check_episode_sizes(split: Any, key: str, way: int, shots: list[int], queries: int) -> None:
-    """SpecError naming `key` unless `split` (an ImageDataset) has `way` classes of max(shots) + queries images."""
-    import numpy as np
-
-    counts = np.bincount(np.asarray(split.labels), minlength=len(split.class_names))
-    where = f"the {split.split} split of {split.name}"
-    if len(counts) < way:
-        raise SpecError(f"{key}.way: {way} exceeds the {len(counts)} classes of {where}")
-    needed = max(shots) + queries
-    smallest = int(np.argmin(counts))
-    if counts[smallest] < needed:
-        raise SpecError(
-            f"{key}.shots: {max(shots)} shots + {queries} queries need {needed} images per class; class "
-            f"{split.class_names[smallest]} of {where} has {int(counts[smallest])}"
-        )
-
-
-def prepare_validation_episodes(spec: SweepSpec, experiment: Experiment) -> None:
-    """Sample the fixed validation episode sets once, before any trial, so every trial scores on the same episodes."""
-    import data
-
-    missing = [shot for shot in spec.validation.shots if not experiment.val_episodes(shot).exists()]
-    if not missing:
-        return
-    from sweep.trial.runner import sample_validation_episodes
-
-    val = data.build_dataset(spec.dataset.name, spec.dataset.root, "val")
-    for shot in missing:
-        sample_validation_episodes(spec.validation, val.labels, val.class_names, shot, experiment.val_episodes(shot))
-
-
 def run(spec: SweepSpec, experiment: Experiment, address: str | None = None) -> Experiment:
-    """Run the sweep's trials into `experiment` (made by sweep.storage.experiment.create) and wait for them."""
-    prepare_validation_episodes(spec, experiment)
+    """Run the sweep's trials into `experiment` (made by sweep.storage.experiment.create, its validation episodes
+    sampled by sweep.workflows.preflight) and wait for them."""
     with ray_session(address):
         _check_storage(experiment)
         _fit(build_tuner(spec, experiment))

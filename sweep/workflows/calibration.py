@@ -104,7 +104,7 @@ class CalibrationPlan:
 
     def trial(self, margin: float, seed: int) -> TrialConfig:
         """The trial config of one run: the spec's settings, the fixed params, this margin and seed."""
-        config = trial_config(self.spec, {**self.params, "margin": margin}, self.episodes, seed=seed)
+        config = trial_config(self.spec, {**self.params, "margin": margin}, self.episodes.episodes_dir, seed=seed)
         return TrialConfig.from_dict(config)
 
 

@@ -73,8 +73,7 @@ def run_sweep(
         spec_module.check_storage_path(str(experiment), key="experiment")
         root = Path(experiment).expanduser().resolve()
         existing = sweep_run.check_can_hold(root, spec)
-        if existing is not None and sweep_run.is_finished(existing, promote):
-            log(f"Experiment:  {root} (finished: nothing to do)")
+        if existing is not None and sweep_run.finished(existing, promote, log):
             return SweepOutcome(existing, reports.build(existing))
         experiments.check_storage(spec, root.parent)
         if lease_wait <= 0:
@@ -86,9 +85,9 @@ def run_sweep(
     from clusters.session import check_session
 
     check_session(address)
-    from sweep.tuning import tuner  # Ray and torch load once the spec, the storage and the address are known to be good
+    from sweep.workflows import preflight  # torch loads once the spec, the storage and the address are known good
 
-    tuner.check_dataset(spec, promote=promote)
+    preflight.check_dataset(spec, promote=promote)
     command = retry_command(spec_argument, root, address=address, promote=promote, selections=selections)
     try:
         found, report = sweep_run.start_or_resume(

@@ -73,10 +73,13 @@ def stages(promote: bool) -> list[str]:
     return [TRIALS, PROMOTION, REPORT] if promote else [TRIALS, REPORT]
 
 
-def is_finished(experiment: Experiment, promote: bool) -> bool:
-    """Whether every stage of the sweep (with or without promotion) is done."""
-    done = read_progress(experiment)["done"]
-    return all(stage in done for stage in stages(promote))
+def finished(experiment: Experiment, promote: bool, log: Callable[[str], None]) -> bool:
+    """Whether every stage of the sweep (with or without promotion) is done; when it is, `log` is told that there is
+    nothing to do."""
+    if not all(stage in read_progress(experiment)["done"] for stage in stages(promote)):
+        return False
+    log(f"Experiment:  {experiment.root} (finished: nothing to do)")
+    return True
 
 
 def spec_differences(stored: SweepSpec, given: SweepSpec) -> list[str]:
@@ -124,7 +127,9 @@ def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log
     """Start the sweep's trials, or restore and continue them from Ray Tune's saved state."""
     from ray import tune
 
-    from sweep.tuning import optuna_study, tuner
+    from sweep.storage import optuna_study
+    from sweep.tuning import tuner
+    from sweep.workflows import preflight
 
     restorable = saved_state_usable(experiment, log)
     if restorable and tune.Tuner.can_restore(str(experiment.tune_dir)):
@@ -143,6 +148,7 @@ def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log
     closed = optuna_study.close_orphaned_trials(experiment, set())
     if closed:
         log(f"             {closed} Optuna trials of that attempt marked failed")
+    preflight.prepare_validation_episodes(spec, experiment)
     tuner.run(spec, experiment, address=address)
 
 
@@ -196,17 +202,12 @@ def start_or_resume(
 ) -> tuple[Experiment, Any]:
     """Run whatever stages of the sweep at `root` are not done yet, holding its lease; (experiment, report).
 
-    `spec` is validated and absolute (sweep.schema.spec.with_absolute_paths); `before_trials` runs once the experiment
-    exists and before its first stage (the CLI prints the first points there); `command` is what a StorageFaultError
-    tells the user to run once the storage is fixed (default: `negmargin sweep run <root>/spec.yaml --experiment
-    <root>`)."""
-    from sweep import report as reports
-
+    `spec` is validated and absolute (sweep.schema.spec.with_absolute_paths), and its caller (sweep.workflows.pipelines
+    .run_sweep) has found `root` not finished before any work; that is checked again here, holding the lease, since
+    another driver may have finished it since. `before_trials` runs once the experiment exists and before its first
+    stage (the CLI prints the first points there); `command` is what a StorageFaultError tells the user to run once
+    the storage is fixed (default: `negmargin sweep run <root>/spec.yaml --experiment <root>`)."""
     root = root.expanduser().resolve()
-    existing = check_can_hold(root, spec)
-    if existing is not None and is_finished(existing, promote):
-        log(f"Experiment:  {root} (finished: nothing to do)")
-        return existing, reports.build(existing)
     command = command or f"negmargin sweep run {root / 'spec.yaml'} --experiment {root}"
     with faults.stopping_on_faults(root, command):
         return _run_stages(spec, root, address, promote, selections, lease_wait, log, before_trials)
@@ -229,9 +230,8 @@ def _run_stages(
     root.mkdir(parents=True, exist_ok=True)
     lease = ExperimentLease(root).acquire(wait_s=lease_wait)
     try:
-        existing = check_can_hold(root, spec)  # again, holding the lease: another driver may have made it since
-        if existing is not None and is_finished(existing, promote):
-            log(f"Experiment:  {root} (finished: nothing to do)")
+        existing = check_can_hold(root, spec)  # holding the lease: another driver may have made or finished it since
+        if existing is not None and finished(existing, promote, log):
             return existing, reports.build(existing)
         experiment = existing or experiments.create_at(spec, root)
         progress = read_progress(experiment)

@@ -22,10 +22,9 @@ import yaml
 from clusters import jobs
 from clusters.local import cluster as local
 from sweep.storage import experiment as experiments
-from sweep.storage import selections
+from sweep.storage import optuna_study, selections
 from sweep.storage.lease import holder_of
 from sweep.storage.results import load_trials
-from sweep.tuning import optuna_study
 from sweep.workflows import submission
 from sweep.workflows import sweep_run as workflow
 

@@ -7,8 +7,10 @@ from clusters.session import ray_session
 from sweep.report.text import pointer_lines
 from sweep.schema import spec as spec_module
 from sweep.storage import experiment as experiments
+from sweep.storage import gpu_packing_file
+from sweep.storage.gpu_packing_file import PackingDecision
 from sweep.tuning import gpu_packing
-from sweep.tuning.gpu_packing import CUDA_CONTEXT_BYTES, PackingDecision, decide
+from sweep.tuning.gpu_packing import CUDA_CONTEXT_BYTES, decide
 from sweep.tuning.gpu_probe import ProbeFigures, busy_microseconds
 
 GIB = 2**30
@@ -73,7 +75,7 @@ def test_an_explicit_number_wins_and_records_nothing(tmp_path):
     spec = _spec(0.5, tmp_path)
     experiment = experiments.create(spec, storage=tmp_path / "experiments")
     assert gpu_packing.trial_gpus(spec, experiment) == 0.5  # no Ray session: nothing probed
-    assert gpu_packing.load(experiment) is None and not any("GPUs" in line for line in pointer_lines(experiment))
+    assert gpu_packing_file.load(experiment) is None and not any("GPUs" in line for line in pointer_lines(experiment))
 
 
 def test_the_probe_runs_the_trial_step_as_a_ray_task_and_auto_is_zero_without_gpus(tmp_path, glyph_cache):
@@ -87,7 +89,7 @@ def test_the_probe_runs_the_trial_step_as_a_ray_task_and_auto_is_zero_without_gp
     assert probed.step_seconds > 0 and probed.images_per_s == pytest.approx(spec.batch_size / probed.step_seconds)
     assert probed.peak_memory > 0
     assert gpus == 0.0
-    recorded = gpu_packing.load(experiment)
+    recorded = gpu_packing_file.load(experiment)
     assert recorded == PackingDecision(0.0, 0, "the cluster has no GPU: trials run on CPUs")
     assert gpu_packing.trial_gpus(spec, experiment) == 0.0  # read back (a resume): no Ray session needed
     (line,) = [line for line in pointer_lines(experiment) if line.startswith("GPUs:")]

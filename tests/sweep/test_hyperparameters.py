@@ -74,7 +74,7 @@ def test_a_sampled_value_lands_in_the_trial_config_as_the_tables_kind(parameter,
     spec = _spec_searching(parameter, low, high)
     params = {name: space.bounds()[0] for name, space in spec.searched().items()}
     params[parameter.name] = float(high)  # as a sampler may give it, even for an integer parameter
-    config = TrialConfig.from_dict(trial_config(spec, params, Experiment(tmp_path)))
+    config = TrialConfig.from_dict(trial_config(spec, params, Experiment(tmp_path).episodes_dir))
     value = getattr(config, parameter.name)
     assert value == high and type(value) is (int if parameter.kind == "int" else float)
 

@@ -77,7 +77,7 @@ def test_the_preset_builds_its_tuner_and_first_tries_its_starting_points_whole(n
     expected = starting_points_of(spec)
     assert [point.origin for point in planned] == [point.origin for point in expected]
     for point, start in zip(suggested, expected, strict=True):
-        config = TrialConfig.from_dict(trial_config(spec, point, experiment))  # what the first trials run
+        config = TrialConfig.from_dict(trial_config(spec, point, experiment.episodes_dir))  # what the first trials run
         assert {key: getattr(config, key) for key in SEARCHED_PARAMETERS} == start.params
         assert config.dropblock_mask == "published" and spec.selection == "val_acc_5shot"
 

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from tensorboard.plugins.hparams import api_pb2
 
+from data.paths import DIVERGED_MARKER
 from sweep import report
 from sweep.report import figure, tensorboard_files
 from sweep.storage import experiment as experiments
 from sweep.storage import promotion_file
 from sweep.storage.promotion_file import PromotedTrial, Promotion, ShotScore
 from sweep.storage.results import TrialRecord
-from sweep.trial.checkpoints import DIVERGED_MARKER
 
 from helpers import tensorboard as board
 from helpers.specs import full_search_spec

@@ -7,8 +7,9 @@ import pytest
 
 from sweep.schema import spec as spec_module
 from sweep.storage import experiment as experiments
-from sweep.tuning import optuna_study, tuner
-from sweep.tuning.optuna_study import EPOCHS_RUN, STOP_REASON
+from sweep.storage import optuna_study
+from sweep.storage.optuna_study import EPOCHS_RUN, STOP_REASON
+from sweep.tuning import tuner
 
 from helpers.specs import full_search_spec, full_search_spec_data
 

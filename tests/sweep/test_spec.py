@@ -100,11 +100,11 @@ def test_space_and_trial_config_follow_the_spec(tmp_path):
     space = optuna_space(spec)
     assert space["weight_decay"].log and space["dropblock_size"].low == 1
     params = {"margin": 0.2, "scale": 12.0, "weight_decay": 1e-4, "drop_rate": 0.1, "dropblock_size": 2}
-    config = trial_config(spec, params, Experiment(tmp_path))
+    config = trial_config(spec, params, Experiment(tmp_path).episodes_dir)
     assert config["loss"] == "cosine"  # a positive margin in a neg-cosine sweep trains the CosFace-style head
     assert config["margin"] == 0.2 and config["dropblock_size"] == 2
     assert config["validation"]["episodes_dir"] == str(tmp_path / "episodes")
-    assert trial_config(spec, {**params, "margin": -0.1}, Experiment(tmp_path))["loss"] == "neg-cosine"
+    assert trial_config(spec, {**params, "margin": -0.1}, Experiment(tmp_path).episodes_dir)["loss"] == "neg-cosine"
     assert TrialConfig.from_dict(config).margin == 0.2
 
 
@@ -122,7 +122,7 @@ def test_every_trial_setting_is_a_sweep_key_and_reaches_the_trial(tmp_path):
     data["validation"].update(way=4, seed=9)
     spec = spec_module.parse(data)
     params = {"margin": -0.2, "scale": 12.0, "weight_decay": 1e-4, "drop_rate": 0.1, "dropblock_size": 2}
-    config = TrialConfig.from_dict(trial_config(spec, params, Experiment(tmp_path)))
+    config = TrialConfig.from_dict(trial_config(spec, params, Experiment(tmp_path).episodes_dir))
     assert set(TrialSettings.model_fields) <= set(type(spec).model_fields)
     for key in TrialSettings.model_fields:
         if key != "validation":

@@ -43,9 +43,12 @@ def test_stages_are_recorded_once_done(tmp_path):
     assert workflow.read_progress(experiment) == {"done": {}, "attempts": []}
     workflow.mark_done(experiment, workflow.TRIALS)
     workflow.mark_done(experiment, workflow.REPORT)
-    assert workflow.is_finished(experiment, promote=False) and not workflow.is_finished(experiment, promote=True)
+    said: list[str] = []
+    assert not workflow.finished(experiment, promote=True, log=said.append) and said == []
+    assert workflow.finished(experiment, promote=False, log=said.append)
     workflow.mark_done(experiment, workflow.PROMOTION)
-    assert workflow.is_finished(experiment, promote=True)
+    assert workflow.finished(experiment, promote=True, log=said.append)
+    assert said == [f"Experiment:  {experiment.root} (finished: nothing to do)"] * 2
 
 
 def test_the_cli_refuses_a_held_experiment_in_one_line_before_any_work(tmp_path, capsys):
