@@ -139,6 +139,8 @@ def spaces(beta_range: tuple[float, float] = BETA_RANGE) -> dict[str, dict[str, 
 
 
 SPACES = spaces()
+# drawn in the figure (the table has every strategy): the references, today's and the chosen settings, the early rung
+FIGURE_STRATEGIES = ("grid", "random", "today", "tpe2-asha", "tpe2-asha24")
 
 
 def with_keys(spec: SweepSpec, keys: dict[str, Any], source: str) -> SweepSpec:
@@ -306,7 +308,7 @@ def figure(
     for axis, (space, where) in zip(axes[0], scenarios.items()):
         xs = np.arange(0, grid_epochs[space] + 1)
         for (curve_space, strategy), sweeps in curves.items():
-            if curve_space != space:
+            if curve_space != space or strategy not in FIGURE_STRATEGIES:
                 continue
             low, mid, high = curve_band([sweep.trace for sweep in sweeps], xs)
             (line,) = axis.step(xs, mid, where="post", label=strategy, linewidth=1.6)
@@ -314,7 +316,9 @@ def figure(
         axis.axhline(grid_best[space], color="black", linewidth=0.8, linestyle="--", label="grid's best")
         axis.axhline(grid_best[space] - TARGET_POINTS, color="black", linewidth=0.8, linestyle=":", label="- 0.5")
         axis.axhline(where.default_score, color="grey", linewidth=0.8, label="default (m = 0)")
-        axis.axvline(TARGET_EPOCH_FRACTION * grid_epochs[space], color="red", linewidth=0.6, alpha=0.6)
+        axis.axvline(
+            TARGET_EPOCH_FRACTION * grid_epochs[space], color="red", linewidth=0.6, alpha=0.6, label="1/4 of the grid"
+        )
         axis.set_title(f"space: {space} ({len(where.configs)} recorded configurations)")
         axis.set_xlabel("training epochs spent (all trials)")
         axis.set_ylabel("promoted configuration's test accuracy, % (seed-averaged)")
