@@ -24,6 +24,10 @@ _EXPORTS = {
     "render_report": "sweep.workflows.pipelines",
     "prepare_study": "sweep.study.pipeline",
     "run_study": "sweep.study.pipeline",
+    "read_study": "sweep.study.pipeline",
+    "Study": "sweep.study.study_file",
+    "Selection": "sweep.storage.selections",
+    "Progress": "sweep.storage.progress_file",
     "submit_sweep": "sweep.workflows.submission",
     "UserError": "data.errors",
 }

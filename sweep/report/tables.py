@@ -20,6 +20,7 @@ from sweep.storage import selections
 from sweep.storage.experiment import Experiment
 from sweep.storage.promotion_file import Promotion
 from sweep.storage.results import TrialRecord, load_trials
+from sweep.storage.selections import Selection
 from sweep.tuning import optuna_study
 
 
@@ -32,7 +33,7 @@ class Report:
     records: list[TrialRecord]
     trials: pd.DataFrame  # one row per trial, best objective first
     promoted: pd.DataFrame  # one row per promoted trial, by rank
-    selected: list[dict[str, Any]]  # per shot: the selections entry (sweep.storage.selections) this promotion gives
+    selected: list[Selection]  # per shot: the selections entry (sweep.storage.selections) this promotion gives
     stops: list[dict[str, Any]]  # per trial that did not run its full budget: epoch, reason, a sentence
     optuna_numbers: dict[str, int] = field(default_factory=dict)  # Ray trial id -> Optuna trial number
 

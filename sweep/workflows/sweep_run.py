@@ -15,20 +15,19 @@ before anything is written).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from data.atomic import write_text_atomically
 from sweep.errors import ExperimentError
 from sweep.schema.spec import SweepSpec
 from sweep.storage import experiment as experiments
+from sweep.storage import progress_file as progress_files
 from sweep.storage.experiment import Experiment
 from sweep.storage.lease import LEASE_DIR
+from sweep.storage.progress_file import Attempt, Progress
 
-PROGRESS_FILE = "progress.json"
 TRIALS, PROMOTION, REPORT = "trials", "promotion", "report"
 IGNORED_SPEC_KEYS = ("storage_path",)  # where experiments go: the experiment directory itself is given
 
@@ -38,26 +37,18 @@ IGNORED_SPEC_KEYS = ("storage_path",)  # where experiments go: the experiment di
 
 def progress_file(experiment: Experiment) -> Path:
     """<experiment>/progress.json: the stages done and every call that worked on the experiment."""
-    return experiment.root / PROGRESS_FILE
+    return progress_files.path_of(experiment.root)
 
 
-def read_progress(experiment: Experiment) -> dict[str, Any]:
-    """{"done": {stage: finished at}, "attempts": [{started, host, pid, resumed}]} (empty before the first call)."""
-    path = progress_file(experiment)
-    if not path.exists():
-        return {"done": {}, "attempts": []}
-    return json.loads(path.read_text())
-
-
-def _write_progress(experiment: Experiment, progress: dict[str, Any]) -> None:
-    write_text_atomically(progress_file(experiment), json.dumps(progress, indent=2))
+def read_progress(experiment: Experiment) -> Progress:
+    """The stages done and the attempts (empty before the first call); ExperimentError (one line) if damaged."""
+    return progress_files.read(progress_file(experiment))
 
 
 def mark_done(experiment: Experiment, stage: str) -> None:
     """Record that `stage` has finished (atomically: a driver killed before this line leaves it to be redone)."""
-    progress = read_progress(experiment)
-    progress["done"][stage] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    _write_progress(experiment, progress)
+    progress = read_progress(experiment).with_done(stage, _now())
+    progress_files.write(progress_file(experiment), progress)
 
 
 def stages(promote: bool) -> list[str]:
@@ -67,7 +58,7 @@ def stages(promote: bool) -> list[str]:
 
 def is_finished(experiment: Experiment, promote: bool) -> bool:
     """Whether every stage of the sweep (with or without promotion) is done."""
-    done = read_progress(experiment)["done"]
+    done = read_progress(experiment).done
     return all(stage in done for stage in stages(promote))
 
 
@@ -176,9 +167,9 @@ def start_or_resume(
             return existing, reports.build(existing)
         experiment = existing or experiments.create_at(spec, root)
         progress = read_progress(experiment)
-        progress["attempts"].append(_attempt(bool(progress["attempts"])))
-        _write_progress(experiment, progress)
-        done = progress["done"]
+        progress = progress.with_attempt(_attempt(bool(progress.attempts)))
+        progress_files.write(progress_file(experiment), progress)
+        done = progress.done
         log(f"Experiment:  {root}" + (f" (resuming; done: {', '.join(done) or 'nothing yet'})" if existing else ""))
         if before_trials is not None:
             before_trials(experiment)
@@ -197,13 +188,12 @@ def start_or_resume(
         lease.release()
 
 
-def _attempt(resumed: bool) -> dict[str, Any]:
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _attempt(resumed: bool) -> Attempt:
     import os
     import socket
 
-    return {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "resumed": resumed,
-    }
+    return Attempt(started=_now(), host=socket.gethostname(), pid=os.getpid(), resumed=resumed)

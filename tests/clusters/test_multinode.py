@@ -269,8 +269,8 @@ def assert_promoted_once(experiment_root: Path, attempts: int) -> None:
     """Promotion and report done once, by the last of `attempts` calls; one selection per shot."""
     experiment = experiments.open_existing(experiment_root)
     progress = workflow.read_progress(experiment)
-    assert set(progress["done"]) == {workflow.TRIALS, workflow.PROMOTION, workflow.REPORT}
-    assert [attempt["resumed"] for attempt in progress["attempts"]] == [False] + [True] * (attempts - 1)
+    assert set(progress.done) == {workflow.TRIALS, workflow.PROMOTION, workflow.REPORT}
+    assert [attempt.resumed for attempt in progress.attempts] == [False] + [True] * (attempts - 1)
     promotion = experiment.promotion()
     assert promotion is not None
     promoted = [trial.trial_id for trial in promotion.trials]
@@ -393,7 +393,7 @@ def test_a_driver_killed_during_promotion_is_finished_by_the_same_command_withou
     wait_for(lambda: saved_trial_states(root, "seeds"), 600, "promotion to start retraining", interval=0.1)
     kill(driver)
     assert not experiment.promotion_file.exists()
-    assert set(workflow.read_progress(experiment)["done"]) == {workflow.TRIALS}
+    assert set(workflow.read_progress(experiment).done) == {workflow.TRIALS}
     trials_before = files_of(root / "tune")
 
     assert run_to_end(command, cluster.gcs_address, log) == 0
