@@ -130,5 +130,6 @@ def _optuna_numbers(experiment: Experiment) -> dict[str, int]:
 def build(experiment: Experiment) -> Report:
     """The report of an experiment, from its Tune results, promotion file and Optuna study."""
     spec = experiment.spec()
+    promotion = experiment.promotion()  # first: a damaged promotion.json is one line before Tune's state is read
     records = load_trials(experiment, spec)
-    return assemble(experiment, spec, records, experiment.promotion(), _optuna_numbers(experiment))
+    return assemble(experiment, spec, records, promotion, _optuna_numbers(experiment))
