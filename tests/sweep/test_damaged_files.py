@@ -98,10 +98,20 @@ def _study(experiment_root: Path) -> Study:
         ],
         comparisons=[
             MarginComparison(
-                domain="novel", shot=1, margin=-0.2, seeds=[0], mean_diff=1.0, ci95=0.5, t_pvalue=0.01,
-                wilcoxon_pvalue=float("nan"), n=20, per_seed_diff=[1.0], t_pvalue_holm=0.01, significant=True,
+                domain="novel",
+                shot=1,
+                margin=-0.2,
+                seeds=[0],
+                mean_diff=1.0,
+                ci95=0.5,
+                t_pvalue=0.01,
+                wilcoxon_pvalue=float("nan"),
+                n=20,
+                per_seed_diff=[1.0],
+                t_pvalue_holm=0.01,
+                significant=True,
             )
-        ],  # fmt: skip
+        ],
         answer="glyphs / conv4 / neg-cosine: 1-shot: m = -0.2 beats m = 0",
         seconds=1.5,
     )
