@@ -280,7 +280,7 @@ def assert_promoted_once(experiment_root: Path, attempts: int) -> None:
     scored = [path.name.removesuffix("_accuracies.pt") for path in experiment.promotion_dir.iterdir()]
     assert promoted[0] in scored and set(scored) <= table
     entries = selections.read(selections.default_path(experiment))
-    assert [entry["shot"] for entry in entries] == [1]  # one selection per shot
+    assert [entry.shot for entry in entries] == [1]  # one selection per shot
     assert experiment.report_file.is_file()
 
 
