@@ -17,7 +17,8 @@ $(STAMP): $(PY) setup.cfg pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 # Refresh constraints.txt: every dependency upgraded to the newest release setup.cfg's ranges allow, lint, mypy and the
-# whole suite run on them, and only then their versions written (the project itself left out; its comment lines kept).
+# whole suite run on them, and only then their versions written (setuptools too, which tensorboard needs at run time;
+# pip and the project itself left out; the file's comment lines kept).
 lock: $(PY)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install --upgrade --upgrade-strategy eager -e '.[test]'
@@ -26,7 +27,7 @@ lock: $(PY)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 	grep '^#' $(CONSTRAINTS) > $(CONSTRAINTS).new
-	$(PY) -m pip freeze --exclude-editable | grep -iv '^negmargin' >> $(CONSTRAINTS).new
+	$(PY) -m pip freeze --all --exclude-editable | grep -iv '^\(negmargin\|pip\)==' >> $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	touch $(STAMP)
 
