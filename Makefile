@@ -2,15 +2,33 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The versions the test suite passes with; `make lock` refreshes it. Installs outside make may leave it out: setup.cfg's
+# ranges alone also install (README, "Installing").
+CONSTRAINTS := constraints.txt
 
-.PHONY: test lint format demo study calibrate curves efficiency bench clean
+.PHONY: test lint format demo study calibrate curves efficiency bench clean lock
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(PY) setup.cfg pyproject.toml
+$(STAMP): $(PY) setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install -c $(CONSTRAINTS) -e '.[test]'
+	touch $(STAMP)
+
+# Refresh constraints.txt: every dependency upgraded to the newest release setup.cfg's ranges allow, lint, mypy and the
+# whole suite run on them, and only then their versions written (setuptools too, which tensorboard needs at run time;
+# pip and the project itself left out; the file's comment lines kept).
+lock: $(PY)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install --upgrade --upgrade-strategy eager -e '.[test]'
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest
+	grep '^#' $(CONSTRAINTS) > $(CONSTRAINTS).new
+	$(PY) -m pip freeze --all --exclude-editable | grep -iv '^\(negmargin\|pip\)==' >> $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -26,6 +26,10 @@ _EXPORTS = {
     "run_study": "sweep.study.pipeline",
     "run_calibration": "sweep.workflows.calibration_pipeline",
     "CalibrationOutcome": "sweep.workflows.calibration_pipeline",
+    "read_study": "sweep.study.pipeline",
+    "Study": "sweep.study.study_file",
+    "Selection": "sweep.storage.selections",
+    "Progress": "sweep.storage.progress_file",
     "submit_sweep": "sweep.workflows.submission",
     "UserError": "data.errors",
 }

@@ -43,6 +43,9 @@ def register(sweep_subparsers: argparse._SubParsersAction) -> None:
     study.add_argument("--test-episodes", type=int, help="with --config: novel test episodes per shot (default 600)")
     study.add_argument("--queries", type=int, help="with --config: queries per class of an episode (default 16)")
     study.add_argument("--restart", action="store_true", help="discard the experiment's study and start a new one")
+    study.add_argument(
+        "--show", action="store_true", help="print the study saved in EXP/study/study.json; train nothing"
+    )
     study.add_argument("--format", choices=("table", "md", "csv", "json"), default="table", help="how to print")
     add_address(study)
     study.set_defaults(func=study_command)
@@ -53,6 +56,8 @@ def study_command(args: argparse.Namespace) -> int:
     from sweep import study
     from sweep.study.layout import FIGURES, StudyDir
 
+    if args.show:
+        return show_command(args)
     experiment, request = study.prepare_study(
         args.experiment,
         args.config,
@@ -77,5 +82,20 @@ def study_command(args: argparse.Namespace) -> int:
     for name in FIGURES:
         print(f"Figure:      {paths.figure_file(name)}")
     print(f"TensorBoard: tensorboard --logdir {paths.tensorboard_dir}")
-    print(result["answer"])
+    print(result.answer)
+    return 0
+
+
+def show_command(args: argparse.Namespace) -> int:
+    """`sweep study EXP --show`: print a finished study from its study.json (one line, exit 2, if damaged)."""
+    from sweep import study
+    from sweep.errors import SpecError
+    from sweep.storage import experiment as experiments
+
+    if args.config is not None or (args.experiment is None) == (not args.latest):
+        raise SpecError("--show prints an experiment's study: give the experiment directory or --latest")
+    root = args.experiment if args.experiment is not None else experiments.latest(args.storage).root
+    found = study.read_study(root)
+    print(study.render(found, args.format), end="")
+    print(found.answer)
     return 0

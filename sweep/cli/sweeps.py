@@ -202,13 +202,12 @@ def select_command(args: argparse.Namespace) -> int:
         return 1
     for entry in entries:
         params = ", ".join(
-            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-            for key, value in entry["params"].items()
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in entry.params.items()
         )
         print(
-            f"{entry['dataset']} / {entry['backbone']} / {entry['loss']} / {entry['shot']}-shot: {params}  "
-            f"test {entry['test_acc']:.2f} ± {entry['test_ci95']:.2f} ({entry['test_episodes']} episodes)  "
-            f"from {entry['experiment']}"
+            f"{entry.dataset} / {entry.backbone} / {entry.loss} / {entry.shot}-shot: {params}  "
+            f"test {entry.test_acc:.2f} ± {entry.test_ci95:.2f} ({entry.test_episodes} episodes)  "
+            f"from {entry.experiment}"
         )
     return 0
 

@@ -20,6 +20,7 @@ from sweep.storage import optuna_study, selections
 from sweep.storage.experiment import Experiment
 from sweep.storage.promotion_file import Promotion
 from sweep.storage.results import TrialRecord, load_trials
+from sweep.storage.selections import Selection
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Report:
     records: list[TrialRecord]
     trials: pd.DataFrame  # one row per trial, best objective first
     promoted: pd.DataFrame  # one row per promoted trial, by rank
-    selected: list[dict[str, Any]]  # per shot: the selections entry (sweep.storage.selections) this promotion gives
+    selected: list[Selection]  # per shot: the selections entry (sweep.storage.selections) this promotion gives
     stops: list[dict[str, Any]]  # per trial that did not run its full budget: epoch, reason, a sentence
     optuna_numbers: dict[str, int] = field(default_factory=dict)  # Ray trial id -> Optuna trial number
 
@@ -128,5 +129,6 @@ def _optuna_numbers(experiment: Experiment) -> dict[str, int]:
 def build(experiment: Experiment) -> Report:
     """The report of an experiment, from its Tune results, promotion file and Optuna study."""
     spec = experiment.spec()
+    promotion = experiment.promotion()  # first: a damaged promotion.json is one line before Tune's state is read
     records = load_trials(experiment, spec)
-    return assemble(experiment, spec, records, experiment.promotion(), _optuna_numbers(experiment))
+    return assemble(experiment, spec, records, promotion, _optuna_numbers(experiment))

@@ -14,6 +14,7 @@ from sweep.report.tables import START_LEGEND, Report
 from sweep.schema.hyperparameters import HYPERPARAMETERS
 from sweep.storage import optuna_study
 from sweep.storage.experiment import Experiment
+from sweep.storage.selections import Selection
 
 
 def _missing(value: Any) -> bool:
@@ -76,12 +77,12 @@ def _title(report: Report) -> str:
 def answer_lines(report: Report) -> list[str]:
     """The selected hyperparameters per shot with their test accuracy ± 95% CI (or what to run to get them)."""
     if report.selected:
-        episodes = report.selected[0]["test_episodes"]
+        episodes = report.selected[0].test_episodes
         lines = [f"Selected hyperparameters (test accuracy on {episodes} fixed test episodes, mean ± 95% CI)"]
         for entry in report.selected:
             lines.append(
-                f"  {entry['shot']}-shot: {entry['test_acc']:.2f} ± {entry['test_ci95']:.2f} %   "
-                f"{format_params(entry['params'])}   (trial {entry['trial_id']}, val {entry['val_acc']:.2f} %)"
+                f"  {entry.shot}-shot: {entry.test_acc:.2f} ± {entry.test_ci95:.2f} %   "
+                f"{format_params(entry.params)}   (trial {entry.trial_id}, val {entry.val_acc:.2f} %)"
             )
             lines.append(f"    {baseline_line(entry)}")
         return lines
@@ -96,13 +97,13 @@ def answer_lines(report: Report) -> list[str]:
     ]
 
 
-def baseline_line(entry: dict[str, Any]) -> str:
+def baseline_line(entry: Selection) -> str:
     """'vs the baseline, m = 0 (trial 9a0e…): +2.10 ± 0.70 points (paired t p = …, Wilcoxon p = …): beats the
     baseline', or why there is no comparison."""
-    if "vs_baseline" not in entry:
-        return f"vs the baseline: {entry.get('baseline', 'none')}"
-    found = entry["baseline"]
-    return f"vs the baseline, {found['label']} (trial {found['trial_id']}): {entry['vs_baseline']['text']}"
+    found = entry.baseline
+    if entry.vs_baseline is None or isinstance(found, str):
+        return f"vs the baseline: {found if isinstance(found, str) else 'none'}"
+    return f"vs the baseline, {found.label} (trial {found.trial_id}): {entry.vs_baseline.text}"
 
 
 def _trial_table(report: Report) -> pd.DataFrame:
@@ -211,14 +212,18 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records")) if not frame.empty else []
 
 
+REPORT_FORMAT = 1  # the version of the JSON report's layout (its "selected" rows are sweep.storage.selections')
+
+
 def render(report: Report, fmt: str = "table") -> str:
     """The report as text: a terminal table, Markdown, CSV or JSON."""
     if fmt == "json":
         return json.dumps(
             {
+                "format": REPORT_FORMAT,
                 "experiment": str(report.experiment.root),
                 "study": optuna_study.study_name(report.experiment),
-                "selected": report.selected,
+                "selected": [entry.model_dump(exclude_none=True) for entry in report.selected],
                 "trials": _records(report.trials),
                 "stops": report.stops,
                 "promoted": _records(report.promoted),

@@ -4,12 +4,13 @@ Promotion (sweep.workflows.promotion) writes it; the selections file, the report
 read it through `read`. Accuracies are in percent over the experiment's fixed test episodes; per-shot tables are
 keyed by the shot as a string ("1", "5"), as JSON keys are.
 
-    {"experiment": "/…/experiments/default-…", "objective": "val_acc_mean", "selection_metric": "val_acc_5shot",
-     "shots": [1, 5], "test_episodes": {"1": "/…/episodes/test_1shot.pt", …},
+    {"format": 1, "experiment": "/…/experiments/default-…", "objective": "val_acc_mean",
+     "selection_metric": "val_acc_5shot", "shots": [1, 5], "test_episodes": {"1": "/…/episodes/test_1shot.pt", …},
      "trials": [PromotedTrial, …]            ranked by validation (rank 1 first)
      "comparisons": [Comparison, …]          every pair of promoted trials, per shot (paired over the episodes)
      "baseline": BaselineSection             the m = 0 trial (or the spec's first point) and each trial's difference
      "seconds": 12.3}
+A file without `format` (written before it was recorded) is format 1.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from data.atomic import write_text_atomically
-from data.validation_errors import describe_validation_error
-from sweep.errors import ExperimentError
+from sweep.storage.file_format import VersionedFile, dump, read_json
 
 NO_BASELINE_SCORED = "no baseline (promoted before baselines were scored)"
+REMEDY = "run `negmargin sweep promote EXPERIMENT` again to rewrite it"
 
 
 class _Record(BaseModel):
@@ -132,7 +133,7 @@ class BaselineSection(_Record):
         return self.differences.get(trial_id, {}).get(str(shot))
 
 
-class Promotion(_Record):
+class Promotion(VersionedFile):
     """What one promotion of an experiment found (the module docstring shows the layout)."""
 
     experiment: str
@@ -152,16 +153,11 @@ class Promotion(_Record):
 
 def write(path: Path, promotion: Promotion) -> Path:
     """Write promotion.json atomically (NaN stays NaN, as json writes it)."""
-    return write_text_atomically(path, json.dumps(promotion.model_dump(exclude_none=True), indent=2) + "\n")
+    return write_text_atomically(path, json.dumps(dump(promotion, exclude_none=True), indent=2) + "\n")
 
 
 def read(path: Path) -> Promotion | None:
     """The promotion in `path`, or None when there is none yet; ExperimentError (one line) if it is not one."""
     if not path.exists():
         return None
-    try:
-        return Promotion.model_validate(json.loads(path.read_text()))
-    except json.JSONDecodeError as error:
-        raise ExperimentError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
-    except ValidationError as error:
-        raise ExperimentError(f"{path}: not a promotion file ({describe_validation_error(error)})") from None
+    return read_json(path, Promotion, "promotion file", REMEDY)

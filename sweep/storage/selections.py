@@ -1,5 +1,7 @@
-"""The selections file: the chosen hyperparameters per (dataset, backbone, loss, shot), merged by every promotion.
+"""The selections file: one typed definition of the chosen hyperparameters per (dataset, backbone, loss, shot), merged
+by every promotion, and its read and merge (the only code that does). A report's selected rows are the same entries.
 
+    format: 1
     selections:
       - {dataset: glyphs, backbone: conv4, loss: neg-cosine, shot: 1,
          params: {margin: -0.12, scale: 12.3, weight_decay: 4.1e-4, drop_rate: 0.0, dropblock_size: 5},
@@ -10,7 +12,7 @@
                        verdict: beats the baseline, text: "+2.10 ± 0.70 points (paired t p = …): beats the baseline"}}
 
 A promotion replaces the entry of each key it covers (the newest sweep of a setting is the one the user ran last);
-entries of other settings are kept untouched.
+entries of other settings are kept untouched. A file without `format` (written before it was recorded) is format 1.
 """
 
 from __future__ import annotations
@@ -21,14 +23,75 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict
 
 from data.atomic import file_lock, write_text_atomically
-from sweep.errors import ExperimentError
 from sweep.schema.spec import DEFAULT_STORAGE, SweepSpec
 from sweep.storage.experiment import Experiment
+from sweep.storage.file_format import VersionedFile, dump, read_yaml
 from sweep.storage.promotion_file import PromotedTrial, Promotion
 
 KEY_FIELDS = ("dataset", "backbone", "loss", "shot")
+REMEDY = "fix or delete it: `negmargin sweep promote EXPERIMENT` writes an experiment's entries again"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaselineTrial(_Record):
+    """Which trial the selected one was compared with: how the baseline was chosen ("m = 0", …) and its trial id."""
+
+    label: str | None = None
+    trial_id: str | None = None
+
+
+class VersusBaseline(_Record):
+    """The selected trial minus the baseline at the entry's shot (sweep.storage.promotion_file.BaselineDifference,
+    rounded), and the sentence that says it."""
+
+    mean_diff: float
+    ci95: float
+    t_pvalue: float
+    wilcoxon_pvalue: float
+    seeds: int
+    verdict: str
+    text: str
+
+
+class Selection(_Record):
+    """One chosen configuration: its key (dataset, backbone, loss, shot), searched values, validation and test
+    accuracy (%, test mean ± 95 % half-width over `test_episodes`), where it comes from, when it was chosen, and its
+    difference to the baseline (`baseline` is the note alone when promotion had none)."""
+
+    dataset: str
+    backbone: str
+    loss: str
+    shot: int
+    params: dict[str, Any]
+    val_acc: float
+    test_acc: float
+    test_ci95: float
+    test_episodes: int
+    experiment: str
+    trial_id: str
+    updated: str
+    baseline: BaselineTrial | str
+    vs_baseline: VersusBaseline | None = None
+
+    def key(self) -> tuple[str, str, str, int]:
+        """(dataset, backbone, loss, shot): what one entry of the file is the choice for."""
+        return (self.dataset, self.backbone, self.loss, self.shot)
+
+    def matches(self, **criteria: Any) -> bool:
+        """Whether every given criterion (dataset=…, backbone=…, loss=…, shot=…) holds; None matches all."""
+        return all(value is None or getattr(self, field) == value for field, value in criteria.items())
+
+
+class Selections(VersionedFile):
+    """The whole selections file."""
+
+    selections: list[Selection]
 
 
 def default_path(experiment: Experiment | None = None) -> Path:
@@ -40,18 +103,14 @@ def default_path(experiment: Experiment | None = None) -> Path:
     return Path(DEFAULT_STORAGE) / "selections.yaml"
 
 
-def read(path: Path) -> list[dict[str, Any]]:
-    """The entries of a selections file (empty when it does not exist yet)."""
+def read(path: Path) -> list[Selection]:
+    """The entries of a selections file (empty when it does not exist yet); ExperimentError (one line) if damaged."""
     if not path.exists():
         return []
-    content = yaml.safe_load(path.read_text()) or {}
-    entries = content.get("selections") if isinstance(content, dict) else None
-    if not isinstance(entries, list):
-        raise ExperimentError(f"{path}: not a selections file (expected a 'selections' list)")
-    return entries
+    return list(read_yaml(path, Selections, "selections file", REMEDY).selections)
 
 
-def entries_from_promotion(spec: SweepSpec, promotion: Promotion) -> list[dict[str, Any]]:
+def entries_from_promotion(spec: SweepSpec, promotion: Promotion) -> list[Selection]:
     """One entry per shot: the promoted trial with the best validation accuracy for that shot."""
     entries = []
     for shot in promotion.shots:
@@ -76,7 +135,7 @@ def entries_from_promotion(spec: SweepSpec, promotion: Promotion) -> list[dict[s
             "trial_id": chosen.trial_id,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        entries.append({**entry, **versus_baseline(promotion, chosen.trial_id, shot)})
+        entries.append(Selection.model_validate({**entry, **versus_baseline(promotion, chosen.trial_id, shot)}))
     return entries
 
 
@@ -99,27 +158,20 @@ def versus_baseline(promotion: Promotion, trial_id: str, shot: int) -> dict[str,
     return {"baseline": {"label": found.label, "trial_id": found.trial_id}, "vs_baseline": summary}
 
 
-def merge(path: Path, new_entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge(path: Path, new_entries: list[Selection]) -> list[Selection]:
     """Merge entries into the file (replacing those with the same key); return the whole table.
 
     Read, merge and write happen under an exclusive lock on `<path>.lock`, and the write is atomic: two promotions
     that share a storage directory both land, whatever their timing."""
-
-    def key(entry: dict[str, Any]) -> tuple:
-        return tuple(entry[field] for field in KEY_FIELDS)
-
-    replaced = {key(entry) for entry in new_entries}
+    replaced = {entry.key() for entry in new_entries}
     with file_lock(path.with_name(f".{path.name}.lock")):
-        table = [entry for entry in read(path) if key(entry) not in replaced] + new_entries
-        table.sort(key=key)
-        write_text_atomically(path, yaml.safe_dump({"selections": table}, sort_keys=False))
+        table = [entry for entry in read(path) if entry.key() not in replaced] + new_entries
+        table.sort(key=Selection.key)
+        content = dump(Selections(selections=table), exclude_none=True)
+        write_text_atomically(path, yaml.safe_dump(content, sort_keys=False))
     return table
 
 
-def select(path: Path, **criteria: Any) -> list[dict[str, Any]]:
+def select(path: Path, **criteria: Any) -> list[Selection]:
     """Entries matching every given criterion (dataset=…, backbone=…, loss=…, shot=…; None matches all)."""
-    return [
-        entry
-        for entry in read(path)
-        if all(value is None or entry.get(field) == value for field, value in criteria.items())
-    ]
+    return [entry for entry in read(path) if entry.matches(**criteria)]

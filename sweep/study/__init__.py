@@ -4,7 +4,8 @@ compared with m = 0 (`negmargin sweep study EXP`).
 
 Modules: margins (the grid of margins), request (what is studied, saved for resume), layout (study/ paths), tune_grid
 (the grid as one Ray Tune experiment), scoring, compare (paired tests, the answer), outputs (study.json, table,
-figures, TensorBoard), pipeline (prepare_study + run_study). This package's own import loads neither torch nor Ray.
+figures, TensorBoard), study_file (study.json's typed definition), pipeline (prepare_study, run_study,
+read_study). This package's own import loads neither torch nor Ray.
 """
 
 from data.lazy_exports import lazy_getattr
@@ -12,6 +13,8 @@ from data.lazy_exports import lazy_getattr
 _EXPORTS = {
     "prepare_study": "sweep.study.pipeline",
     "run_study": "sweep.study.pipeline",
+    "read_study": "sweep.study.pipeline",
+    "Study": "sweep.study.study_file",
     "StudyDir": "sweep.study.layout",
     "StudyRequest": "sweep.study.request",
     "default_margins": "sweep.study.margins",

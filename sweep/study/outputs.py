@@ -18,9 +18,11 @@ from data.atomic import write_text_atomically
 from evaluation.baseline_comparison import ALPHA
 from sweep.report.text import format_number, markdown_table, with_ci
 from sweep.scoring.checkpoint_scores import plain_json
+from sweep.study import study_file
 from sweep.study.compare import DISCRIMINABILITY
 from sweep.study.layout import FIGURES, StudyDir
 from sweep.study.scoring import DOMAINS
+from sweep.study.study_file import Study
 
 DOMAIN_TITLES = {"novel": "novel classes", "base": "held-out base classes"}
 DOMAIN_COLOURS = {"novel": "tab:red", "base": "tab:blue"}  # the paper's colours: novel red, base blue
@@ -31,37 +33,37 @@ MEASURE_TITLES = {
 }
 
 
-def table(study: dict[str, Any]) -> pd.DataFrame:
+def table(study: Study) -> pd.DataFrame:
     """One row per margin: trained loss, seeds, best epoch, base train accuracy, accuracies per domain and shot
     with CIs, the paired difference to m = 0 on novel classes with its p-values, discriminability per domain."""
-    comparisons = {(c["domain"], c["shot"], c["margin"]): c for c in study["comparisons"]}
-    runs = pd.DataFrame(study["runs"])
+    comparisons = {(c.domain, c.shot, c.margin): c for c in study.comparisons}
+    runs = pd.DataFrame([run.model_dump() for run in study.runs])
     rows = []
-    for entry in study["margins"]:
-        margin = entry["margin"]
+    for entry in study.margins:
+        margin = entry.margin
         mine = runs[(runs["margin"] == margin) & runs["epoch"].notna()] if not runs.empty else runs
         row: dict[str, Any] = {
             "margin": margin,
-            "loss": entry["loss"],
-            "seeds": len(entry["seeds"]),
+            "loss": entry.loss,
+            "seeds": len(entry.seeds),
             "best_epoch": _whole_if_integral(float(mine["epoch"].mean())) if len(mine) else None,
             "train_acc": float(mine["train_acc"].mean()) if len(mine) else None,
         }
         for domain in DOMAINS:
-            for shot in study["shots"]:
-                accuracy = entry["accuracy"].get(domain, {}).get(str(shot))
-                row[f"{domain}_{shot}shot"] = accuracy["mean"] if accuracy else None
-                row[f"{domain}_{shot}shot_ci95"] = accuracy["ci95"] if accuracy else None
-        for shot in study["shots"]:
+            for shot in study.shots:
+                accuracy = entry.accuracy.get(domain, {}).get(str(shot))
+                row[f"{domain}_{shot}shot"] = accuracy.mean if accuracy else None
+                row[f"{domain}_{shot}shot_ci95"] = accuracy.ci95 if accuracy else None
+        for shot in study.shots:
             compared = comparisons.get(("novel", shot, margin))
-            row[f"novel_{shot}shot_diff"] = compared["mean_diff"] if compared else None
-            row[f"novel_{shot}shot_diff_ci95"] = compared["ci95"] if compared else None
-            row[f"novel_{shot}shot_p_holm"] = compared["t_pvalue_holm"] if compared else None
-            row[f"novel_{shot}shot_beats_0"] = compared["significant"] if compared else None
+            row[f"novel_{shot}shot_diff"] = compared.mean_diff if compared else None
+            row[f"novel_{shot}shot_diff_ci95"] = compared.ci95 if compared else None
+            row[f"novel_{shot}shot_p_holm"] = compared.t_pvalue_holm if compared else None
+            row[f"novel_{shot}shot_beats_0"] = compared.significant if compared else None
         for domain in DOMAINS:
             for key in DISCRIMINABILITY:
-                value = entry["discriminability"].get(domain, {}).get(key)
-                row[f"{key}_{domain}"] = value["mean"] if value else None
+                value = entry.discriminability.get(domain, {}).get(key)
+                row[f"{key}_{domain}"] = value.mean if value else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -96,36 +98,35 @@ READABLE_NOTE = (
 )
 
 
-def render(study: dict[str, Any], fmt: str) -> str:
+def render(study: Study, fmt: str) -> str:
     """The table as text: a terminal table and Markdown (with the answer) for people, CSV or JSON with every column."""
     frame = table(study)
     if fmt == "json":
         return json.dumps(frame.to_dict("records"), indent=2, default=plain_json)
     if fmt == "csv":
         return frame.to_csv(index=False)
-    readable = readable_table(frame, study["shots"])
+    readable = readable_table(frame, study.shots)
     if fmt == "md":
         return (
-            f"# Margin study: {study['setting']}\n\nExperiment: `{study['experiment']}`; configuration: "
-            f"{study['request']['source']}; {study['request']['seeds']} seed(s); "
+            f"# Margin study: {study.setting}\n\nExperiment: `{study.experiment}`; configuration: "
+            f"{study.request.source}; {study.request.seeds} seed(s); "
             f"{_episodes_line(study)}\n\n{markdown_table(readable)}\n{READABLE_NOTE}; every column in table.csv.\n\n"
-            f"**{study['answer']}**\n"
+            f"**{study.answer}**\n"
         )
     return readable.map(format_number).to_string(index=False) + f"\n({READABLE_NOTE})\n"
 
 
-def _episodes_line(study: dict[str, Any]) -> str:
+def _episodes_line(study: Study) -> str:
     parts = []
     for domain in DOMAINS:
-        sets = study["episodes"][domain]
-        first = next(iter(sets.values()))
-        parts.append(f"{domain}: {first['episodes']} {first['way']}-way episodes per shot, {first['queries']} queries")
+        first = next(iter(study.episodes[domain].values()))
+        parts.append(f"{domain}: {first.episodes} {first.way}-way episodes per shot, {first.queries} queries")
     return "; ".join(parts)
 
 
-def write_all(study_dir: StudyDir, study: dict[str, Any]) -> None:
+def write_all(study_dir: StudyDir, study: Study) -> None:
     """study.json, table.{md,csv,json}, both figures as PNG, and study/tensorboard."""
-    write_text_atomically(study_dir.study_file, json.dumps(study, indent=2, default=plain_json))
+    study_file.write(study_dir.study_file, study)
     for fmt in ("md", "csv", "json"):
         write_text_atomically(study_dir.table_file(fmt), render(study, fmt))
     figures = {"accuracy_vs_margin": accuracy_figure(study), "discriminability_vs_margin": separation_figure(study)}
@@ -143,42 +144,38 @@ def _pyplot() -> Any:
     return plt
 
 
-def _scored(study: dict[str, Any]) -> list[dict[str, Any]]:
-    return [entry for entry in study["margins"] if entry["seeds"]]
-
-
-def accuracy_figure(study: dict[str, Any]) -> Any:
+def accuracy_figure(study: Study) -> Any:
     """2 × shots panels: rows novel / held-out base, columns shots; mean ± 95 % CI vs m, seeds as dots."""
     plt = _pyplot()
-    shots = study["shots"]
+    shots = study.shots
     figure, axes = plt.subplots(2, len(shots), figsize=(4.2 * len(shots), 6.4), squeeze=False)
-    entries = _scored(study)
-    margins = [entry["margin"] for entry in entries]
-    winners = {(c["domain"], c["shot"], c["margin"]) for c in study["comparisons"] if c["significant"]}
+    entries = study.scored_margins()
+    margins = [entry.margin for entry in entries]
+    winners = {(c.domain, c.shot, c.margin) for c in study.comparisons if c.significant}
     for row, domain in enumerate(DOMAINS):
         for column, shot in enumerate(shots):
             ax = axes[row][column]
-            values = [entry["accuracy"][domain][str(shot)] for entry in entries]
+            values = [entry.accuracy[domain][str(shot)] for entry in entries]
             colour = DOMAIN_COLOURS[domain]
-            means = [value["mean"] for value in values]
-            ax.errorbar(margins, means, yerr=[v["ci95"] for v in values], fmt="o-", color=colour, capsize=3)
-            if study["request"]["seeds"] > 1:  # beside the bar, not on it
+            means = [value.mean for value in values]
+            ax.errorbar(margins, means, yerr=[v.ci95 for v in values], fmt="o-", color=colour, capsize=3)
+            if study.request.seeds > 1:  # beside the bar, not on it
                 shift = 0.03 * (max(margins) - min(margins))
                 for margin, value in zip(margins, values):
-                    seeds_x = [margin + shift] * len(value["per_seed"])
-                    ax.scatter(seeds_x, value["per_seed"], s=12, color=colour, alpha=0.5, marker="x")
+                    seeds_x = [margin + shift] * len(value.per_seed)
+                    ax.scatter(seeds_x, value.per_seed, s=12, color=colour, alpha=0.5, marker="x")
             for margin, mean, value in zip(margins, means, values):
                 if (domain, shot, margin) in winners:
-                    ax.annotate("★", (margin, mean + value["ci95"]), ha="center", va="bottom", color="black")
+                    ax.annotate("★", (margin, mean + value.ci95), ha="center", va="bottom", color="black")
             if 0.0 in margins:
                 ax.axhline(means[margins.index(0.0)], color="grey", linewidth=0.7, linestyle=":")
             _margin_axis(ax, margins)
             ax.set_title(f"{DOMAIN_TITLES[domain]}, {shot}-shot", fontsize=10)
             ax.set_ylabel(f"{_way(study)}-way accuracy (%)")
-    seeds = study["request"]["seeds"]
-    episodes = next(iter(study["episodes"]["novel"].values()))["episodes"]
+    seeds = study.request.seeds
+    episodes = next(iter(study.episodes["novel"].values())).episodes
     figure.suptitle(
-        f"{study['setting']}: few-shot accuracy vs margin, {seeds} training seed{'s' if seeds > 1 else ''}"
+        f"{study.setting}: few-shot accuracy vs margin, {seeds} training seed{'s' if seeds > 1 else ''}"
         f"{' (×: each seed)' if seeds > 1 else ''}\nbars: 95 % CI of each mean over {episodes} episodes; "
         "dotted line: m = 0; ★: beats m = 0 in the paired test (table)",
         fontsize=9,
@@ -196,24 +193,24 @@ def _margin_axis(ax: Any, margins: list[float]) -> None:
     ax.margins(x=0.08, y=0.15)
 
 
-def _way(study: dict[str, Any]) -> int:
-    return next(iter(study["episodes"]["novel"].values()))["way"]
+def _way(study: Study) -> int:
+    return next(iter(study.episodes["novel"].values())).way
 
 
-def separation_figure(study: dict[str, Any]) -> Any:
+def separation_figure(study: Study) -> Any:
     """2 × 3 panels: rows held-out base / novel, columns D_inter, D_intra, φ; mean ± std over seeds vs m."""
     plt = _pyplot()
     figure, axes = plt.subplots(2, len(DISCRIMINABILITY), figsize=(12, 6.4), squeeze=False)
-    entries = _scored(study)
-    margins = [entry["margin"] for entry in entries]
+    entries = study.scored_margins()
+    margins = [entry.margin for entry in entries]
     for row, domain in enumerate(("base", "novel")):
         for column, key in enumerate(DISCRIMINABILITY):
             ax = axes[row][column]
-            values = [entry["discriminability"][domain][key] for entry in entries]
+            values = [entry.discriminability[domain][key] for entry in entries]
             ax.errorbar(
                 margins,
-                [v["mean"] for v in values],
-                yerr=[v["std"] for v in values],
+                [v.mean for v in values],
+                yerr=[v.std for v in values],
                 fmt="o-",
                 color=DOMAIN_COLOURS[domain],
                 capsize=3,
@@ -223,18 +220,18 @@ def separation_figure(study: dict[str, Any]) -> Any:
                 ax.set_title(MEASURE_TITLES[key], fontsize=10)
             if column == 0:
                 ax.set_ylabel(DOMAIN_TITLES[domain], fontsize=10, color=DOMAIN_COLOURS[domain])
-    seeds = study["request"]["seeds"]
+    seeds = study.request.seeds
     bars = f"mean ± standard deviation over {seeds} seeds" if seeds > 1 else "one training seed"
     figure.suptitle(
-        f"{study['setting']}: discriminability of the L2-normalised features vs margin ({bars})\n"
-        f"held-out base: {study['held_out_images']} images never trained on; novel: the whole test split",
+        f"{study.setting}: discriminability of the L2-normalised features vs margin ({bars})\n"
+        f"held-out base: {study.held_out_images} images never trained on; novel: the whole test split",
         fontsize=9,
     )
     figure.tight_layout(rect=(0, 0, 1, 0.93))
     return figure
 
 
-def write_tensorboard(study_dir: StudyDir, study: dict[str, Any], figures: dict[str, Any]) -> None:
+def write_tensorboard(study_dir: StudyDir, study: Study, figures: dict[str, Any]) -> None:
     """Rewrite study/tensorboard: a `figures` run (Images tab) and one run per margin (its numbers as scalars and
     HParams, the margin as the hyperparameter)."""
     from torch.utils.tensorboard import SummaryWriter

@@ -1,9 +1,10 @@
 """A margin study from start to end: check the request before any cluster work, train the grid, score, compare,
 write. `prepare_study` returns the experiment and the request (a new one, or the saved one a rerun resumes);
-`run_study` does the rest and returns what study.json holds.
+`run_study` does the rest and returns what study.json holds (sweep.study.study_file.Study); `read_study` reads it back.
 
     experiment, request = prepare_study("experiments/demo", margins=[-0.3, 0.0])   # or prepare_study(latest=True)
     study = run_study(experiment, request)                                      # study.json's contents
+    study = read_study("experiments/demo")                                      # the same, later
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sweep.errors import SpecError
 from sweep.schema.spec import DEFAULT_STORAGE, SweepSpec
@@ -20,6 +21,9 @@ from sweep.storage.experiment import Experiment
 from sweep.study.layout import StudyDir
 from sweep.study.margins import checked_margins
 from sweep.study.request import StudyRequest, build_request, config_point, resolve_request, save_request
+
+if TYPE_CHECKING:
+    from sweep.study.study_file import Study
 
 
 def prepare_study(
@@ -90,11 +94,12 @@ def _selected(experiment: Experiment, spec: SweepSpec) -> tuple[dict[str, Any], 
     return selected_point(experiment, spec)
 
 
-def run_study(experiment: Experiment, request: StudyRequest, address: str | None = None) -> dict[str, Any]:
+def run_study(experiment: Experiment, request: StudyRequest, address: str | None = None) -> Study:
     """Train every margin × seed (resuming what a previous run left), score, compare with m = 0, write study/."""
     from evaluation.device import resolve_device
     from models.catalog import trained_loss
     from sweep.study import compare, outputs, scoring, tune_grid
+    from sweep.study.study_file import Study
 
     spec = experiment.spec()
     study_dir = StudyDir.of(experiment)
@@ -108,22 +113,34 @@ def run_study(experiment: Experiment, request: StudyRequest, address: str | None
         entry["loss"] = trained_loss(spec.loss, entry["margin"])
     found = compare.comparisons(scores, request.margins, shots)
     setting = f"{spec.dataset.name} / {spec.backbone} / {spec.loss}"
-    study = {
-        "experiment": str(experiment.root),
-        "setting": setting,
-        "objective": spec.objective,
-        "shots": shots,
-        "request": request.model_dump(mode="json"),
-        "episodes": _episodes(domains, experiment, study_dir),
-        "held_out_images": int(len(domains["base"].labels)),
-        "runs": [_run_row(run, scores.get((run.margin, run.seed))) for run in runs],
-        "margins": summaries,
-        "comparisons": found,
-        "answer": compare.answer(setting, found, shots, summaries),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    study = Study.model_validate(
+        {
+            "experiment": str(experiment.root),
+            "setting": setting,
+            "objective": spec.objective,
+            "shots": shots,
+            "request": request.model_dump(mode="json"),
+            "episodes": _episodes(domains, experiment, study_dir),
+            "held_out_images": int(len(domains["base"].labels)),
+            "runs": [_run_row(run, scores.get((run.margin, run.seed))) for run in runs],
+            "margins": summaries,
+            "comparisons": found,
+            "answer": compare.answer(setting, found, shots, summaries),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
     outputs.write_all(study_dir, study)
     return study
+
+
+def read_study(experiment: Experiment | str | Path) -> Study:
+    """The study.json of an experiment's finished study; ExperimentError (one line) if there is none, or it is
+    damaged or of a newer format."""
+    from sweep.study import study_file
+
+    if not isinstance(experiment, Experiment):
+        experiment = experiments.open_existing(experiment)
+    return study_file.read(StudyDir.of(experiment).study_file)
 
 
 def _episodes(domains: dict[str, Any], experiment: Experiment, study: StudyDir) -> dict[str, Any]:

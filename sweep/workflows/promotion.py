@@ -162,6 +162,8 @@ def run(
     from sweep.workflows import extra_seeds as seeds
 
     spec = experiment.spec()
+    selections_path = selections_path or selections.default_path(experiment)
+    selections.read(selections_path)  # a damaged selections file fails here, before anything is scored or written
     records = load_trials(experiment, spec)
     candidates = [record for record in ranked(records) if record.best_checkpoint is not None]
     if not candidates:
@@ -211,7 +213,5 @@ def run(
         seconds=round(time.perf_counter() - started, 1),
     )
     promotion_file.write(experiment.promotion_file, promotion)
-    selections.merge(
-        selections_path or selections.default_path(experiment), selections.entries_from_promotion(spec, promotion)
-    )
+    selections.merge(selections_path, selections.entries_from_promotion(spec, promotion))
     return promotion

@@ -22,21 +22,20 @@ one line.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from data.atomic import write_text_atomically
 from sweep.errors import ExperimentError, StorageFaultError
 from sweep.schema.spec import SweepSpec
 from sweep.storage import experiment as experiments
 from sweep.storage import faults, space_needed, tune_state
+from sweep.storage import progress_file as progress_files
 from sweep.storage.experiment import Experiment
 from sweep.storage.lease import LEASE_DIR
+from sweep.storage.progress_file import Attempt, Progress
 
-PROGRESS_FILE = "progress.json"
 TRIALS, PROMOTION, REPORT = "trials", "promotion", "report"
 IGNORED_SPEC_KEYS = ("storage_path",)  # where experiments go: the experiment directory itself is given
 
@@ -46,26 +45,18 @@ IGNORED_SPEC_KEYS = ("storage_path",)  # where experiments go: the experiment di
 
 def progress_file(experiment: Experiment) -> Path:
     """<experiment>/progress.json: the stages done and every call that worked on the experiment."""
-    return experiment.root / PROGRESS_FILE
+    return progress_files.path_of(experiment.root)
 
 
-def read_progress(experiment: Experiment) -> dict[str, Any]:
-    """{"done": {stage: finished at}, "attempts": [{started, host, pid, resumed}]} (empty before the first call)."""
-    path = progress_file(experiment)
-    if not path.exists():
-        return {"done": {}, "attempts": []}
-    return json.loads(path.read_text())
-
-
-def _write_progress(experiment: Experiment, progress: dict[str, Any]) -> None:
-    write_text_atomically(progress_file(experiment), json.dumps(progress, indent=2))
+def read_progress(experiment: Experiment) -> Progress:
+    """The stages done and the attempts (empty before the first call); ExperimentError (one line) if damaged."""
+    return progress_files.read(progress_file(experiment))
 
 
 def mark_done(experiment: Experiment, stage: str) -> None:
     """Record that `stage` has finished (atomically: a driver killed before this line leaves it to be redone)."""
-    progress = read_progress(experiment)
-    progress["done"][stage] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    _write_progress(experiment, progress)
+    progress = read_progress(experiment).with_done(stage, _now())
+    progress_files.write(progress_file(experiment), progress)
 
 
 def stages(promote: bool) -> list[str]:
@@ -76,7 +67,7 @@ def stages(promote: bool) -> list[str]:
 def finished(experiment: Experiment, promote: bool, log: Callable[[str], None]) -> bool:
     """Whether every stage of the sweep (with or without promotion) is done; when it is, `log` is told that there is
     nothing to do."""
-    if not all(stage in read_progress(experiment)["done"] for stage in stages(promote)):
+    if not all(stage in read_progress(experiment).done for stage in stages(promote)):
         return False
     log(f"Experiment:  {experiment.root} (finished: nothing to do)")
     return True
@@ -235,9 +226,9 @@ def _run_stages(
             return existing, reports.build(existing)
         experiment = existing or experiments.create_at(spec, root)
         progress = read_progress(experiment)
-        progress["attempts"].append(_attempt(bool(progress["attempts"])))
-        _write_progress(experiment, progress)
-        done = progress["done"]
+        progress = progress.with_attempt(_attempt(bool(progress.attempts)))
+        progress_files.write(progress_file(experiment), progress)
+        done = progress.done
         log(f"Experiment:  {root}" + (f" (resuming; done: {', '.join(done) or 'nothing yet'})" if existing else ""))
         if before_trials is not None:
             before_trials(experiment)
@@ -278,13 +269,12 @@ def check_free_space(spec: SweepSpec, experiment: Experiment, log: Callable[[str
     log(space_needed.warning_line(experiment.root, needed, free))
 
 
-def _attempt(resumed: bool) -> dict[str, Any]:
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _attempt(resumed: bool) -> Attempt:
     import os
     import socket
 
-    return {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "resumed": resumed,
-    }
+    return Attempt(started=_now(), host=socket.gethostname(), pid=os.getpid(), resumed=resumed)

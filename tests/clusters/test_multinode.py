@@ -268,8 +268,8 @@ def assert_promoted_once(experiment_root: Path, attempts: int) -> None:
     """Promotion and report done once, by the last of `attempts` calls; one selection per shot."""
     experiment = experiments.open_existing(experiment_root)
     progress = workflow.read_progress(experiment)
-    assert set(progress["done"]) == {workflow.TRIALS, workflow.PROMOTION, workflow.REPORT}
-    assert [attempt["resumed"] for attempt in progress["attempts"]] == [False] + [True] * (attempts - 1)
+    assert set(progress.done) == {workflow.TRIALS, workflow.PROMOTION, workflow.REPORT}
+    assert [attempt.resumed for attempt in progress.attempts] == [False] + [True] * (attempts - 1)
     promotion = experiment.promotion()
     assert promotion is not None
     promoted = [trial.trial_id for trial in promotion.trials]
@@ -279,7 +279,7 @@ def assert_promoted_once(experiment_root: Path, attempts: int) -> None:
     scored = [path.name.removesuffix("_accuracies.pt") for path in experiment.promotion_dir.iterdir()]
     assert promoted[0] in scored and set(scored) <= table
     entries = selections.read(selections.default_path(experiment))
-    assert [entry["shot"] for entry in entries] == [1]  # one selection per shot
+    assert [entry.shot for entry in entries] == [1]  # one selection per shot
     assert experiment.report_file.is_file()
 
 
@@ -392,7 +392,7 @@ def test_a_driver_killed_during_promotion_is_finished_by_the_same_command_withou
     wait_for(lambda: saved_trial_states(root, "seeds"), 600, "promotion to start retraining", interval=0.1)
     kill(driver)
     assert not experiment.promotion_file.exists()
-    assert set(workflow.read_progress(experiment)["done"]) == {workflow.TRIALS}
+    assert set(workflow.read_progress(experiment).done) == {workflow.TRIALS}
     trials_before = files_of(root / "tune")
 
     assert run_to_end(command, cluster.gcs_address, log) == 0

@@ -64,8 +64,8 @@ def test_written_and_read_back_unchanged_in_the_json_layout(tmp_path: Path) -> N
     assert read.model_dump_json() == _promotion().model_dump_json()  # NaN included
     on_disk = json.loads(path.read_text())
     assert list(on_disk) == [
-        "experiment", "objective", "selection_metric", "shots", "test_episodes", "trials", "comparisons", "baseline",
-        "seconds",
+        "format", "experiment", "objective", "selection_metric", "shots", "test_episodes", "trials", "comparisons",
+        "baseline", "seconds",
     ]  # fmt: skip
     assert on_disk["baseline"]["entry"]["rank"] == "baseline"
     assert on_disk["baseline"]["differences"]["a1"]["1"]["verdict"] == "beats the baseline"

@@ -21,6 +21,7 @@ from sweep.storage import experiment as experiments
 from sweep.storage import promotion_file
 from sweep.storage.promotion_file import PromotedTrial, Promotion, ShotScore
 from sweep.storage.results import TrialRecord
+from sweep.storage.selections import Selection
 
 from helpers import tensorboard as board
 from helpers.specs import full_search_spec
@@ -164,10 +165,12 @@ def test_each_stopped_trial_says_at_which_epoch_it_stopped_and_why(made):
 def test_json_and_markdown_carry_the_answer_the_stops_and_the_optuna_numbers(made):
     _, built = made
     data = json.loads(report.render(built, "json"))
-    assert [(entry["shot"], entry["trial_id"], entry["test_acc"]) for entry in data["selected"]] == [
+    assert data["format"] == 1
+    assert [(entry.shot, entry.trial_id, entry.test_acc) for entry in built.selected] == [
         (1, "aaaa0003", 48.25),
         (5, "aaaa0003", 66.5),
     ]
+    assert [Selection.model_validate(entry) for entry in data["selected"]] == built.selected  # the typed rows
     assert [stop["trial"] for stop in data["stops"]] == ["aaaa0002", "aaaa0004", "aaaa0005", "aaaa0006"]
     assert {row["trial"]: row["optuna"] for row in data["trials"]}["aaaa0004"] == 3
     assert data["trials"][0]["trial"] == "aaaa0003"  # best objective first

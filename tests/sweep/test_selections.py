@@ -6,26 +6,38 @@ from pathlib import Path
 
 from sweep.storage import selections
 
-MERGER = """
+FIELDS = {
+    "backbone": "conv4",
+    "loss": "neg-cosine",
+    "params": {"margin": -0.1},
+    "val_acc": 60.0,
+    "test_ci95": 0.8,
+    "test_episodes": 600,
+    "experiment": "/x/experiments/e",
+    "trial_id": "t1",
+    "updated": "2026-11-27T17:02:11",
+    "baseline": "no baseline",
+}
+MERGER = f"""
 import sys
 from pathlib import Path
 from sweep.storage import selections
 path, worker = Path(sys.argv[1]), sys.argv[2]
 for shot in range(40):
-    entry = {"dataset": f"d-{worker}", "backbone": "conv4", "loss": "neg-cosine", "shot": shot, "params": {}}
+    entry = selections.Selection(dataset=f"d-{{worker}}", shot=shot, test_acc=50.0, **{FIELDS!r})
     selections.merge(path, [entry])
 """
 
 
-def _entry(dataset: str, shot: int, test_acc: float) -> dict:
-    return {"dataset": dataset, "backbone": "conv4", "loss": "neg-cosine", "shot": shot, "test_acc": test_acc}
+def _entry(dataset: str, shot: int, test_acc: float) -> selections.Selection:
+    return selections.Selection(dataset=dataset, shot=shot, test_acc=test_acc, **FIELDS)
 
 
 def test_merge_replaces_the_same_setting_and_keeps_the_others(tmp_path: Path):
     path = tmp_path / "selections.yaml"
     selections.merge(path, [_entry("glyphs", 1, 50.0), _entry("glyphs", 5, 70.0)])
     table = selections.merge(path, [_entry("glyphs", 1, 55.0), _entry("cub", 1, 60.0)])
-    assert [(e["dataset"], e["shot"], e["test_acc"]) for e in table] == [
+    assert [(e.dataset, e.shot, e.test_acc) for e in table] == [
         ("cub", 1, 60.0),
         ("glyphs", 1, 55.0),
         ("glyphs", 5, 70.0),
@@ -45,4 +57,4 @@ def test_two_processes_merging_into_one_file_lose_no_entry(tmp_path: Path):
         assert worker.wait(timeout=120) == 0, worker.stderr.read()
     entries = selections.read(path)
     assert len(entries) == 80
-    assert {(e["dataset"], e["shot"]) for e in entries} == {(f"d-{w}", s) for w in "ab" for s in range(40)}
+    assert {(e.dataset, e.shot) for e in entries} == {(f"d-{w}", s) for w in "ab" for s in range(40)}

@@ -27,6 +27,7 @@ from sweep.storage import experiment as experiments
 from sweep.storage import selections
 from sweep.storage.promotion_file import BaselineDifference, FailedSeed, PromotedTrial, ShotScore
 from sweep.storage.results import load_trials
+from sweep.storage.selections import BaselineTrial, Selection
 from sweep.workflows import extra_seeds as seeds
 from sweep.workflows import promotion as promote
 
@@ -219,11 +220,12 @@ def test_the_baseline_at_m_0_is_scored_and_every_answer_is_compared_with_it(fini
     assert main(["sweep", "report", str(experiment.root)]) == 0
     lines = capsys.readouterr().out.splitlines()
     for entry in selections.read(selections_file):
-        difference = found["differences"][entry["trial_id"]][str(entry["shot"])]
-        assert entry["vs_baseline"]["mean_diff"] == pytest.approx(difference["mean_diff"], abs=1e-6)
-        assert entry["baseline"] == {"label": "m = 0", "trial_id": found["trial_id"]}
+        difference = found["differences"][entry.trial_id][str(entry.shot)]
+        assert entry.vs_baseline is not None
+        assert entry.vs_baseline.mean_diff == pytest.approx(difference["mean_diff"], abs=1e-6)
+        assert entry.baseline == BaselineTrial(label="m = 0", trial_id=found["trial_id"])
         shown = f"    vs the baseline, m = 0 (trial {found['trial_id']}): "
-        if entry["trial_id"] == found["trial_id"]:
+        if entry.trial_id == found["trial_id"]:
             assert shown + "the selected configuration is the baseline (m = 0)" in lines
         else:
             assert shown + BaselineDifference.model_validate(difference).describe() in lines
@@ -257,10 +259,11 @@ def test_report_and_selections(finished, capsys):
     ]
     assert _promotion_json(experiment)["selection_metric"] == "val_acc_mean"  # no selection_metric: the objective
     entries = selections.read(selections_file)
-    assert sorted(entry["shot"] for entry in entries) == [1, 5]
-    assert all(entry["dataset"] == "glyphs" and entry["backbone"] == "conv4" for entry in entries)
+    assert sorted(entry.shot for entry in entries) == [1, 5]
+    assert all(entry.dataset == "glyphs" and entry.backbone == "conv4" for entry in entries)
     promoted_ids = {row["trial"] for row in report["promoted"]}
-    assert all(entry["trial_id"] in promoted_ids for entry in entries)
+    assert all(entry.trial_id in promoted_ids for entry in entries)
+    assert [Selection.model_validate(row) for row in report["selected"]] == entries  # the report's rows: the entries
     assert (
         main(["sweep", "select", "--dataset", "glyphs", "--backbone", "conv4", "--selections", str(selections_file)])
         == 0

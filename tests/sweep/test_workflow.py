@@ -8,6 +8,7 @@ from sweep.cli import main
 from sweep.errors import ExperimentError
 from sweep.storage import experiment as experiments
 from sweep.storage.lease import ExperimentLease
+from sweep.storage.progress_file import Progress
 from sweep.workflows import sweep_run as workflow
 
 from helpers.specs import full_search_spec, full_search_spec_data
@@ -40,7 +41,7 @@ def test_a_directory_that_is_not_an_experiment_or_holds_another_spec_is_refused(
 
 def test_stages_are_recorded_once_done(tmp_path):
     experiment = experiments.create_at(full_search_spec(), tmp_path / "exp")
-    assert workflow.read_progress(experiment) == {"done": {}, "attempts": []}
+    assert workflow.read_progress(experiment) == Progress()
     workflow.mark_done(experiment, workflow.TRIALS)
     workflow.mark_done(experiment, workflow.REPORT)
     said: list[str] = []
