@@ -8,7 +8,7 @@
     once (no training), 32 and 256 trials; its wall time per trial less (a)'s.
 Each against the recorded trial's own time (its epochs' seconds on the machine that recorded the table): the driver
 works serially while `at once` trials train, so the share of the sweep's wall time it adds is
-cost per trial × at once / a trial's own seconds. Published reference points: Ray Tune's scalability benchmark
+cost per trial × trials at once / a trial's own (recorded) seconds. Published reference points: Ray Tune's scalability benchmark
 (10,000 one-second trials, ~9 ms of bookkeeping per trial), Optuna's TPE (≈ 2 ms per parameter per trial at 1,000
 trials, O(n) per suggest), SQLite (≈ 10 ms per committed trial).
 
@@ -54,7 +54,7 @@ def replayed_costs(spec: SweepSpec, recording: replay.Recording, workdir: Path) 
     swept = replay.replay(spec, recording, workdir)
     wall = time.perf_counter() - started
     trials = len(swept.trials)
-    own = swept.seconds * spec.max_concurrent / trials  # trial-seconds per trial (all slots busy)
+    own = sum(sum(recording.runs[c][seed].epoch_seconds[:epochs]) for c, seed, epochs, _ in swept.trials) / trials
     return {**{key: value / trials for key, value in swept.driver.items()}, "own": own, "wall": wall / trials}
 
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"| {trials} | {at_once} | {1000 * costs['suggest']:.1f} | {1000 * costs['result']:.1f} "
                         f"| {1000 * costs['complete']:.1f} | {1000 * driver:.1f} "
                         f"| {'—' if not np.isfinite(tune_wall) else f'{1000 * tune_wall:.0f}'} "
-                        f"| {costs['own']:.0f} | {100 * total * at_once / costs['own']:.2f} % |",
+                        f"| {costs['own']:.0f} | {100 * total * min(at_once, trials) / costs['own']:.2f} % |",
                         flush=True,
                     )
         finally:
