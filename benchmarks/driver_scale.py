@@ -7,9 +7,9 @@
     top: a real `Tuner` with the same searcher and scheduler and a trainable that reports a recorded run's rows at
     once (no training), 32 and 256 trials; its wall time per trial less (a)'s.
 Each against the recorded trial's own time (its epochs' seconds on the machine that recorded the table): the driver
-works serially while `at once` trials train, so the share of the sweep's wall time it adds is
-cost per trial × trials at once / a trial's own (recorded) seconds. Published reference points: Ray Tune's scalability benchmark
-(10,000 one-second trials, ~9 ms of bookkeeping per trial), Optuna's TPE (≈ 2 ms per parameter per trial at 1,000
+works serially while `at once` trials train, so the share of the sweep's wall time it adds is cost per trial × trials
+at once / a trial's own (recorded) seconds. Published reference points: Ray Tune's scalability benchmark (10,000
+one-second trials, ~9 ms of bookkeeping per trial), Optuna's TPE (≈ 2 ms per parameter per trial at 1,000
 trials, O(n) per suggest), SQLite (≈ 10 ms per committed trial).
 
     python benchmarks/driver_scale.py                   # (a) and (b); prints a Markdown table
