@@ -16,6 +16,7 @@ from sweep.schema import spec as spec_module
 from sweep.scoring import baseline
 from sweep.storage.promotion_file import BaselineDifference, PromotedTrial, ShotScore
 from sweep.storage.results import TrialRecord
+from sweep.storage.selections import Selection
 from sweep.study import compare
 from sweep.study.scoring import RunScores
 from sweep.tuning.grid_runner import SeedRun
@@ -73,7 +74,22 @@ def test_no_m_0_and_no_first_point_says_there_is_no_baseline():
     assert (
         found is None and note == "no baseline: no trial at m = 0 and no points_to_evaluate to compare the answer with"
     )
-    assert baseline_line({"baseline": note}) == f"vs the baseline: {note}"
+    entry = Selection(
+        dataset="glyphs",
+        backbone="conv4",
+        loss="neg-cosine",
+        shot=1,
+        params={"margin": -0.2},
+        val_acc=70.0,
+        test_acc=60.0,
+        test_ci95=1.0,
+        test_episodes=600,
+        experiment="exp",
+        trial_id="a",
+        updated="now",
+        baseline=note,
+    )
+    assert baseline_line(entry) == f"vs the baseline: {note}"
     unscored = [_record("zero", 0.0, 60.0, checkpoint=False)]  # an m = 0 trial without a checkpoint cannot be scored
     assert baseline.find_baseline(unscored, _spec({"uniform": [-0.5, 0.3]}, []))[0] is None
 
