@@ -96,8 +96,8 @@ def test_the_table_reads_back_the_paired_differences_of_the_saved_runs(calibrate
 
 def _seed_differences(results, kind, shot):
     """{seed: m = -0.3 minus m = 0 in points, mean over the episodes} computed from the saved runs."""
-    by = {(r.margin, r.seed): r.novel[kind][shot].double() for r in results}
-    return {s: float((by[(-0.3, s)] - by[(0.0, s)]).mean()) * 100 for s in (0, 1, 2)}
+    by = {(r.margin, r.seed): r.novel[kind][shot].double() * 100 for r in results}
+    return {s: float((by[(-0.3, s)] - by[(0.0, s)]).mean()) for s in (0, 1, 2)}
 
 
 def test_the_held_out_seed_is_marked_and_checked_apart_with_the_seed_to_seed_spread(calibrated):
