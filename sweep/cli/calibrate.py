@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sweep.workflows.calibration_seeds import DEFAULT_SEEDS, TUNED_SEEDS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `calibrate` command."""
@@ -18,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train the spec's configuration (its fixed values, with --set overriding any searched one) at "
         "every margin and seed to its full budget, score each run's final and best-by-validation checkpoints as "
         "promotion does on the same novel test episodes, and print the paired differences to m = 0 per seed and "
-        "pooled, the regime check and the validation curves. Runs --workers processes at once; finished runs are "
-        "kept in --out and skipped when the command is run again. No Ray needed.",
+        "pooled with their seed-to-seed spread, the regime check on the held-out seeds (those not in --tuned-seeds) "
+        "and on all seeds, and the validation curves. Runs --workers processes at once; finished runs are kept in "
+        "--out and skipped when the command is run again. No Ray needed.",
     )
     parser.add_argument("spec", nargs="?", default=None, help="spec file or preset name (default: the embedded one)")
     parser.add_argument(
@@ -29,7 +32,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=["-0.1", "-0.2", "-0.3"],
         help="margins, e.g. --margins -0.2 -0.3 or --margins=-0.2,-0.3 (0 is added; default -0.1 -0.2 -0.3)",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SEEDS),
+        help=f"training seeds (default {' '.join(map(str, DEFAULT_SEEDS))})",
+    )
+    parser.add_argument(
+        "--tuned-seeds",
+        type=int,
+        nargs="*",
+        default=list(TUNED_SEEDS),
+        metavar="SEED",
+        help="the seeds the configuration was chosen on; every other seed is held out, and the regime check is made "
+        f"on the held-out seeds and on all (default {' '.join(map(str, TUNED_SEEDS))}: the default preset's; "
+        "--tuned-seeds alone: none)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -67,6 +86,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         args.spec,
         margins=parse_margins(",".join(args.margins)),
         seeds=args.seeds,
+        tuned_seeds=args.tuned_seeds,
         overrides=args.overrides,
         out=args.out,
         workers=args.workers,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sweep.workflows import calibration, calibration_table
 from sweep.workflows.calibration import CalibrationPlan, RunResult
+from sweep.workflows.calibration_seeds import TUNED_SEEDS
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ def run_calibration(
     *,
     margins: list[float],
     seeds: list[int],
+    tuned_seeds: list[int] | None = None,
     overrides: list[str] | None = None,
     out: Path | None = None,
     workers: int | None = None,
@@ -44,8 +46,10 @@ def run_calibration(
 ) -> CalibrationOutcome:
     """Train `spec` (a file or preset, None: the embedded default; `overrides` "KEY=VALUE") at every margin (0 added)
     and seed to its full budget, score and tabulate as `negmargin calibrate` does, into `out` (default
-    <storage_path>/calibration-<name>); `results`: also write the table into this Markdown file (a marked section),
-    `curves`: merge every run's learning curve into this CSV. Runs already saved in `out` are not run again."""
+    <storage_path>/calibration-<name>); `tuned_seeds`: the seeds the configuration was chosen on (default
+    calibration_seeds.TUNED_SEEDS; the other seeds are held out); `results`: also write the table into this Markdown
+    file (a marked section), `curves`: merge every run's learning curve into this CSV. Runs already saved in `out` are
+    not run again."""
     spec_path = str(spec) if spec is not None else None
     sweep_spec, params = calibration.spec_and_params(spec_path, overrides or [], device=device)
     all_margins = sorted(set(margins) | {0.0}, reverse=True)
@@ -59,15 +63,16 @@ def run_calibration(
         workers=workers or default_workers,
         threads_per_worker=threads or default_threads,
     )
+    tuned = list(TUNED_SEEDS if tuned_seeds is None else tuned_seeds)
     s = sweep_spec
     log(
         f"calibration of {s.name}: {s.dataset.name}, {s.backbone}, {s.loss}, {s.epochs} epochs, "
-        f"params {params}; margins {all_margins} x seeds {seeds}; {plan.workers} at once, "
+        f"params {params}; margins {all_margins} x seeds {seeds} (tuned on {tuned}); {plan.workers} at once, "
         f"{plan.threads_per_worker} thread(s) each; in {plan.out}"
     )
     found = calibration.calibrate(plan, progress=log)
     title = f"{s.name}: {s.dataset.name}, {s.backbone}, {s.loss}, seeds {seeds}"
-    table = calibration_table.markdown(found, s.objective, title)
+    table = calibration_table.markdown(found, s.objective, title, tuned_seeds=tuned)
     (plan.out / "calibration.md").write_text(table)
     if results is not None:
         document = results.read_text() if results.is_file() else ""

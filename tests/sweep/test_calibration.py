@@ -1,10 +1,12 @@
-"""`negmargin calibrate` end to end on the tiny glyph set: 2 margins × 2 seeds × 2 epochs, run as worker processes,
-scored as promotion scores, its table read back and checked against the saved runs; a rerun trains nothing."""
+"""`negmargin calibrate` end to end on the tiny glyph set: 2 margins × 3 seeds (0 and 1 tuned, 2 held out) × 2 epochs,
+run as worker processes, scored as promotion scores, its table (the regime check on the held-out seeds and on all, the
+seed-to-seed spread) read back and checked against the saved runs; a rerun trains nothing."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -15,10 +17,11 @@ import yaml
 
 import data
 import evaluation
-from sweep.cli import main
+from sweep.cli import build_parser, main
 from sweep.storage import learning_curves
 from sweep.tuning import replay
 from sweep.workflows import calibration, calibration_table
+from sweep.workflows.calibration_seeds import DEFAULT_SEEDS, TUNED_SEEDS, split_seeds
 
 SETTINGS = {
     "dataset.name": "glyphs",
@@ -42,7 +45,8 @@ def calibrated(glyph_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     results_md = out.parent / "RESULTS.md"
     results_md.write_text("# Results\n\nkept as it is\n")
     settings = {**SETTINGS, "dataset.root": str(glyph_cache), "dataset.cache_dir": str(out.parent / "cache")}
-    argv = ["calibrate", "default", "--margins", "-0.3", "--seeds", "0", "1", "--workers", "2", "--device", "cpu"]
+    argv = ["calibrate", "default", "--margins", "-0.3", "--seeds", "0", "1", "2", "--tuned-seeds", "0", "1"]
+    argv += ["--workers", "2", "--device", "cpu"]
     argv += [f"--set={key}={value}" for key, value in settings.items()]
     argv += ["--out", str(out), "--results", str(results_md), "--curves", str(out.parent / "curves.csv")]
     assert main(argv) == 0
@@ -52,7 +56,7 @@ def calibrated(glyph_cache: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_every_margin_and_seed_ran_its_full_budget_and_was_scored_on_the_same_episodes(calibrated):
     out, _, _ = calibrated
     runs = sorted((out / "runs").glob("*.pt"))
-    assert [path.name for path in runs] == ["m+0.000_s0.pt", "m+0.000_s1.pt", "m-0.300_s0.pt", "m-0.300_s1.pt"]
+    assert [path.name for path in runs] == [f"m{m}_s{s}.pt" for m in ("+0.000", "-0.300") for s in (0, 1, 2)]
     for path in runs:
         result = calibration.load_result(path)
         assert [int(row["epoch"]) for row in result.curve] == [1, 2]  # every epoch validated, to the full budget
@@ -78,16 +82,80 @@ def test_the_table_reads_back_the_paired_differences_of_the_saved_runs(calibrate
     assert document.startswith("# Results\n\nkept as it is\n") and table.strip() in document
     by = {(r.margin, r.seed): r for r in results}
     for shot in (1, 5):
-        a = torch.stack([by[(-0.3, s)].novel["final"][shot] for s in (0, 1)]).double().mean(0) * 100
-        b = torch.stack([by[(0.0, s)].novel["final"][shot] for s in (0, 1)]).double().mean(0) * 100
+        a = torch.stack([by[(-0.3, s)].novel["final"][shot] for s in (0, 1, 2)]).double().mean(0) * 100
+        b = torch.stack([by[(0.0, s)].novel["final"][shot] for s in (0, 1, 2)]).double().mean(0) * 100
         pooled = evaluation.paired_comparison(a, b)
         row = re.search(rf"^\| -0\.3 \| final \| {shot} \| ([^|]+) \|", table, re.M)
         assert row is not None, table
         assert row.group(1).strip() == f"{pooled['mean_diff']:+.2f} ± {pooled['ci95']:.2f} (p {pooled['t_pvalue']:.2g})"
-    accuracy_rows = re.findall(r"^\| (0|-0\.3) \| [\d.]+ \| [\d.]+ \| \d/\d \|", table, re.M)
+    accuracy_rows = re.findall(r"^\| (0|-0\.3) \| [\d.]+ \| [\d.]+ \| \d/\d/\d \|", table, re.M)
     assert accuracy_rows == ["0", "-0.3"]
     met, line = calibration_table.regime_check(results, "final")
-    assert f"- {line}" in table and line.endswith("MET" if met else "NOT MET")
+    assert f"- on all seeds: {line}" in table.splitlines() and line.endswith("MET" if met else "NOT MET")
+
+
+def _seed_differences(results, kind, shot):
+    """{seed: m = -0.3 minus m = 0 in points, mean over the episodes} computed from the saved runs."""
+    by = {(r.margin, r.seed): r.novel[kind][shot].double() * 100 for r in results}
+    return {s: float((by[(-0.3, s)] - by[(0.0, s)]).mean()) for s in (0, 1, 2)}
+
+
+def test_the_held_out_seed_is_marked_and_checked_apart_with_the_seed_to_seed_spread(calibrated):
+    out, _, _ = calibrated
+    results = [calibration.load_result(path) for path in sorted((out / "runs").glob("*.pt"))]
+    lines = (out / "calibration.md").read_text().splitlines()
+    assert "Tuned seeds (the configuration was chosen on them): 0 1; held-out seeds: 2." in lines
+    assert any(
+        line.startswith("| m | checkpoint | shot | pooled | seed 0 | seed 1 | seed 2 (held out) |") for line in lines
+    )
+    for kind in ("final", "best"):
+        held = calibration_table.regime_check(results, kind, [2])[1]
+        every = calibration_table.regime_check(results, kind)[1]
+        assert held.startswith(f"regime ({kind} checkpoints, seeds 2): best negative margin m = -0.3 vs m = 0: ")
+        assert every.startswith(f"regime ({kind} checkpoints, seeds 0 1 2): best negative margin m = -0.3")
+        regime = [line for line in lines if line.startswith("- on ") and f"({kind} checkpoints" in line]
+        assert regime == [f"- on the held-out seeds: {held}", f"- on all seeds: {every}"]
+        for shot in (1, 5):
+            diffs = _seed_differences(results, kind, shot)
+            # on one seed the pooled difference is that seed's own
+            assert f"{shot}-shot {diffs[2]:+.2f} ± " in held and f"seeds {diffs[2]:+.1f})" in held
+            all_seeds = list(diffs.values())
+            spread = [
+                "0 1 2",
+                f"{statistics.mean(all_seeds):+.2f}",
+                f"{statistics.stdev(all_seeds):.2f}",
+                f"{min(all_seeds):+.2f}",
+                f"{max(all_seeds):+.2f}",
+            ]
+            assert f"| -0.3 | {kind} | {shot} | all | {' | '.join(spread)} |" in lines
+            d = f"{diffs[2]:+.2f}"
+            assert f"| -0.3 | {kind} | {shot} | held out | 2 | {d} | – | {d} | {d} |" in lines
+
+
+def test_with_no_held_out_seed_the_table_says_so_instead_of_repeating_the_all_seeds_check(calibrated):
+    out, _, _ = calibrated
+    results = [calibration.load_result(path) for path in sorted((out / "runs").glob("*.pt"))]
+    table = calibration_table.markdown(results, "val_acc_mean", "t", tuned_seeds=[0, 1, 2])
+    lines = table.splitlines()
+    assert "Tuned seeds (the configuration was chosen on them): 0 1 2; held-out seeds: none." in lines
+    for kind in ("final", "best"):
+        regime = [line for line in lines if line.startswith("- on ") and f"({kind} checkpoints" in line]
+        assert regime == [
+            f"- on the held-out seeds ({kind} checkpoints): none ran — every seed run (0 1 2) is one the "
+            "configuration was chosen on, so the check below can flatter it",
+            f"- on all seeds: {calibration_table.regime_check(results, kind)[1]}",
+        ]
+    assert not [line for line in lines if "| held out |" in line or "(held out)" in line]
+    assert len([line for line in lines if line.startswith("| -0.3 | ") and "| all | 0 1 2 |" in line]) == 4
+
+
+def test_the_command_runs_six_seeds_by_default_three_of_them_tuned():
+    args = build_parser().parse_args(["calibrate"])
+    assert args.seeds == list(DEFAULT_SEEDS) == [0, 1, 2, 3, 4, 5]
+    assert args.tuned_seeds == list(TUNED_SEEDS) == [0, 1, 2]
+    assert split_seeds(args.seeds, args.tuned_seeds) == ([0, 1, 2], [3, 4, 5])
+    assert build_parser().parse_args(["calibrate", "--tuned-seeds"]).tuned_seeds == []  # every seed held out
+    assert split_seeds([4, 1, 4], [1, 7]) == ([1], [4])
 
 
 def test_a_rerun_trains_nothing_and_rewrites_the_same_section(calibrated, capsys):
@@ -95,7 +163,7 @@ def test_a_rerun_trains_nothing_and_rewrites_the_same_section(calibrated, capsys
     before = {path: path.stat().st_mtime_ns for path in (out / "runs").glob("*.pt")}
     capsys.readouterr()
     assert main(argv) == 0
-    assert "4 of 4 runs already done; 0 to run" in capsys.readouterr().out
+    assert "6 of 6 runs already done; 0 to run" in capsys.readouterr().out
     assert {path: path.stat().st_mtime_ns for path in (out / "runs").glob("*.pt")} == before
     assert results_md.read_text().count("<!-- calibration:default -->") == 1
 
@@ -117,7 +185,7 @@ def test_a_searched_parameter_without_a_value_is_one_line_and_exit_2(tmp_path, c
 def test_the_learning_curve_table_holds_every_epoch_of_every_run_and_its_checkpoints_test_accuracy(calibrated):
     out, _, _ = calibrated
     table = learning_curves.read(out.parent / "curves.csv")
-    assert len(table) == 2 * 2 * 2  # margins × seeds × epochs
+    assert len(table) == 2 * 3 * 2  # margins × seeds × epochs
     for path in sorted((out / "runs").glob("*.pt")):
         result = calibration.load_result(path)
         rows = table[(table["margin"] == result.margin) & (table["seed"] == result.seed)].sort_values("epoch")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,9 +18,10 @@ from tensorboard.plugins.hparams import api_pb2
 from data.paths import DIVERGED_MARKER
 from sweep import report
 from sweep.report import figure, tensorboard_files
+from sweep.report.text import CALIBRATION_POINTER
 from sweep.storage import experiment as experiments
 from sweep.storage import promotion_file
-from sweep.storage.promotion_file import PromotedTrial, Promotion, ShotScore
+from sweep.storage.promotion_file import BaselineDifference, BaselineSection, PromotedTrial, Promotion, ShotScore
 from sweep.storage.results import TrialRecord
 from sweep.storage.selections import Selection
 
@@ -185,6 +187,81 @@ def test_before_promotion_the_report_names_the_best_trial_by_validation(tmp_path
     lines = report.render(built, "table").splitlines()
     assert lines[3].startswith("Not promoted yet. Best by validation: trial aaaa0003 (val_acc_mean 61.00 after 6")
     assert f"negmargin sweep promote {experiment.root}" in lines[4]
+
+
+def _with_baseline(experiment, promotion, seed_ids, per_seed):
+    """`promotion` with m = 0 (aaaa0001) as its baseline and aaaa0003's difference to it at both shots, paired over
+    `seed_ids` with those per-seed differences (the pooled one is their mean), written and read back."""
+    mean = sum(per_seed) / len(per_seed)
+    difference = BaselineDifference(
+        mean_diff=mean,
+        ci95=0.7,
+        t_pvalue=1.2e-8,
+        wilcoxon_pvalue=3e-8,
+        n=600,
+        seeds=len(seed_ids),
+        seed_ids=seed_ids,
+        per_seed=per_seed,
+        verdict="beats the baseline",
+    )
+    section = BaselineSection(
+        note="baseline: m = 0 (trial aaaa0001)",
+        label="m = 0",
+        trial_id="aaaa0001",
+        differences={"aaaa0003": {"1": difference, "5": difference}},
+    )
+    promotion_file.write(experiment.promotion_file, promotion.model_copy(update={"baseline": section}))
+    return experiment.promotion()
+
+
+def test_the_answer_from_one_sweep_says_it_is_one_training_seed_and_points_at_the_calibrations_spread(tmp_path):
+    experiment = experiments.create(SPEC, storage=tmp_path)
+    records = _trials()
+    promotion = _with_baseline(experiment, _promotion(experiment, records, PROMOTED), [SPEC.seed], [2.1])
+    built = report.assemble(experiment, SPEC, records, promotion)
+    lines = report.render(built, "table").splitlines()
+    assert lines[5] == (
+        "    vs the baseline, m = 0 (trial aaaa0001): +2.10 ± 0.70 points (paired t p = 1.2e-08, Wilcoxon p = 3e-08): "
+        "beats the baseline"
+    )
+    assert lines[6] == (
+        f"    from one training seed (seed {SPEC.seed}): another seed can move this difference; by how much is the "
+        'calibration\'s per-seed spread (README, "Calibration"; benchmarks/RESULTS.md); promotion.extra_seeds '
+        "retrains more seeds"
+    )
+    assert lines[7].startswith("  5-shot: 66.50 ± 0.70 %") and lines[8:10] == lines[5:7]  # under each shot
+    assert f"- {lines[6].strip()}" in report.render(built, "md").splitlines()
+    # the places it points at exist: README's Calibration section and RESULTS.md's calibration table
+    root = Path(__file__).resolve().parents[2]
+    assert "### Calibration: `negmargin calibrate`" in (root / "README.md").read_text()
+    assert "<!-- calibration:default -->" in (root / "benchmarks" / "RESULTS.md").read_text()
+    assert CALIBRATION_POINTER == 'README, "Calibration"; benchmarks/RESULTS.md'
+
+
+def test_with_extra_seeds_the_answer_lists_each_seeds_difference_instead(tmp_path):
+    experiment = experiments.create(SPEC, storage=tmp_path)
+    records = _trials()
+    promotion = _with_baseline(experiment, _promotion(experiment, records, PROMOTED), [0, 1, 2], [1.5, 2.9, -0.4])
+    lines = report.render(report.assemble(experiment, SPEC, records, promotion), "table").splitlines()
+    assert lines[5] == (
+        "    vs the baseline, m = 0 (trial aaaa0001): +1.33 ± 0.70 points (paired t p = 1.2e-08, Wilcoxon p = 3e-08) "
+        "over 3 seeds (seed 0 +1.50, seed 1 +2.90, seed 2 -0.40): beats the baseline"
+    )
+    assert lines[6] == "    from 3 training seeds (promotion.extra_seeds): the per-seed differences are listed above"
+    assert not any("one training seed" in line for line in lines)
+
+
+def test_a_selected_baseline_makes_no_claim_about_seeds(tmp_path):
+    experiment = experiments.create(SPEC, storage=tmp_path)
+    records = _trials()
+    promotion = _promotion(experiment, records, PROMOTED)
+    difference = _with_baseline(experiment, promotion, [SPEC.seed], [2.1]).baseline.differences["aaaa0003"]
+    section = BaselineSection(label="m = 0", trial_id="aaaa0003", differences={"aaaa0003": difference})
+    promotion_file.write(experiment.promotion_file, promotion.model_copy(update={"baseline": section}))
+    lines = report.render(report.assemble(experiment, SPEC, records, experiment.promotion()), "table").splitlines()
+    assert lines[4].endswith("(trial aaaa0003, val 52.00 %)")  # selected, and the baseline itself
+    assert lines[5] == "    vs the baseline, m = 0 (trial aaaa0003): the selected configuration is the baseline (m = 0)"
+    assert lines[6].startswith("  5-shot: ")
 
 
 # ---------------------------------------------------------------- TensorBoard, as the server reads it
