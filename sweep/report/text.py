@@ -110,20 +110,20 @@ def baseline_line(entry: Selection) -> str:
 CALIBRATION_POINTER = 'README, "Calibration"; benchmarks/RESULTS.md'  # where the calibration's per-seed spread is
 
 
-def seed_lines(entry: dict[str, Any], sweep_seed: int) -> list[str]:
+def seed_lines(entry: Selection, sweep_seed: int) -> list[str]:
     """How sure the answer's difference to the baseline can be: from one training seed (`sweep_seed`, the one every
     trial trains with), pointing at the calibration's per-seed spread; or from the seeds promotion.extra_seeds
     retrained, whose per-seed differences the baseline line lists. Nothing without a comparison, or when the
     selected configuration is the baseline."""
-    versus = entry.get("vs_baseline")
-    if versus is None or entry["trial_id"] == entry["baseline"]["trial_id"]:
+    versus, found = entry.vs_baseline, entry.baseline
+    if versus is None or isinstance(found, str) or entry.trial_id == found.trial_id:
         return []
-    if versus["seeds"] <= 1:
+    if versus.seeds <= 1:
         return [
             f"from one training seed (seed {sweep_seed}): another seed can move this difference; by how much is the "
             f"calibration's per-seed spread ({CALIBRATION_POINTER}); promotion.extra_seeds retrains more seeds"
         ]
-    return [f"from {versus['seeds']} training seeds (promotion.extra_seeds): the per-seed differences are listed above"]
+    return [f"from {versus.seeds} training seeds (promotion.extra_seeds): the per-seed differences are listed above"]
 
 
 def _trial_table(report: Report) -> pd.DataFrame:
