@@ -199,7 +199,9 @@ def sweep_part(part: str, smoke: bool, work: Path) -> dict[str, Any]:
     row = {
         "part": part,
         "returncode": rc,
-        "spec_file": str(spec_file),
+        "spec_file": str(spec_file),  # in the stage's work folder, removed when the stage ends
+        "resources": spec["resources"],
+        "image_size": d["image_size"],
         "experiment": str(experiment),
         "wall_s": wall,
         "decision": None if decision is None else decision.__dict__,

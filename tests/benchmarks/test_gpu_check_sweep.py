@@ -60,8 +60,7 @@ def test_the_sweep_ran_end_to_end_through_ray_and_auto_chose_no_gpu(stage):
         "# gpu-check-conv4: glyphs-mini / conv4 / neg-cosine, 2 trials of up to 1 epochs, selected by val_acc_mean"
     )
     assert head[1].startswith("Selected hyperparameters (test accuracy on 20 fixed test episodes")  # promoted
-    spec = yaml.safe_load(Path(conv4["spec_file"]).read_text())
-    assert spec["resources"] == {"cpu": 1, "gpu": "auto"} and spec["dataset"]["image_size"] == 16
+    assert conv4["resources"] == {"cpu": 1, "gpu": "auto"} and conv4["image_size"] == 16
 
 
 def test_the_packing_check_timed_one_and_two_trials_and_judged_the_share(stage):
