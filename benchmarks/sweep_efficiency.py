@@ -64,6 +64,7 @@ class Strategy:
     description: str
     overrides: Overrides
     grid: bool = False
+    rerank: bool = False  # promotion re-ranks the top-k on every recorded training seed (replay.reranked)
 
 
 def _tpe(n_startup: int, value: str, stopped: str, multivariate: bool = True) -> dict[str, Any]:
@@ -122,6 +123,19 @@ STRATEGIES = [
         "TPE after 2 start-up trials, best eligible value, stopped trials pruned, ASHA rung at epoch 24",
         lambda spec: {**_tpe(2, "best", "pruned"), "scheduler": {"grace_period": min(24, spec.epochs)}},
     ),
+    Strategy(
+        "tpe2-asha+seed",
+        "as tpe2-asha, then promotion ranks its top-k on both recorded training seeds (one more seed each)",
+        lambda spec: _tpe(2, "best", "pruned"),
+        rerank=True,
+    ),
+    Strategy(
+        "grid+seed",
+        "the full-budget grid, then its top-k ranked on both recorded training seeds",
+        lambda spec: {},
+        grid=True,
+        rerank=True,
+    ),
 ]
 
 BETA_RANGE = (5.0, 20.0)  # the margin x beta space's β (--beta-range): a table's recorded β values should span it
@@ -140,7 +154,7 @@ def spaces(beta_range: tuple[float, float] = BETA_RANGE) -> dict[str, dict[str, 
 
 SPACES = spaces()
 # drawn in the figure (the table has every strategy): the references, today's and the chosen settings, the early rung
-FIGURE_STRATEGIES = ("grid", "random", "today", "tpe2-asha", "tpe2-asha24")
+FIGURE_STRATEGIES = ("grid", "random", "today", "tpe2-asha", "tpe2-asha24", "tpe2-asha+seed")
 
 
 def with_keys(spec: SweepSpec, keys: dict[str, Any], source: str) -> SweepSpec:
@@ -187,7 +201,8 @@ def run_strategy(
     """The strategy's sweeps in `where`, one per sweep seed, `budget` trials each (the grid: all its points)."""
     spec = with_keys(where.spec, strategy.overrides(where.spec), f"{where.name} / {strategy.name}")
     spec = spec.model_copy(update={"num_samples": budget})
-    return replay.replay_many(spec, recording, seeds, workdir, grid=strategy.grid)
+    swept = replay.replay_many(spec, recording, seeds, workdir, grid=strategy.grid)
+    return [replay.reranked(spec, recording, one) for one in swept] if strategy.rerank else swept
 
 
 def first_epochs(trace: list[tuple[int, float, float]], threshold: float, strict: bool = False) -> float:

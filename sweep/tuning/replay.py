@@ -293,6 +293,51 @@ def _seed_of(recording: Recording, trial: _Trial) -> int:
     return next(seed for seed, run in recording.runs[trial.config].items() if run is trial.run)
 
 
+def _best_report(run: RecordedRun, spec: SweepSpec, upto: int | None = None) -> tuple[float, float, int] | None:
+    """(selection score, objective, epoch) of the run's best eligible report up to epoch `upto`, as `_keep_best`."""
+    trial = _Trial("", 0, 0, run)
+    for report in run.reports:
+        if upto is not None and int(report["epoch"]) > upto:
+            break
+        _keep_best(trial, trainable.report_row(report, spec.objective, spec.selection, spec.selection_from_epoch), spec)
+    return trial.best
+
+
+def reranked(spec: SweepSpec, recording: Recording, swept: ReplayedSweep) -> ReplayedSweep:
+    """`swept` with promotion choosing among its top `spec.promotion.top_k` trials (ranked as `_pick` ranks) by the
+    objective averaged over every recorded training seed of each one's configuration: its own run and the other
+    seeds retrained to the full budget, whose epochs are added to the cost. What ranking on more training seeds
+    (`promotion.extra_seeds`) buys against one seed's validation noise; the pick is scored at the chosen trial's best
+    epoch, as `replay` scores."""
+    ranked = []
+    for config, seed, epochs, _ in swept.trials:
+        best = _best_report(recording.runs[config][seed], spec, upto=epochs)
+        if best is not None:
+            ranked.append((best[1], config, best[2]))
+    ranked.sort(key=lambda entry: -entry[0])  # stable: equal values keep start order, as `_pick`
+    top = ranked[: spec.promotion.top_k]
+    if not top:
+        return swept
+
+    def seeds_mean(config: int) -> float:
+        values = [best[1] for run in recording.runs[config].values() if (best := _best_report(run, spec)) is not None]
+        return float(np.mean(values))
+
+    _, config, epoch = max(top, key=lambda entry: seeds_mean(entry[1]))
+    extra = sum((len(recording.runs[c]) - 1) * recording.final_epoch(c) for _, c, _ in top)
+    score = recording.score(config, epoch)
+    epochs = swept.epochs + extra
+    return ReplayedSweep(
+        swept.trials,
+        [*swept.trace, (epochs, swept.seconds, score)],
+        (config, epoch),
+        score,
+        epochs,
+        swept.seconds,
+        swept.driver,
+    )
+
+
 def replay_many(
     spec: SweepSpec,
     recording: Recording,

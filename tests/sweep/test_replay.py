@@ -101,3 +101,18 @@ def test_the_same_sweep_seed_replays_the_same_sweep_and_the_study_storage_does_n
     in_memory = replay.replay(spec, recording, tmp_path / "c", in_memory=True)
     assert first.trials == again.trials == in_memory.trials and len(first.trials) == 6
     assert first.trace == again.trace == in_memory.trace
+
+
+def test_ranking_the_top_trials_on_every_seed_corrects_a_one_seed_pick(tmp_path):
+    table = _table()
+    at_four = (table["margin"] == 0.0) & (table["epoch"] == 4)
+    table.loc[at_four & (table["seed"] == 0), ["val_acc_1shot", "val_acc_5shot"]] = 66.0  # seed 0 flatters m = 0
+    table.loc[at_four & (table["seed"] == 1), ["val_acc_1shot", "val_acc_5shot"]] = 50.0
+    recording = replay.Recording.from_table(table, "val_acc_mean")
+    zero, late = 2, 1  # configurations: m = 0 and m = -0.3
+    one_seed = replay.ReplayedSweep([(zero, 0, 4, 4), (late, 0, 4, 4)], [(8, 4.0, 51.0)], (zero, 4), 51.0, 8, 4.0)
+    again = replay.reranked(_spec(), recording, one_seed)
+    # m = 0's seeds average (66 + 60) / 2 at their best eligible epochs (seed 1: epoch 2, 60) = 63 < m = -0.3's 65
+    assert again.pick == (late, 4) and again.score == pytest.approx(57.0)
+    assert again.epochs == 8 + 2 * 4  # both top trials retrained on the other recorded seed, 4 epochs each
+    assert again.trace[-1] == (16, 4.0, pytest.approx(57.0))
