@@ -3,7 +3,7 @@
 # PyTorch but without network, Ray or our package installed (PYTHONPATH = the repository root). Prints one summary
 # table last: every figure, and PASS/FAIL against each target ("not measured: no GPU" on a CPU).
 #   cuda_tests        the CUDA-only tests: graphed episode epochs == eager steps == the loop; overlapped augmentation
-#                     == sequential (tests/evaluation/test_finetune.py, tests/sweep/test_training_batches.py)
+#                     == sequential (tests/evaluation/test_finetune.py, tests/sweep/trial/test_training_batches.py)
 #   trial_startup     a trial's start-up breakdown in a fresh process, cold and warm cache (target: first step <= 5 s)
 #   episodes_5shot/1  600 episodes of batched fine-tuning with and without CUDA graphs (target 5-shot <= 0.1 s, and
 #                     the graphed accuracies equal the eager ones)
@@ -82,7 +82,8 @@ else
     BUDGET=(40 50 30 20 60 100 70 80)  # seconds per check: 450 s in all, plus start-up (installing the wheels)
     FULL_BUDGET=(150 50 120 45 180)
 fi
-PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider tests/evaluation/test_finetune.py tests/sweep/test_training_batches.py)
+PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider tests/evaluation/test_finetune.py
+        tests/sweep/trial/test_training_batches.py)
 
 echo "== negmargin gpu_check: device=$DEVICE quick=$QUICK full=$FULL logs=$LOG_DIR"
 "$PYTHON" - <<'EOF'

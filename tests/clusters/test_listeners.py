@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -33,6 +34,7 @@ HEAD_LISTENERS = ("gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEn
 SESSION_SCRIPT = """
 import sys
 import ray
+from ray._raylet import AuthenticationTokenLoader
 from clusters.session import ray_session
 
 with ray_session():
@@ -41,7 +43,8 @@ with ray_session():
         return ray.util.get_node_ip_address()
 
     ips = ray.get([node_ip.remote() for _ in range(2)])
-    print("READY", ",".join(sorted({node["NodeManagerAddress"] for node in ray.nodes()})), ",".join(ips), flush=True)
+    nodes = ",".join(sorted({node["NodeManagerAddress"] for node in ray.nodes()}))
+    print("READY", nodes, ",".join(ips), AuthenticationTokenLoader.instance().get_raw_token(), flush=True)
     sys.stdin.read()  # until the test closes stdin
 """
 
@@ -142,7 +145,9 @@ def test_the_local_ray_of_sweep_run_listens_on_loopback_only_with_a_private_toke
     assert node_ips == ["127.0.0.1"] and set(task_ips) == {"127.0.0.1"}
     token = home / ".ray" / "auth_token"
     assert _mode(token) == 0o600 and _mode(token.parent) == 0o700
-    assert len(token.read_text()) == 64 and int(token.read_text(), 16) >= 0
+    # the token clusters.tokens wrote (secrets.token_hex(32): 64 lowercase hex digits, no newline) is the one the
+    # driver's Ray authenticated with
+    assert re.fullmatch(r"[0-9a-f]{64}", token.read_text()) and ready[3:] == [token.read_text()]
 
 
 @pytest.mark.multinode
@@ -172,7 +177,7 @@ def test_cluster_up_local_listens_on_loopback_only_and_demands_its_private_token
         listening = _settled_listeners(lambda: _groups(groups), needed)
         outside = [entry for entry in listening if not _is_loopback(entry[0])]
         assert outside == [], f"listening beyond loopback: {outside}"
-        assert _mode(token) == 0o600
+        assert _mode(token) == 0o600 and token.read_text() == "f" * 64  # tightened, not rewritten
         request = urllib.request.Request(
             cluster.dashboard_url + "/api/v0/nodes?detail=1&limit=10", headers={"Authorization": f"Bearer {'f' * 64}"}
         )

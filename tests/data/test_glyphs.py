@@ -141,14 +141,15 @@ def test_generated_bytes_match_the_pinned_hash(cache_dir: Path) -> None:
     )
 
 
-def test_cache_is_one_file_and_is_reused(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_one_file_and_is_reused(cache_dir: Path, splits: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     assert [p.suffix for p in cache_dir.iterdir()] == [".npz"]
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("regenerated although cached")
 
     monkeypatch.setattr("data.glyphs.generate_glyph_set", refuse)
-    assert len(build_glyph_dataset("val", cache_dir).labels) > 0
+    reread = build_glyph_dataset("val", cache_dir)
+    assert reread.class_names == splits["val"].class_names and np.array_equal(reread.labels, splits["val"].labels)
 
 
 def test_small_build_with_other_parameters_gets_its_own_cache_file(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from sweep.storage import experiment as experiments
 from helpers.specs import full_search_spec_data
 from helpers.trials import tiny_config
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 PARALLEL = 2  # commands run at once (each is a fresh interpreter)
 
 

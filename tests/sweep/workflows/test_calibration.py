@@ -231,7 +231,7 @@ def test_the_search_comparison_replays_the_recorded_table_and_reads_its_table_ba
 
 def _benchmark_module(name: str):
     """A script of benchmarks/ imported as a module."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / f"{name}.py"
     loaded = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
     assert loaded is not None and loaded.loader is not None
     module = importlib.util.module_from_spec(loaded)

@@ -88,7 +88,7 @@ def test_a_frozen_holder_is_taken_over_after_the_timeout_and_stops_when_it_wakes
     assert frozen.wait(10) == LEASE_LOST_EXIT
     assert "lost its experiment lease" in frozen.stderr.read()
     assert taker.holder().token == taker.token
-    assert (tmp_path / "lease" / "driver.json").exists()
+    assert json.loads((tmp_path / "lease" / "driver.json").read_text())["pid"] == os.getpid()  # the taker's record
     taker.release()
 
 
@@ -136,7 +136,7 @@ def test_drivers_racing_for_one_stale_lease_have_one_winner(tmp_path, holders):
     winner = racers[outcomes.index("won")]
     record = wait_for(lambda: json.loads((lease_dir / "driver.json").read_text()), 10, "the winner's record")
     assert record["pid"] == winner.pid
-    assert (lease_dir / "takeover-0123").exists()
+    assert json.loads((lease_dir / "takeover-0123").read_text())["pid"] == winner.pid  # one claim: the winner's
     for racer in racers:
         racer.stdin.close()
         racer.wait(10)

@@ -17,7 +17,7 @@ from sweep.tuning.space import optuna_space, trial_config
 
 from helpers.specs import full_search_spec, full_search_spec_data
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _default() -> dict:

@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from sweep.cli import train as train_cli
 from sweep.errors import TrialConfigError
+from sweep.schema.trial_config import TrialConfig
 from sweep.trial import run_dir
 
 from helpers.trials import tiny_config, write_tiny_imagefolder
@@ -44,10 +45,10 @@ def finished_run(config_file, tmp_path_factory) -> tuple[Path, str]:
     return out, printed.getvalue()
 
 
-def test_run_directory_holds_config_checkpoints_and_summary(finished_run):
+def test_run_directory_holds_config_checkpoints_and_summary(finished_run, config_file):
     out, printed = finished_run
     assert f"tensorboard --logdir {out}" in printed
-    assert (out / "config.yaml").is_file()
+    assert TrialConfig.from_yaml(out / "config.yaml") == TrialConfig.from_yaml(config_file)  # the config, as run
     for name in ("epoch_0001", "epoch_0002", "best"):
         assert (out / "checkpoints" / name / "checkpoint.pt").is_file()
     summary = json.loads((out / "summary.json").read_text())
@@ -111,8 +112,6 @@ def test_resume_continues_from_the_last_checkpoint(finished_run, config_file, tm
 
 
 def test_default_out_dirs_are_unique_and_named_after_the_run(config_file):
-    from sweep.schema.trial_config import TrialConfig
-
     config = TrialConfig.from_yaml(config_file)
     first, second = (run_dir.default_out_dir(config) for _ in range(2))
     assert first != second

@@ -2,7 +2,7 @@
 data provider and HParams backend, as the server does), and the accuracy-versus-margin figure.
 
 The trials here are made up (sweep.storage.results.TrialRecord with Tune-like histories), so every value is known; the
-real-sweep versions of these checks are in test_sweep_end_to_end.py.
+real-sweep versions of these checks are in tests/sweep/workflows/test_sweep_end_to_end.py.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def test_the_answer_from_one_sweep_says_it_is_one_training_seed_and_points_at_th
     assert lines[7].startswith("  5-shot: 66.50 ± 0.70 %") and lines[8:10] == lines[5:7]  # under each shot
     assert f"- {lines[6].strip()}" in report.render(built, "md").splitlines()
     # the places it points at exist: README's Calibration section and RESULTS.md's calibration table
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     assert "### Calibration: `negmargin calibrate`" in (root / "README.md").read_text()
     assert "<!-- calibration:default -->" in (root / "benchmarks" / "RESULTS.md").read_text()
     assert CALIBRATION_POINTER == 'README, "Calibration"; benchmarks/RESULTS.md'

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from scipy import stats
 
 import data
 import sweep
@@ -36,6 +37,18 @@ EPISODES, QUERIES = 20, 4
 # default crop scale 0.08 would be stored at their native 40. Every reader of the cache must store 20.
 GEOMETRY = {"crop_scale": [0.5, 1.0], "max_stored_size": 20}
 STORED = 20
+
+
+def _saved_accuracies(experiment, margin: float, seed: int, domain: str, shot: int) -> torch.Tensor:
+    """Per-episode accuracies [E] in [0, 1] of one run, as its scores file under study/scores holds them."""
+    saved = torch.load(StudyDir.of(experiment).scores_file(f"m={margin:g}", seed), weights_only=True)
+    return saved["accuracies"][domain][shot].double()
+
+
+def _seed_averaged(experiment, margin: float, seeds: list[int], domain: str, shot: int) -> np.ndarray:
+    """Per-episode accuracy in points [E]: the mean over `seeds` of the saved per-episode accuracies."""
+    runs = [_saved_accuracies(experiment, margin, seed, domain, shot) for seed in seeds]
+    return (torch.stack(runs).mean(dim=0) * 100).numpy()
 
 
 def _spec(root: Path, cache: Path, storage: Path) -> dict:
@@ -107,8 +120,10 @@ def test_the_selected_configuration_is_trained_at_every_margin_and_seed(studied)
     runs = study["runs"]
     assert [(run["margin"], run["seed"]) for run in runs] == [(-0.2, 4), (-0.2, 5), (0.0, 4), (0.0, 5)]
     for run in runs:
-        assert run["failure"] is None and run["epoch"] in (1, 2) and 0 <= run["val_acc_1shot"] <= 100
         checkpoint = torch.load(run["checkpoint"], weights_only=True)
+        assert run["failure"] is None and run["epoch"] in (1, 2)
+        # the epoch and validation accuracy the run reported with the checkpoint it is scored from
+        assert run["epoch"] == checkpoint["epoch"] and run["val_acc_1shot"] == checkpoint["metrics"]["val_acc_1shot"]
         trained = checkpoint["config"]
         assert trained["margin"] == run["margin"] and trained["seed"] == run["seed"]
         assert {k: trained[k] for k in ("scale", "weight_decay")} == {
@@ -154,11 +169,13 @@ def test_every_margin_has_accuracies_and_discriminability_consistent_with_its_sc
                 ]
                 per_seed = [float(s["accuracies"][domain][int(shot)].double().mean() * 100) for s in saved]
                 assert accuracy["per_seed"] == pytest.approx(per_seed)
-                assert accuracy["mean"] == pytest.approx(np.mean(per_seed)) and accuracy["ci95"] > 0
+                assert accuracy["mean"] == pytest.approx(np.mean(per_seed))
+                averaged = _seed_averaged(experiment, entry["margin"], entry["seeds"], domain, int(shot))
+                assert accuracy["ci95"] == pytest.approx(1.96 * averaged.std() / np.sqrt(EPISODES))  # published CI
 
 
 def test_each_margin_is_compared_with_zero_on_the_same_episodes(studied):
-    _, study, stdout = studied
+    experiment, study, stdout = studied
     means = {e["margin"]: e["accuracy"] for e in study["margins"]}
     found = {(c["domain"], c["shot"]): c for c in study["comparisons"]}
     assert set(found) == {(d, s) for d in ("novel", "base") for s in (1, 5)}
@@ -166,8 +183,18 @@ def test_each_margin_is_compared_with_zero_on_the_same_episodes(studied):
         assert comparison["margin"] == -0.2 and comparison["n"] == EPISODES and comparison["seeds"] == [4, 5]
         expected = means[-0.2][domain][str(shot)]["mean"] - means[0.0][domain][str(shot)]["mean"]
         assert comparison["mean_diff"] == pytest.approx(expected)
-        assert 0 <= comparison["t_pvalue"] <= comparison["t_pvalue_holm"] <= 1
-        assert 0 <= comparison["wilcoxon_pvalue"] <= 1 and len(comparison["per_seed_diff"]) == 2
+        # recomputed with scipy from the saved scores: episode by episode, the seed-averaged accuracies
+        margin, zero = (_seed_averaged(experiment, m, [4, 5], domain, shot) for m in (-0.2, 0.0))
+        assert comparison["mean_diff"] == pytest.approx(float(np.mean(margin - zero)), rel=1e-9)
+        assert comparison["t_pvalue"] == pytest.approx(stats.ttest_rel(margin, zero).pvalue, rel=1e-9)
+        assert comparison["t_pvalue_holm"] == comparison["t_pvalue"]  # Holm over a family of one margin
+        assert comparison["wilcoxon_pvalue"] == pytest.approx(stats.wilcoxon(margin, zero).pvalue, rel=1e-9)
+        each_seed = [
+            float((_saved_accuracies(experiment, -0.2, seed, domain, shot) * 100).mean())
+            - float((_saved_accuracies(experiment, 0.0, seed, domain, shot) * 100).mean())
+            for seed in (4, 5)
+        ]
+        assert comparison["per_seed_diff"] == pytest.approx(each_seed)
     assert study["answer"].startswith("imagefolder / conv4 / neg-cosine: 1-shot: ")
     assert stdout.strip().splitlines()[-1] == study["answer"]
 
