@@ -31,6 +31,17 @@ def test_paired_comparison_matches_scipy() -> None:
     assert result["t_pvalue"] < 0.01
 
 
+def test_float_noise_of_seed_averages_is_a_tie_not_a_difference() -> None:
+    # seed-averaged accuracies: 0.1 + 0.2 != 0.3 in floats; the differences are exactly 0, .1, .1, .15, .15, .2, .2, .25
+    a = np.array([0.1 + 0.2, 0.7, 0.5, 0.9, 0.45, 0.8, 0.65, 0.55])
+    b = np.array([0.3, 0.6, 0.4, 0.75, 0.3, 0.6, 0.45, 0.3])
+    assert (a - b)[0] != 0  # the noise the comparison must not rank as a difference
+    exact = np.array([0.0, 0.1, 0.1, 0.15, 0.15, 0.2, 0.2, 0.25])
+    result = paired_comparison(a, b)
+    assert result["wilcoxon_pvalue"] == pytest.approx(stats.wilcoxon(exact).pvalue, rel=1e-12)
+    assert result["wilcoxon_pvalue"] != pytest.approx(stats.wilcoxon(a, b).pvalue, rel=1e-6)
+
+
 def test_identical_scores_give_p_one_and_mismatched_lengths_raise() -> None:
     a = np.linspace(0.2, 0.9, 50)
     assert paired_comparison(a, a.copy()) == {
