@@ -43,6 +43,7 @@ format: $(STAMP)
 test: lint
 	$(PY) -m pytest
 
+# The embedded default sweep end to end, then its report (README, "Two commands"; about 8 minutes on 2 cores)
 demo: $(STAMP)
 	$(VENV)/bin/negmargin sweep run
 	$(VENV)/bin/negmargin sweep report --latest
@@ -52,7 +53,7 @@ study: $(STAMP)
 	$(VENV)/bin/negmargin sweep study --latest --margins -0.5 -0.3 -0.1 0 0.2
 
 # The embedded default's margin calibration (README, "Calibration"): 6 training seeds, 0 1 2 the tuned ones and 3 4 5
-# held out (about twice the 3-seed run's 25 min on 2 cores, not yet measured): table into RESULTS.md
+# held out (about an hour on 2 cores, an estimate, twice the 3-seed run; not measured yet): table into RESULTS.md
 calibrate: $(STAMP)
 	$(VENV)/bin/negmargin calibrate --margins -0.2 -0.3 --seeds 0 1 2 3 4 5 --tuned-seeds 0 1 2 \
 	  --results benchmarks/RESULTS.md

@@ -71,7 +71,7 @@ def connect(address: str | None = None) -> JobSubmissionClient:
     except ConnectionError:
         raise ClusterError(
             f"{address}: no Ray dashboard answers there (start one with `negmargin cluster up --local`, "
-            "or open a tunnel to a remote cluster: README.md, Clusters)"
+            "or open a tunnel to a remote cluster: docs/clusters.md, Security)"
         ) from None
 
 

@@ -46,7 +46,7 @@ def _add_jobs_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address",
         help=f"the cluster's dashboard / Jobs API; default $RAY_ADDRESS, else {jobs.DEFAULT_ADDRESS} "
-        "(a remote cluster: through a tunnel, see README.md, Clusters)",
+        "(a remote cluster: through a tunnel, see docs/clusters.md, Security)",
     )
 
 
