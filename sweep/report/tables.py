@@ -67,7 +67,8 @@ def _trial_row(
 
 def _promoted_rows(promotion: Promotion | None) -> list[dict[str, Any]]:
     """One row per promoted trial, by rank, then the baseline when it ranked below them (rank "baseline"); each with
-    its test accuracy and its paired test difference to the baseline per shot (evaluation.compare_to_baseline)."""
+    its test accuracy and its paired test difference to the baseline per shot (evaluation.compare_to_baseline), and
+    with promotion.extra_seeds its test mean ± std and validation mean across seeds."""
     if promotion is None:
         return []
     found = promotion.baseline
@@ -87,6 +88,8 @@ def _promoted_rows(promotion: Promotion | None) -> list[dict[str, Any]]:
                 row.update({f"vs_baseline_{shot}shot": 0.0, f"vs_baseline_ci95_{shot}shot": 0.0})
         for shot, seeds in trial.seeds.items():
             row[f"seeds_{shot}shot"] = f"{seeds.mean:.2f} ± {seeds.std:.2f} (n={seeds.n})"
+            if seeds.val_mean is not None:  # what the answer is chosen on (sweep.storage.selections.chosen_on)
+                row[f"seeds_val_{shot}shot"] = f"{seeds.val_mean:.2f} (n={len(seeds.val_runs)})"
         if trial.seeds_failed:
             row["seeds_failed"] = ", ".join(f"seed {run.seed} {run.reason.split(':')[0]}" for run in trial.seeds_failed)
         rows.append(row)

@@ -84,6 +84,7 @@ def answer_lines(report: Report) -> list[str]:
                 f"  {entry.shot}-shot: {entry.test_acc:.2f} ± {entry.test_ci95:.2f} %   "
                 f"{format_params(entry.params)}   (trial {entry.trial_id}, val {entry.val_acc:.2f} %)"
             )
+            lines.append(f"    {choice_line(entry, report.spec.seed)}")
             lines.append(f"    {baseline_line(entry)}")
             lines += [f"    {line}" for line in seed_lines(entry, report.spec.seed)]
         return lines
@@ -110,18 +111,31 @@ def baseline_line(entry: Selection) -> str:
 CALIBRATION_POINTER = 'README, "Calibration"; benchmarks/RESULTS.md'  # where the calibration's per-seed spread is
 
 
+def choice_line(entry: Selection, sweep_seed: int) -> str:
+    """What the answer was chosen on among the promoted trials: one training seed's validation (`sweep_seed`, the one
+    every trial trains with), or the validation averaged over the seeds promotion.extra_seeds retrained."""
+    if entry.val_seeds > 1:
+        return (
+            f"chosen on validation averaged over {entry.val_seeds} training seeds (promotion.extra_seeds; the val "
+            "above is that mean)"
+        )
+    return (
+        f"chosen on one training seed's validation (seed {sweep_seed}); promotion.extra_seeds retrains the promoted "
+        "configurations with more seeds and chooses on their mean"
+    )
+
+
 def seed_lines(entry: Selection, sweep_seed: int) -> list[str]:
-    """How sure the answer's difference to the baseline can be: from one training seed (`sweep_seed`, the one every
-    trial trains with), pointing at the calibration's per-seed spread; or from the seeds promotion.extra_seeds
-    retrained, whose per-seed differences the baseline line lists. Nothing without a comparison, or when the
-    selected configuration is the baseline."""
+    """How sure the answer's difference to the baseline can be: from one training seed (`sweep_seed`), pointing at
+    the calibration's per-seed spread; or from the seeds promotion.extra_seeds retrained, whose per-seed differences
+    the baseline line lists. Nothing without a comparison, or when the selected configuration is the baseline."""
     versus, found = entry.vs_baseline, entry.baseline
     if versus is None or isinstance(found, str) or entry.trial_id == found.trial_id:
         return []
     if versus.seeds <= 1:
         return [
             f"from one training seed (seed {sweep_seed}): another seed can move this difference; by how much is the "
-            f"calibration's per-seed spread ({CALIBRATION_POINTER}); promotion.extra_seeds retrains more seeds"
+            f"calibration's per-seed spread ({CALIBRATION_POINTER})"
         ]
     return [f"from {versus.seeds} training seeds (promotion.extra_seeds): the per-seed differences are listed above"]
 

@@ -26,6 +26,12 @@ def objective_value(metrics: dict[str, Any], objective: str) -> float | None:
     return sum(metrics[key] for key in keys) / len(keys)
 
 
+def validation_score(val: dict[str, float], shot: int | str, objective: str) -> float:
+    """What promotion chooses a configuration on at `shot`, from a run's validation metrics at its best checkpoint:
+    `val_acc_<shot>shot`, else the objective (a shot promotion tests but validation did not), else -inf."""
+    return val.get(f"val_acc_{shot}shot", val.get(objective, float("-inf")))
+
+
 SELECTION_SCORE = "selection_score"  # the reported column Tune keeps checkpoints by
 _INELIGIBLE_OFFSET = 1000.0  # accuracies lie in [0, 100]: an ineligible epoch ranks below every eligible one
 

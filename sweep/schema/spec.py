@@ -183,7 +183,11 @@ class Resources(Strict):
 
 
 class Promotion(Strict):
-    """How the best trials are promoted to the final test evaluation."""
+    """How the best trials are promoted to the final test evaluation: the top_k trials by validation, scored at
+    `shots` on `test_episodes` fixed episodes. `extra_seeds: N` retrains each promoted configuration (and the
+    baseline) with N more training seeds: the answer per shot is then chosen on the validation averaged over the
+    configuration's seeds instead of one seed's, and its test accuracy and difference to the baseline are reported
+    across seeds."""
 
     top_k: int = Field(3, ge=1)
     test_episodes: int = Field(600, ge=1)
@@ -191,7 +195,7 @@ class Promotion(Strict):
     queries: int = Field(16, ge=1)
     way: int = Field(5, ge=2)
     finetune_epochs: int = Field(100, ge=1)
-    extra_seeds: int = Field(0, ge=0)
+    extra_seeds: int = Field(0, ge=0)  # more training seeds per promoted configuration; > 0: chosen on their mean
 
 
 class SweepSpec(TrialSettings):

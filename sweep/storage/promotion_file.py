@@ -6,7 +6,7 @@ keyed by the shot as a string ("1", "5"), as JSON keys are.
 
     {"format": 1, "experiment": "/…/experiments/default-…", "objective": "val_acc_mean",
      "selection_metric": "val_acc_5shot", "shots": [1, 5], "test_episodes": {"1": "/…/episodes/test_1shot.pt", …},
-     "trials": [PromotedTrial, …]            ranked by validation (rank 1 first)
+     "trials": [PromotedTrial, …]            ranked by their own validation (rank 1 first)
      "comparisons": [Comparison, …]          every pair of promoted trials, per shot (paired over the episodes)
      "baseline": BaselineSection             the m = 0 trial (or the spec's first point) and each trial's difference
      "seconds": 12.3}
@@ -41,12 +41,16 @@ class ShotScore(_Record):
 
 
 class AcrossSeeds(_Record):
-    """Test means of a configuration's runs (its promoted trial and the retrained seeds that trained) at one shot."""
+    """A configuration's runs (its promoted trial, then the retrained seeds that trained) at one shot: their test
+    means, and their validation at their best checkpoints (sweep.schema.objectives.validation_score), whose mean the
+    selections choose on; `val_mean` is None and `val_runs` empty in files written before they were recorded."""
 
     mean: float
     std: float  # sample standard deviation (0 for one run)
     n: int
     runs: list[float]
+    val_mean: float | None = None
+    val_runs: list[float] = []
 
 
 class FailedSeed(_Record):
@@ -59,7 +63,7 @@ class FailedSeed(_Record):
 class PromotedTrial(_Record):
     """One scored trial: its rank by validation ("baseline" for a baseline ranked below the promoted ones), searched
     values, validation metrics at its best checkpoint, that checkpoint's epoch and path, the epochs that could have
-    been its best, its test scores per shot, and (with promotion.extra_seeds) its scores across seeds."""
+    been its best, its test scores per shot, and (with promotion.extra_seeds) its test and validation across seeds."""
 
     rank: int | Literal["baseline"]
     trial_id: str

@@ -76,6 +76,12 @@ def _best_row(history: pd.DataFrame, selection: str, selection_from_epoch: int =
     return scored.loc[scored[selection].idxmax()].to_dict() if not scored.empty else {}
 
 
+def validation_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The validation metrics (`val_…` keys) of a report row: what a run's best checkpoint is known by in promotion.json
+    (a promoted trial's `TrialRecord.best`, a retrained seed's report with its best checkpoint)."""
+    return {str(key): float(value) for key, value in row.items() if str(key).startswith("val_")}
+
+
 def _checkpoint_of(analysis: Any, trial: Any, best: dict[str, Any], selection: str) -> Any:
     """The kept checkpoint reported with `best` (same epoch); Tune's best by `selection` if that one is gone."""
     for result in trial.run_metadata.checkpoint_manager.best_checkpoint_results:

@@ -5,12 +5,15 @@ by every promotion, and its read and merge (the only code that does). A report's
     selections:
       - {dataset: glyphs, backbone: conv4, loss: neg-cosine, shot: 1,
          params: {margin: -0.12, scale: 12.3, weight_decay: 4.1e-4, drop_rate: 0.0, dropblock_size: 5},
-         val_acc: 61.3, test_acc: 58.9, test_ci95: 0.81, test_episodes: 600,
+         val_acc: 61.3, val_seeds: 1, test_acc: 58.9, test_ci95: 0.81, test_episodes: 600,
          experiment: /…/experiments/default-20261127-…, trial_id: 3b1c…, updated: 2026-11-27T17:02:11,
          baseline: {label: m = 0, trial_id: 9a0e…},
          vs_baseline: {mean_diff: 2.1, ci95: 0.7, t_pvalue: 1.2e-08, wilcoxon_pvalue: 3.0e-08, seeds: 1,
                        verdict: beats the baseline, text: "+2.10 ± 0.70 points (paired t p = …): beats the baseline"}}
 
+Each shot's entry is the promoted trial with the best validation at that shot (`val_acc_<shot>shot`, else the
+objective: sweep.schema.objectives.validation_score), averaged over the configuration's training seeds when promotion
+retrained more (promotion.extra_seeds; `val_seeds` says over how many, `val_acc` is that mean); never chosen on test.
 A promotion replaces the entry of each key it covers (the newest sweep of a setting is the one the user ran last);
 entries of other settings are kept untouched. A file without `format` (written before it was recorded) is format 1.
 """
@@ -26,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from data.atomic import file_lock, write_text_atomically
+from sweep.schema.objectives import validation_score
 from sweep.schema.spec import DEFAULT_STORAGE, SweepSpec
 from sweep.storage.experiment import Experiment
 from sweep.storage.file_format import VersionedFile, dump, read_yaml
@@ -60,9 +64,10 @@ class VersusBaseline(_Record):
 
 
 class Selection(_Record):
-    """One chosen configuration: its key (dataset, backbone, loss, shot), searched values, validation and test
-    accuracy (%, test mean ± 95 % half-width over `test_episodes`), where it comes from, when it was chosen, and its
-    difference to the baseline (`baseline` is the note alone when promotion had none)."""
+    """One chosen configuration: its key (dataset, backbone, loss, shot), searched values, the validation accuracy it
+    was chosen on (%, the mean over `val_seeds` training seeds; 1 in files written before it was recorded) and its
+    test accuracy (%, its promoted trial's mean ± 95 % half-width over `test_episodes`), where it comes from, when it
+    was chosen, and its difference to the baseline (`baseline` is the note alone when promotion had none)."""
 
     dataset: str
     backbone: str
@@ -70,6 +75,7 @@ class Selection(_Record):
     shot: int
     params: dict[str, Any]
     val_acc: float
+    val_seeds: int = 1
     test_acc: float
     test_ci95: float
     test_episodes: int
@@ -110,16 +116,22 @@ def read(path: Path) -> list[Selection]:
     return list(read_yaml(path, Selections, "selections file", REMEDY).selections)
 
 
+def chosen_on(trial: PromotedTrial, shot: int, objective: str) -> tuple[float, int]:
+    """(validation score, over how many training seeds) a promoted trial is chosen on at `shot`: the mean over its
+    configuration's seeds when promotion recorded one (promotion.extra_seeds), else its own."""
+    seeds = trial.seeds.get(str(shot))
+    if seeds is not None and seeds.val_mean is not None:
+        return seeds.val_mean, len(seeds.val_runs)
+    return validation_score(trial.val, shot, objective), 1
+
+
 def entries_from_promotion(spec: SweepSpec, promotion: Promotion) -> list[Selection]:
-    """One entry per shot: the promoted trial with the best validation accuracy for that shot."""
+    """One entry per shot: the promoted trial with the best validation for that shot (`chosen_on`; the first by
+    rank of equal ones)."""
     entries = []
     for shot in promotion.shots:
-        val_key = f"val_acc_{shot}shot"
-
-        def validation_score(trial: PromotedTrial, val_key: str = val_key) -> float:
-            return trial.val.get(val_key, trial.val.get(spec.objective, float("-inf")))
-
-        chosen = max(promotion.trials, key=validation_score)
+        scored = [(chosen_on(trial, shot, spec.objective), trial) for trial in promotion.trials]
+        (val_acc, val_seeds), chosen = max(scored, key=lambda pair: pair[0][0])  # the first of equal ones
         test = chosen.test[str(shot)]
         entry = {
             "dataset": spec.dataset.name,
@@ -127,7 +139,8 @@ def entries_from_promotion(spec: SweepSpec, promotion: Promotion) -> list[Select
             "loss": spec.loss,
             "shot": int(shot),
             "params": chosen.params,
-            "val_acc": round(float(validation_score(chosen)), 3),
+            "val_acc": round(float(val_acc), 3),
+            "val_seeds": val_seeds,
             "test_acc": round(test.mean, 3),
             "test_ci95": round(test.ci95, 3),
             "test_episodes": test.episodes,

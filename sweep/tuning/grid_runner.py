@@ -7,7 +7,7 @@ grids through `grid_tuner` and read each run back with `seed_run`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +15,20 @@ from data.paths import DIVERGED_MARKER, checkpoint_file
 from sweep.schema.objectives import SELECTION_SCORE
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment
+from sweep.storage.results import validation_metrics
 from sweep.tuning import trainable
 
 
 @dataclass(frozen=True)
 class SeedRun:
-    """One retraining of a promoted configuration: its seed, and its best checkpoint or why it has none."""
+    """One retraining of a promoted configuration: its seed, and its best checkpoint with the validation metrics
+    reported with it (`val_…`, as a promoted trial's in promotion.json), or why it has none."""
 
     trial_id: str
     seed: int
     checkpoint: Path | None
     failure: str | None = None  # "diverged: …" or "error: …" when the run has no checkpoint to score
+    val: dict[str, float] = field(default_factory=dict)
 
 
 def grid_tuner(
@@ -73,14 +76,23 @@ def grid_run_config(spec: SweepSpec, storage: Path, name: str) -> Any:
 
 
 def seed_run(result: Any, spec: SweepSpec) -> SeedRun:
-    """What one run of a grid left: its best checkpoint, or the divergence / error that kept it from having one."""
+    """What one run of a grid left: its best checkpoint and the validation reported with it, or the divergence /
+    error that kept it from having one."""
     trial_id = result.config[trainable.RETRAIN_KEY]["trial_id"]
     seed = spec.seed + int(result.config[trainable.SEED_OFFSET_KEY])
     marker = Path(result.path) / DIVERGED_MARKER
     if marker.exists():
         return SeedRun(trial_id, seed, None, f"diverged: {marker.read_text().strip()}")
-    best = result.get_best_checkpoint(SELECTION_SCORE, "max")
+    best = best_checkpoint(result)
     if best is None:
         reason = str(result.error).strip().splitlines()[0] if result.error else "no validation report"
         return SeedRun(trial_id, seed, None, f"error: {reason}")
-    return SeedRun(trial_id, seed, checkpoint_file(best.path))
+    checkpoint, metrics = best
+    return SeedRun(trial_id, seed, checkpoint_file(checkpoint.path), val=validation_metrics(metrics))
+
+
+def best_checkpoint(result: Any) -> tuple[Any, dict[str, Any]] | None:
+    """(checkpoint, the report Tune kept it with) of a run's highest selection score, the first of equal ones as
+    Tune's `Result.get_best_checkpoint`; None when the run kept none with a score."""
+    kept = [pair for pair in result.best_checkpoints or [] if pair[1].get(SELECTION_SCORE) is not None]
+    return max(kept, key=lambda pair: pair[1][SELECTION_SCORE]) if kept else None

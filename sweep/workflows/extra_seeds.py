@@ -3,8 +3,10 @@
 One promoted trial is one draw of the training randomness; `promotion.extra_seeds: N` retrains its configuration with
 seeds seed+1 … seed+N (full budget, no early stopping) on the cluster, with the sweep's own trainable
 (sweep.tuning.trainable), scores every run's best checkpoint on the same test episodes, and reports the mean and
-standard deviation of the test accuracy over the runs that trained. A run whose loss diverged is not retried and has no
-score: it is listed under "diverged" with its seed, so the seed count never shrinks without a word.
+standard deviation of the test accuracy over the runs that trained. It also records each run's validation at its
+best checkpoint and their mean, which the selections file and the report choose the answer on (never on test). A run
+whose loss diverged is not retried and has no score: it is listed under "diverged" with its seed, so the seed count
+never shrinks without a word.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from sweep.schema.objectives import validation_score
 from sweep.schema.spec import SweepSpec
 from sweep.storage.experiment import Experiment
 from sweep.storage.promotion_file import AcrossSeeds, FailedSeed, PromotedTrial
@@ -59,31 +62,37 @@ def restored_grid(
     )
 
 
-def across_seeds(test_means: list[float]) -> AcrossSeeds:
-    """Mean and sample standard deviation of per-run test accuracies (one run per seed)."""
+def across_seeds(test_means: list[float], val_scores: list[float]) -> AcrossSeeds:
+    """Mean and sample standard deviation of per-run test accuracies (one run per seed), and the mean of the same
+    runs' validation scores."""
     return AcrossSeeds(
         mean=statistics.fmean(test_means),
         std=statistics.stdev(test_means) if len(test_means) > 1 else 0.0,
         n=len(test_means),
         runs=test_means,
+        val_mean=statistics.fmean(val_scores),
+        val_runs=val_scores,
     )
 
 
 def with_seed_results(
-    trials: list[PromotedTrial], runs: list[SeedRun], score: Callable[[SeedRun], dict[int, float]]
+    trials: list[PromotedTrial], runs: list[SeedRun], score: Callable[[SeedRun], dict[int, float]], objective: str
 ) -> list[PromotedTrial]:
-    """Each trial with its `seeds` per shot (its own test mean plus the retrained seeds' that trained; `score` gives a
-    run's test mean per shot) and its `seeds_failed`: the seeds that did not, with the reason."""
+    """Each trial with its `seeds` per shot (its own test mean and validation score plus those of the retrained seeds
+    that trained; `score` gives a run's test mean per shot, `objective` is the validation's fallback:
+    sweep.schema.objectives.validation_score) and its `seeds_failed`: the seeds that did not, with the reason."""
     updated = []
     for trial in trials:
-        per_shot: dict[str, list[float]] = {shot: [test.mean] for shot, test in trial.test.items()}
+        tests: dict[str, list[float]] = {shot: [test.mean] for shot, test in trial.test.items()}
+        vals = {shot: [validation_score(trial.val, shot, objective)] for shot in trial.test}
         own_runs = [run for run in runs if run.trial_id == trial.trial_id]
         for run in own_runs:
             if run.checkpoint is None:
                 continue
             for shot, mean in score(run).items():
-                per_shot[str(shot)].append(mean)
+                tests[str(shot)].append(mean)
+                vals[str(shot)].append(validation_score(run.val, shot, objective))
         failed = [FailedSeed(seed=run.seed, reason=run.failure) for run in own_runs if run.failure]
-        seeds = {shot: across_seeds(means) for shot, means in per_shot.items()}
+        seeds = {shot: across_seeds(means, vals[shot]) for shot, means in tests.items()}
         updated.append(trial.model_copy(update={"seeds": seeds, "seeds_failed": failed}))
     return updated

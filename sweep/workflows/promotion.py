@@ -2,6 +2,8 @@
 
 Trials are ranked by the objective at their best checkpoint, which the spec's selection metric picks
 (`SweepSpec.selection`: 5-shot validation in the paper's presets, as the published code; sweep/storage/results.py).
+The answer per shot is chosen among the promoted trials on validation (sweep.storage.selections): each trial's own
+or, with promotion.extra_seeds, its mean over the configuration's training seeds (sweep.workflows.extra_seeds).
 
 This module and the margin study (sweep.study) are the only places that read the test ("novel") split:
 `data.load_split(..., allow_test=True)`.
@@ -40,7 +42,7 @@ from sweep.storage.promotion_file import (
     Promotion,
     ShotScore,
 )
-from sweep.storage.results import TrialRecord, load_trials, ranked
+from sweep.storage.results import TrialRecord, load_trials, ranked, validation_metrics
 
 if TYPE_CHECKING:
     from sweep.tuning.grid_runner import SeedRun
@@ -68,7 +70,7 @@ def _entry(
         rank=rank,
         trial_id=record.trial_id,
         params={name: plain_json(value) for name, value in record.params.items()},
-        val={str(key): float(value) for key, value in record.best.items() if str(key).startswith("val_")},
+        val=validation_metrics(record.best),
         epoch=int(record.best.get("epoch", 0)),
         eligible_epochs=eligible_epochs(record, selection_from_epoch),
         checkpoint=str(record.best_checkpoint),
@@ -199,7 +201,7 @@ def run(
             return score_checkpoint(checkpoint, novel, episode_sets, spec, device)
 
         runs = seeds.retrain(spec, experiment, retrained, address)
-        retrained = seeds.with_seed_results(retrained, runs, seed_scorer(scored, score))
+        retrained = seeds.with_seed_results(retrained, runs, seed_scorer(scored, score), spec.objective)
         results, baseline_entry = retrained[: len(results)], (retrained[-1] if baseline_entry else None)
     promotion = Promotion(
         experiment=str(experiment.root),

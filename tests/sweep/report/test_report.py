@@ -21,7 +21,14 @@ from sweep.report import figure, tensorboard_files
 from sweep.report.text import CALIBRATION_POINTER
 from sweep.storage import experiment as experiments
 from sweep.storage import promotion_file
-from sweep.storage.promotion_file import BaselineDifference, BaselineSection, PromotedTrial, Promotion, ShotScore
+from sweep.storage.promotion_file import (
+    AcrossSeeds,
+    BaselineDifference,
+    BaselineSection,
+    PromotedTrial,
+    Promotion,
+    ShotScore,
+)
 from sweep.storage.results import TrialRecord
 from sweep.storage.selections import Selection
 
@@ -140,10 +147,16 @@ def test_the_report_starts_with_the_selected_hyperparameters_and_their_test_accu
     selected = "  1-shot: 48.25 ± 0.81 %   m -0.100, β 12.00, weight decay 5.0e-04, DropBlock 0.100 / 3"
     assert lines[4].startswith(selected)
     assert lines[4].endswith("(trial aaaa0003, val 52.00 %)")
+    # chosen on the one training seed every trial trains with (no promotion.extra_seeds), and said so under each shot
+    chosen = (
+        f"    chosen on one training seed's validation (seed {SPEC.seed}); promotion.extra_seeds retrains the promoted "
+        "configurations with more seeds and chooses on their mean"
+    )
+    assert lines[5] == lines[8] == chosen
     # a promotion.json written before baselines were scored says so under each shot
-    assert lines[5] == lines[7] == "    vs the baseline: no baseline (promoted before baselines were scored)"
-    assert lines[6].startswith("  5-shot: 66.50 ± 0.70 %") and lines[6].endswith("(trial aaaa0003, val 70.00 %)")
-    assert lines[9].startswith("Trials (best val_acc_mean first")
+    assert lines[6] == lines[9] == "    vs the baseline: no baseline (promoted before baselines were scored)"
+    assert lines[7].startswith("  5-shot: 66.50 ± 0.70 %") and lines[7].endswith("(trial aaaa0003, val 70.00 %)")
+    assert lines[11].startswith("Trials (best val_acc_mean first")
     text = "\n".join(lines)
     assert text.index("Selected hyperparameters") < text.index("Trials (") < text.index("Promoted (")
 
@@ -220,17 +233,17 @@ def test_the_answer_from_one_sweep_says_it_is_one_training_seed_and_points_at_th
     promotion = _with_baseline(experiment, _promotion(experiment, records, PROMOTED), [SPEC.seed], [2.1])
     built = report.assemble(experiment, SPEC, records, promotion)
     lines = report.render(built, "table").splitlines()
-    assert lines[5] == (
+    assert lines[5].startswith(f"    chosen on one training seed's validation (seed {SPEC.seed}); ")
+    assert lines[6] == (
         "    vs the baseline, m = 0 (trial aaaa0001): +2.10 ± 0.70 points (paired t p = 1.2e-08, Wilcoxon p = 3e-08): "
         "beats the baseline"
     )
-    assert lines[6] == (
+    assert lines[7] == (
         f"    from one training seed (seed {SPEC.seed}): another seed can move this difference; by how much is the "
-        'calibration\'s per-seed spread (README, "Calibration"; benchmarks/RESULTS.md); promotion.extra_seeds '
-        "retrains more seeds"
+        'calibration\'s per-seed spread (README, "Calibration"; benchmarks/RESULTS.md)'
     )
-    assert lines[7].startswith("  5-shot: 66.50 ± 0.70 %") and lines[8:10] == lines[5:7]  # under each shot
-    assert f"- {lines[6].strip()}" in report.render(built, "md").splitlines()
+    assert lines[8].startswith("  5-shot: 66.50 ± 0.70 %") and lines[9:12] == lines[5:8]  # under each shot
+    assert f"- {lines[7].strip()}" in report.render(built, "md").splitlines()
     # the places it points at exist: README's Calibration section and RESULTS.md's calibration table
     root = Path(__file__).resolve().parents[3]
     assert "### Calibration: `negmargin calibrate`" in (root / "README.md").read_text()
@@ -238,17 +251,46 @@ def test_the_answer_from_one_sweep_says_it_is_one_training_seed_and_points_at_th
     assert CALIBRATION_POINTER == 'README, "Calibration"; benchmarks/RESULTS.md'
 
 
-def test_with_extra_seeds_the_answer_lists_each_seeds_difference_instead(tmp_path):
+def _with_seeds(promotion, val_runs):
+    """`promotion` with every trial's runs across seeds: {trial id: {shot: validation of each run}} (its test means
+    made up), as promotion.extra_seeds records them."""
+    trials = []
+    for trial in promotion.trials:
+        seeds = {
+            shot: AcrossSeeds(
+                mean=40.0, std=1.0, n=len(runs), runs=[40.0] * len(runs), val_mean=sum(runs) / len(runs), val_runs=runs
+            )
+            for shot, runs in val_runs[trial.trial_id].items()
+        }
+        trials.append(trial.model_copy(update={"seeds": seeds}))
+    return promotion.model_copy(update={"trials": trials})
+
+
+def test_with_extra_seeds_the_answer_is_chosen_on_the_seeds_validation_and_lists_each_seeds_difference(tmp_path):
     experiment = experiments.create(SPEC, storage=tmp_path)
     records = _trials()
-    promotion = _with_baseline(experiment, _promotion(experiment, records, PROMOTED), [0, 1, 2], [1.5, 2.9, -0.4])
-    lines = report.render(report.assemble(experiment, SPEC, records, promotion), "table").splitlines()
-    assert lines[5] == (
+    val_runs = {
+        "aaaa0003": {"1": [52.0, 50.0, 51.0], "5": [70.0, 68.0, 69.5]},
+        "aaaa0004": {"1": [33.0, 30.0, 31.0], "5": [45.0, 44.0, 43.0]},
+    }
+    promotion = _with_seeds(_promotion(experiment, records, PROMOTED), val_runs)
+    promotion = _with_baseline(experiment, promotion, [0, 1, 2], [1.5, 2.9, -0.4])
+    built = report.assemble(experiment, SPEC, records, promotion)
+    lines = report.render(built, "table").splitlines()
+    assert lines[4].endswith("(trial aaaa0003, val 51.00 %)")  # the mean over the seeds, not its own 52.00
+    chosen = "chosen on validation averaged over 3 training seeds (promotion.extra_seeds; the val above is that mean)"
+    assert lines[5] == lines[9] == f"    {chosen}"
+    assert lines[6] == (
         "    vs the baseline, m = 0 (trial aaaa0001): +1.33 ± 0.70 points (paired t p = 1.2e-08, Wilcoxon p = 3e-08) "
         "over 3 seeds (seed 0 +1.50, seed 1 +2.90, seed 2 -0.40): beats the baseline"
     )
-    assert lines[6] == "    from 3 training seeds (promotion.extra_seeds): the per-seed differences are listed above"
+    assert lines[7] == "    from 3 training seeds (promotion.extra_seeds): the per-seed differences are listed above"
+    assert lines[8].endswith("(trial aaaa0003, val 69.17 %)")
     assert not any("one training seed" in line for line in lines)
+    assert [(entry.val_acc, entry.val_seeds) for entry in built.selected] == [(51.0, 3), (69.167, 3)]
+    # the promoted table shows the validation mean the answer was chosen on beside the test mean across seeds
+    assert list(built.promoted["seeds_val_1shot"]) == ["51.00 (n=3)", "31.33 (n=3)"]
+    assert "seeds val 5shot" in report.render(built, "md").split("## Promoted", 1)[1]
 
 
 def test_a_selected_baseline_makes_no_claim_about_seeds(tmp_path):
@@ -260,8 +302,9 @@ def test_a_selected_baseline_makes_no_claim_about_seeds(tmp_path):
     promotion_file.write(experiment.promotion_file, promotion.model_copy(update={"baseline": section}))
     lines = report.render(report.assemble(experiment, SPEC, records, experiment.promotion()), "table").splitlines()
     assert lines[4].endswith("(trial aaaa0003, val 52.00 %)")  # selected, and the baseline itself
-    assert lines[5] == "    vs the baseline, m = 0 (trial aaaa0003): the selected configuration is the baseline (m = 0)"
-    assert lines[6].startswith("  5-shot: ")
+    assert lines[5].startswith("    chosen on one training seed's validation")  # how it was chosen is said still
+    assert lines[6] == "    vs the baseline, m = 0 (trial aaaa0003): the selected configuration is the baseline (m = 0)"
+    assert lines[7].startswith("  5-shot: ")
 
 
 # ---------------------------------------------------------------- TensorBoard, as the server reads it

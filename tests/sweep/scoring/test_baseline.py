@@ -120,7 +120,8 @@ def test_a_one_sided_extra_seed_failure_pairs_the_seeds_both_have_as_the_study_d
         SeedRun("base", 2, tmp_path / "base-2.pt"),
     ]
     trials = [_promoted("sel", {1: accuracy[("sel", 0)]}), _promoted("base", {1: accuracy[("base", 0)]})]
-    updated = extra_seeds.with_seed_results(trials, runs, promotion.seed_scorer(scored, checkpoints.__getitem__))
+    scorer = promotion.seed_scorer(scored, checkpoints.__getitem__)
+    updated = extra_seeds.with_seed_results(trials, runs, scorer, "val_acc_mean")
     assert [t.seeds["1"].n for t in updated] == [3, 2] and updated[1].seeds_failed[0].seed == 1
     difference = promotion.baseline_differences(scored, ["sel"], "base")["sel"]["1"]
     assert difference.seeds == 2 and difference.seed_ids == [0, 2]

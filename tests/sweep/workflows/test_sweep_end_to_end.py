@@ -25,6 +25,7 @@ from evaluation.checkpoint import Checkpoint
 from sweep.cli import main
 from sweep.report import tensorboard_files
 from sweep.schema import spec as spec_module
+from sweep.schema.objectives import objective_value
 from sweep.storage import experiment as experiments
 from sweep.storage import selections
 from sweep.storage.promotion_file import BaselineDifference, FailedSeed, PromotedTrial, ShotScore
@@ -420,12 +421,31 @@ def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, 
     finally:
         experiment.spec_file.write_text(original)
     (trial,) = promotion["trials"]
+    retrained = sorted((experiment.root / "seeds").rglob(CHECKPOINT_FILE))
+    run_dirs = {
+        json.loads(params.read_text())["retrain"]["trial_id"]: params.parent
+        for params in (experiment.root / "seeds").glob("*/params.json")
+    }
+    # its extra seed's best checkpoint: of those Tune kept (the best and the latest), the first best by the selection
+    # metric in what the trial stored with each
+    kept = [Checkpoint.load(path).metrics for path in sorted(run_dirs[trial["trial_id"]].rglob(CHECKPOINT_FILE))]
+    best = max(kept, key=lambda metrics: objective_value(metrics, experiment.spec().selection))
     for shot in ("1", "5"):
         seeds = trial["seeds"][shot]
         assert seeds["n"] == 2 and seeds["runs"][0] == trial["test"][shot]["mean"]
         assert seeds["mean"] == pytest.approx(statistics.fmean(seeds["runs"]))
         assert seeds["std"] == pytest.approx(statistics.stdev(seeds["runs"]))
+        # the validation the answer is chosen on: the trial's own at its best checkpoint, then the retrained run's at
+        # its best, and their mean
+        key = f"val_acc_{shot}shot"
+        assert seeds["val_runs"] == [trial["val"][key], pytest.approx(best[key])]
+        assert seeds["val_mean"] == pytest.approx(statistics.fmean(seeds["val_runs"]))
     assert trial["seeds_failed"] == []
+    entries = selections.read(tmp_path / "selections.yaml")
+    assert [entry.shot for entry in entries] == [1, 5]
+    for entry in entries:  # chosen on that mean, and says over how many seeds
+        assert entry.val_seeds == 2
+        assert entry.val_acc == pytest.approx(trial["seeds"][str(entry.shot)]["val_mean"], abs=1e-3)
     found = promotion["baseline"]  # retrained with the same extra seed: the difference is over both seeds
     for shot in ("1", "5"):
         difference = found["differences"][trial["trial_id"]][shot]
@@ -434,7 +454,6 @@ def test_promotion_retrains_with_extra_seeds_and_reports_across_seeds(finished, 
         assert found["entry"]["seeds"]["1"]["n"] == 2 and found["entry"]["seeds_failed"] == []
     # another training seed: another network. Compared by weights, not by test means: the tiny sweep's networks score
     # near chance, where two of them can tie on a shot's mean (750 queries: it happened).
-    retrained = sorted((experiment.root / "seeds").rglob(CHECKPOINT_FILE))
     original = Checkpoint.load(trial["checkpoint"]).backbone_state
     assert retrained
     for path in retrained:
@@ -459,6 +478,6 @@ def test_a_diverging_extra_seed_is_reported_as_diverged_not_dropped(workspace, t
     assert len(runs) == 1 and runs[0].checkpoint is None and runs[0].seed == spec.seed + 1
     assert runs[0].failure.startswith("diverged: training diverged: non-finite loss at epoch 1")
     score = lambda run: pytest.fail("a diverged run has no checkpoint")  # noqa: E731
-    (trial,) = seeds.with_seed_results([promoted], runs, score=score)
+    (trial,) = seeds.with_seed_results([promoted], runs, score=score, objective=spec.objective)
     assert trial.seeds["1"].n == 1 and trial.seeds["1"].runs == [40.0]
     assert trial.seeds_failed == [FailedSeed(seed=spec.seed + 1, reason=runs[0].failure)]
