@@ -1,11 +1,17 @@
-"""Ray Tune's saved experiment state, checked before a resume trusts it, with the last good copy kept beside it.
+"""Ray Tune's saved experiment state, checked before a resume trusts it, with a whole copy of Tune's last save kept
+beside it.
 
-Tune saves its state into <exp>/tune (tuner.pkl, experiment_state-<stamp>.json, searcher-state-<stamp>.pkl,
-search_gen_state-<stamp>.json; a restore reads the newest of each) by copying files there, not atomically, so a full
-or failing filesystem can leave one of them truncated, and Tune then "restarts" the experiment and hangs. While a
-sweep runs, every state that reads back whole is copied to <exp>/tune-state/<slot>/ (two slots used in turn, each
-file written atomically and its manifest last, so one slot is always whole); a resume whose newest state does not read
-back restores the newest good copy instead, saying so in one line.
+Tune saves its state into a staging folder on the driver's own disk (experiment_state-<stamp>.json,
+searcher-state-<stamp>.pkl, search_gen_state-<stamp>.json, callback-states-<stamp>.pkl) and then copies that folder
+into <exp>/tune in the background, file by file and not atomically; tuner.pkl it writes into <exp>/tune once. A full
+or failing filesystem, or a driver killed mid-copy, can leave one of those files truncated, and a restore then fails
+(or Tune starts the experiment again). So, at every save, the driver copies the state it has just saved (the staging
+folder: whole, and never older than what Tune copies into <exp>/tune) to <exp>/tune-state/<slot>/ (two slots used
+in turn, each file written atomically and its manifest last, so one slot is always whole). A resume whose state in
+<exp>/tune does not read back restores the newest whole copy instead, saying so in one line.
+
+The copy is of Tune's last save, never older: an older state could name a trial checkpoint that Tune has deleted
+since (CheckpointConfig(num_to_keep)), which the restored trial could then not continue from.
 
 Reading back: JSON parses; a pickle (protocol 2 and up, whatever the file's suffix) has a complete opcode stream
 (pickletools, which executes nothing).
@@ -28,7 +34,8 @@ GOOD_COPY_DIR = "tune-state"
 SLOTS = ("a", "b")
 MANIFEST = "manifest.json"
 TUNER_FILE = "tuner.pkl"
-STAMPED = ("experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json")
+STAMPED = ("experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json", "callback-states-*.pkl")
+EXPERIMENT_STATE = "experiment_state-*.json"
 
 
 @dataclass(frozen=True)
@@ -110,16 +117,20 @@ def good_copies(experiment_root: Path) -> list[GoodCopy]:
     return sorted(copies, key=lambda copy: copy.taken, reverse=True)
 
 
-def keep_good_copy(experiment_root: Path, tune_dir: Path) -> bool:
-    """Copy Tune's current state into the older slot when it reads back whole and differs from the newest copy;
-    True when a copy was written. OSError (a storage fault) propagates: the older slot may then be partly written,
-    the newer one is untouched."""
-    if problems(tune_dir):
+def keep_good_copy(experiment_root: Path, saved_dir: Path, tune_dir: Path) -> bool:
+    """Copy the state Tune saved last into the older slot when it reads back whole and differs from the newest
+    copy; True when a copy was written. `saved_dir`: the folder Tune saved it into (its driver's staging folder);
+    tuner.pkl, which Tune writes into `tune_dir` only, is taken from there. OSError (a storage fault) propagates: the
+    older slot may then be partly written, the newer one is untouched."""
+    sources = state_files(saved_dir)
+    if not any(path.match(EXPERIMENT_STATE) for path in sources):
         return False
-    files = {path.name: path.read_bytes() for path in state_files(tune_dir)}
-    digests = {name: hashlib.sha256(payload).hexdigest() for name, payload in files.items()}
+    if not any(path.name == TUNER_FILE for path in sources) and (tune_dir / TUNER_FILE).is_file():
+        sources.append(tune_dir / TUNER_FILE)
+    files = {path.name: path.read_bytes() for path in sources}
     if any(unreadable_payload(name, payload) for name, payload in files.items()):
-        return False  # changed while it was read (Tune syncs in the background): next time
+        return False  # not whole (a tuner.pkl cut short): the next save is copied
+    digests = {name: hashlib.sha256(payload).hexdigest() for name, payload in files.items()}
     copies = good_copies(experiment_root)
     if copies and copies[0].files == digests:
         return False

@@ -7,15 +7,15 @@
   last saved state holds the trial as running, so the same command continues it from its last checkpoint.
 - Ray Tune saves its own state in the background and only logs a failed save; a log record of a storage fault from
   its state-saving loggers stops the sweep the same way at the next step.
-- Every few seconds, a saved state that reads back whole is copied aside (sweep.storage.tune_state), so a resume
-  never depends on a state file a fault left truncated.
+- After every save of Tune's state, the state just saved (in the driver's staging folder, whole) is copied into the
+  experiment (sweep.storage.tune_state), so a resume never depends on a state file a fault left truncated, and never
+  falls back to a state older than Tune's last save.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,9 @@ from ray.tune import Callback
 
 from sweep.storage import faults, tune_state
 
-STATE_LOGGERS = ("ray.tune.execution.experiment_state", "ray.train._internal.syncer")
+# Tune's loggers of a failed save: the background copy's, the syncer's, and the final save's (ray.tune.tune)
+STATE_LOGGERS = ("ray.tune.execution.experiment_state", "ray.train._internal.syncer", "ray.tune.tune")
 TRIAL_LOGGER = "ray.tune.execution.tune_controller"  # logs each trial failure with its traceback
-KEEP_EVERY_S = 2.0
 
 _ACTIVE: list[StorageWatch] = []
 
@@ -57,7 +57,8 @@ class StorageWatch(Callback):
         self.experiment_root = experiment_root
         self.tune_dir = tune_dir
         self._log: _FaultLog | None = None
-        self._last_kept = 0.0
+        self._copied: tuple[str, int, int] | None = None  # the last save copied: (file, mtime_ns, size)
+        self._raised = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {"experiment_root": self.experiment_root, "tune_dir": self.tune_dir}
@@ -66,7 +67,8 @@ class StorageWatch(Callback):
         self.experiment_root = state["experiment_root"]
         self.tune_dir = state["tune_dir"]
         self._log = None
-        self._last_kept = 0.0
+        self._copied = None
+        self._raised = False
 
     def setup(self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any) -> None:
         """Listen to Tune's state-saving and trial loggers for the length of the fit (undone by `detach_all`)."""
@@ -84,18 +86,32 @@ class StorageWatch(Callback):
             _ACTIVE.remove(self)
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        """Raise a storage fault Tune logged; now and then, copy a whole saved state aside."""
-        if self._log is not None and self._log.fault is not None:
+        """Copy the state Tune saved in this step, if it saved one; then raise a storage fault Tune logged."""
+        self._copy_last_save(trials)
+        self._raise_logged_fault()
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        """After Tune's final save: copy it, and raise a storage fault Tune logged while making it."""
+        self._copy_last_save(trials)
+        self._raise_logged_fault()
+
+    def _raise_logged_fault(self) -> None:
+        if self._log is not None and self._log.fault is not None and not self._raised:
+            self._raised = True
             raise self._log.fault
-        now = time.monotonic()
-        if now - self._last_kept < KEEP_EVERY_S:
+
+    def _copy_last_save(self, trials: list[Any]) -> None:
+        saved_dir = staging_dir(trials)
+        saved = last_save(saved_dir) if saved_dir is not None else None
+        if saved_dir is None or saved is None or saved == self._copied:
             return
-        self._last_kept = now
         try:
-            tune_state.keep_good_copy(Path(self.experiment_root), Path(self.tune_dir))
+            tune_state.keep_good_copy(Path(self.experiment_root), saved_dir, Path(self.tune_dir))
         except OSError as error:
             if faults.fault_errno(error) is not None:
                 raise  # the experiment's filesystem failed: end the sweep
+            return  # (a file Tune was replacing): the next step copies it
+        self._copied = saved
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """A trial failed and Tune is about to retry it: when storage failed it, stop instead."""
@@ -123,6 +139,25 @@ def last_failure(trial: Any) -> str:
     except OSError:
         return ""
     return text.rpartition("Failure # ")[2]
+
+
+def staging_dir(trials: list[Any]) -> Path | None:
+    """The folder on the driver's disk that Tune saves its experiment state into before copying it into the
+    experiment (StorageContext.experiment_driver_staging_path, the same for every trial); None before the first
+    trial."""
+    storage = getattr(trials[0], "storage", None) if trials else None
+    path = getattr(storage, "experiment_driver_staging_path", None)
+    return Path(path) if path else None
+
+
+def last_save(saved_dir: Path) -> tuple[str, int, int] | None:
+    """(name, mtime_ns, size) of the newest experiment state in `saved_dir`: it changes at every save."""
+    states = sorted(saved_dir.glob(tune_state.EXPERIMENT_STATE))
+    try:
+        found = states[-1].stat() if states else None
+    except OSError:
+        return None
+    return (states[-1].name, found.st_mtime_ns, found.st_size) if found is not None else None
 
 
 def detach_all() -> None:

@@ -16,8 +16,9 @@ A fault of the experiment's filesystem (full, over quota, read-only, stale, I/O 
 with one StorageFaultError line naming the path, the fault and this call's command (sweep.storage.faults), the lease
 released. Before the trials start, the free space is compared with what they will write (sweep.storage.space_needed):
 one warning line when it is short, a refusal when not even one trial's checkpoint fits. Ray Tune's saved state is
-read back before it is restored: an unreadable one is replaced by its last good copy (sweep.storage.tune_state), in
-one line.
+read back before it is restored: an unreadable one is replaced by the copy of Tune's last save
+(sweep.storage.tune_state), in one line; trial checkpoints a fault left half-written are removed
+(sweep.storage.trial_checkpoints), in one line, and a trial never trains from one (sweep.tuning.trainable).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from sweep.errors import ExperimentError, StorageFaultError
 from sweep.schema.spec import SweepSpec
 from sweep.storage import experiment as experiments
-from sweep.storage import faults, space_needed, tune_state
+from sweep.storage import faults, space_needed, trial_checkpoints, tune_state
 from sweep.storage import progress_file as progress_files
 from sweep.storage.experiment import Experiment
 from sweep.storage.lease import LEASE_DIR
@@ -124,6 +125,7 @@ def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log
 
     restorable = saved_state_usable(experiment, log)
     if restorable and tune.Tuner.can_restore(str(experiment.tune_dir)):
+        remove_partial_checkpoints(experiment, log)
         known = saved_trial_ids(experiment)
         closed = optuna_study.close_orphaned_trials(experiment, known)
         log(
@@ -145,8 +147,8 @@ def run_trials(spec: SweepSpec, experiment: Experiment, address: str | None, log
 
 def saved_state_usable(experiment: Experiment, log: Callable[[str], None]) -> bool:
     """Whether Ray Tune's saved state can be restored. A state that does not read back whole (a fault truncated it)
-    is replaced by its last good copy, in one line; ExperimentError when it was saved but no good copy was kept.
-    False when Tune never saved a state (no tune/, or no experiment state in it)."""
+    is replaced by the copy of Tune's last save (sweep.storage.tune_state), in one line; ExperimentError when it was
+    saved but no copy was kept. False when Tune never saved a state (no tune/, or no experiment state in it)."""
     tune_dir = experiment.tune_dir
     if not tune_dir.is_dir():
         return False
@@ -159,9 +161,8 @@ def saved_state_usable(experiment: Experiment, log: Callable[[str], None]) -> bo
         copy, aside = restored
         taken = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(copy.taken))
         log(
-            f"Tune state:  unreadable ({shown}); continuing from its last good copy, of {taken} "
-            f"({copy.folder.relative_to(experiment.root)}; the unreadable files are kept in {aside.name}): trials that "
-            "went on after it continue from their checkpoints"
+            f"Tune state:  unreadable ({shown}); continuing from the copy of Tune's last save, of {taken} "
+            f"({copy.folder.relative_to(experiment.root)}; the unreadable files are kept in {aside.name})"
         )
         return True
     if not any(path.name.startswith("experiment_state-") for path in tune_state.state_files(tune_dir)):
@@ -170,6 +171,17 @@ def saved_state_usable(experiment: Experiment, log: Callable[[str], None]) -> bo
         f"{tune_dir}: Ray Tune's saved state is unreadable ({shown}) and no good copy of it was kept; "
         f"move {tune_dir} aside to start the trials again (the Optuna study keeps every finished trial)"
     )
+
+
+def remove_partial_checkpoints(experiment: Experiment, log: Callable[[str], None]) -> None:
+    """Remove the trial checkpoint files a fault left half-written (sweep.storage.trial_checkpoints), in one line."""
+    removed = trial_checkpoints.remove_partial(experiment.tune_dir)
+    if removed:
+        shown = ", ".join(str(path.parent.relative_to(experiment.tune_dir)) for path in removed)
+        log(
+            f"Checkpoints: {len(removed)} left half-written by a storage fault removed ({shown}); "
+            "their trials continue from their last whole checkpoint"
+        )
 
 
 def saved_trial_ids(experiment: Experiment) -> set[str]:
@@ -244,8 +256,21 @@ def _run_stages(
         result = reports.write_all(experiment)
         mark_done(experiment, REPORT)
         return experiment, result
+    except Exception as error:
+        if faults.fault_errno(error) is not None:
+            _remove_partial_checkpoints_if_possible(Experiment(root))
+        raise
     finally:
         lease.release()
+
+
+def _remove_partial_checkpoints_if_possible(experiment: Experiment) -> None:
+    """After a storage fault, holding the lease: remove the checkpoint files it left half-written, where the storage
+    still lets us (a read-only one does not: the next call removes them before resuming)."""
+    try:
+        trial_checkpoints.remove_partial(experiment.tune_dir)
+    except OSError:
+        pass
 
 
 def check_free_space(spec: SweepSpec, experiment: Experiment, log: Callable[[str], None]) -> None:

@@ -1,6 +1,9 @@
 """Faults of an experiment's filesystem, made for tests: a real small tmpfs (when this process may mount one) that
 is filled up or remounted read-only, and an OSError injected into Ray Tune's copy of its state into the experiment
-(the driver's real write point: ray.train._internal.storage._pyarrow_fs_copy_files)."""
+(the driver's real write point: ray.train._internal.storage._pyarrow_fs_copy_files).
+
+A filesystem that a running sweep writes to cannot be remounted read-only (the kernel refuses while any file on it is
+open for writing, as the Optuna study is: EBUSY), so a read-only filesystem under a running sweep is injected."""
 
 from __future__ import annotations
 
@@ -56,11 +59,11 @@ class SmallFilesystem:
 
 @contextmanager
 def failing_state_copy(
-    monkeypatch: Any, tune_dir: Path, code: int, armed: Callable[[], bool], truncate: str | None = None
+    monkeypatch: Any, tune_dir: Path, code: int, armed: Callable[[], bool], truncate: tuple[str, ...] = ()
 ) -> Iterator[list[str]]:
-    """Ray Tune's copies into `tune_dir` fail with OSError(`code`) once `armed()`: the copy runs, then the file
-    matching `truncate` (a glob) is cut to half its size, as a full or failing disk leaves it. Yields the failed
-    copies' destinations."""
+    """Ray Tune's copies into `tune_dir` fail with OSError(`code`) once `armed()`: the copy runs, then the newest
+    file matching each glob of `truncate` is cut to half its size, as a full or failing disk leaves it. Yields the
+    failed copies' destinations."""
     from ray.train._internal import storage
 
     real = storage._pyarrow_fs_copy_files
@@ -69,9 +72,9 @@ def failing_state_copy(
     def copy(source: Any, destination: Any, *args: Any, **kwargs: Any) -> Any:
         result = real(source, destination, *args, **kwargs)
         if str(destination).rstrip("/") == str(tune_dir) and armed():
-            if truncate is not None:
-                for path in tune_dir.glob(truncate):
-                    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+            for pattern in truncate:
+                path = sorted(tune_dir.glob(pattern))[-1]
+                path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
             failed.append(str(destination))
             raise OSError(code, os.strerror(code), str(destination))
         return result

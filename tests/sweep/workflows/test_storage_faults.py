@@ -1,8 +1,10 @@
 """Faults of the experiment's filesystem under a running sweep, on a real local Ray cluster and a real Optuna SQLite
-study: a real small tmpfs filled up (ENOSPC) and remounted read-only (EROFS) where this process may mount one (else
-the same errors injected into Ray Tune's copy of its state), and an I/O error (EIO) that truncates Tune's saved
-searcher state. Each call ends in one line with exit code 4 and its lease released; the same command then completes
-the sweep with every trial once in the trial table and in the Optuna study."""
+study: a real small tmpfs filled up (ENOSPC) where this process may mount one (else the error injected into Ray
+Tune's copy of its state), a read-only filesystem (EROFS, injected there: a filesystem with files open for writing
+cannot be remounted read-only), and an I/O error (EIO) there that truncates Tune's saved experiment state and searcher
+state. Each call ends in one line with exit code 4 and its lease released, no checkpoint left half-written where the
+storage lets it be removed; the same command then completes the sweep with every trial once in the trial table and
+in the Optuna study."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from sweep.cli import main
-from sweep.storage import tune_state
+from sweep.storage import optuna_study, trial_checkpoints, tune_state
 from sweep.storage.experiment import Experiment
 from sweep.storage.faults import STORAGE_FAULT_EXIT
 from sweep.storage.lease import LEASE_DIR, holder_of
@@ -87,13 +89,14 @@ def _assert_stopped(code: int, err: str, spec_file: Path, root: Path, fault: str
 
 
 def _assert_nothing_half_written(root: Path) -> None:
-    """The Optuna study opens; every trial checkpoint there is whole (torch reads it)."""
+    """The Optuna study opens, each Ray trial in it once; every trial checkpoint file there is whole (torch reads
+    it: the ones a fault cut short were removed)."""
     import torch
 
     study = optuna.load_study(study_name=root.name, storage=f"sqlite:///{root / 'optuna.db'}")
     assert len({trial.user_attrs.get("ray_trial_id") for trial in study.trials}) == len(study.trials)
     for path in root.glob("tune/trial_*/checkpoint_*/checkpoint.pt"):
-        assert isinstance(torch.load(path, weights_only=True), dict)
+        assert isinstance(torch.load(path, weights_only=True), dict), path
 
 
 def test_storage_faults_stop_in_one_line_and_the_same_command_completes(sweep_on_small_fs, monkeypatch, capsys):
@@ -116,29 +119,23 @@ def test_storage_faults_stop_in_one_line_and_the_same_command_completes(sweep_on
     _assert_nothing_half_written(root)
     first = checkpoints(tune_dir)
 
-    # 2. it is remounted read-only once a new checkpoint is written
-    if filesystem is not None:
-        with when(lambda: checkpoints(tune_dir) > first, filesystem.read_only):
-            code, _, err = _run(spec_file, root, capsys)
-    else:
-        with failing_state_copy(monkeypatch, tune_dir, errno.EROFS, armed=lambda: checkpoints(tune_dir) > first):
-            code, _, err = _run(spec_file, root, capsys)
-        monkeypatch.undo()
+    # 2. the filesystem turns read-only once a new checkpoint is written (injected: see the module's docstring)
+    with failing_state_copy(monkeypatch, tune_dir, errno.EROFS, armed=lambda: checkpoints(tune_dir) > first):
+        code, out, err = _run(spec_file, root, capsys)
+    monkeypatch.undo()
     _assert_stopped(code, err, spec_file, root, f"{root} is on a read-only filesystem")
-    holder = holder_of(root)  # a read-only filesystem keeps the lease file; its driver is gone, so it is stale
-    assert holder is None or holder.pid != 0
-    if filesystem is not None:
-        filesystem.clear()
+    assert holder_of(root) is None
     _assert_nothing_half_written(root)
     second = checkpoints(tune_dir)
 
-    # 3. an I/O error while Tune copies its state into the experiment, leaving its searcher state truncated
+    # 3. an I/O error while Tune copies its state into the experiment, leaving its experiment state and its searcher
+    # state truncated
     with failing_state_copy(
         monkeypatch,
         tune_dir,
         errno.EIO,
         armed=lambda: checkpoints(tune_dir) > second and bool(tune_state.good_copies(root)),
-        truncate="searcher-state-*.pkl",
+        truncate=("experiment_state-*.json", "searcher-state-*.pkl"),
     ) as failed:
         code, _, err = _run(spec_file, root, capsys)
     monkeypatch.undo()
@@ -146,18 +143,30 @@ def test_storage_faults_stop_in_one_line_and_the_same_command_completes(sweep_on
     _assert_stopped(code, err, spec_file, root, f"I/O error on {root}")
     assert holder_of(root) is None
     broken = tune_state.problems(tune_dir)
-    assert [path.name for path in broken] == [sorted(tune_dir.glob("searcher-state-*.pkl"))[-1].name]
+    assert sorted(path.name for path in broken) == [
+        sorted(tune_dir.glob("experiment_state-*.json"))[-1].name,
+        sorted(tune_dir.glob("searcher-state-*.pkl"))[-1].name,
+    ]
+    assert trial_checkpoints.partial(tune_dir) == []
 
-    # 4. the fault cleared: the same command says it restores the good copy, and completes the sweep
+    # 4. the fault cleared: the same command says it restores the copy of Tune's last save, and completes the sweep
     code, out, err = _run(spec_file, root, capsys)
     assert code == 0, err
-    restored = [line for line in out.splitlines() if line.startswith("Tune state:  unreadable (searcher-state-")]
-    assert len(restored) == 1 and "continuing from its last good copy" in restored[0]
+    restored = [line for line in out.splitlines() if line.startswith("Tune state:  unreadable (experiment_state-")]
+    assert len(restored) == 1 and "continuing from the copy of Tune's last save" in restored[0], out
+    assert "searcher-state-" in restored[0]
+    assert "Traceback" not in err and "does not exist on storage anymore" not in out + err
     records = load_trials(Experiment(root))
     assert len(records) == TRIALS and len({record.trial_id for record in records}) == TRIALS
     assert all(record.status == "TERMINATED" and record.stop_reason == "completed" for record in records)
+    assert all(record.error is None for record in records)  # the trials stopped by the faults: no error recorded
+    assert all(record.history["epoch"].tolist() == [1, 2] for record in records)
     study = optuna.load_study(study_name=root.name, storage=f"sqlite:///{root / 'optuna.db'}")
     complete = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(trial.user_attrs["ray_trial_id"] for trial in complete) == sorted(r.trial_id for r in records)
     assert all(trial.user_attrs["stop_reason"] == "completed" for trial in complete)
+    others = [trial for trial in study.trials if trial.state != optuna.trial.TrialState.COMPLETE]
+    assert all(trial.user_attrs.get("stop_reason") == optuna_study.ORPHANED for trial in others), others  # asked for
+    # by a driver the fault stopped before Tune saved the trial: closed as lost, never run
     assert holder_of(root) is None
+    _assert_nothing_half_written(root)

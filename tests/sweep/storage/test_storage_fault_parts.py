@@ -1,12 +1,10 @@
 """The parts of the storage-fault handling without a cluster: telling a storage fault from other errors through the
-wrappers it arrives in, the one-line message, Ray Tune's state read back and its good copy, the free-space estimate
-and its warning, the lease given back on a read-only filesystem."""
+wrappers it arrives in, the one-line message, the free-space estimate and its warning (on a real filesystem too small
+for the sweep), the lease given back on a read-only filesystem. Saved state: test_saved_state.py."""
 
 from __future__ import annotations
 
 import errno
-import json
-import pickle
 import sqlite3
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import yaml
 from sweep.cli import main
 from sweep.errors import StorageFaultError
 from sweep.schema import spec as spec_module
-from sweep.storage import faults, space_needed, tune_state
+from sweep.storage import faults, space_needed
 from sweep.storage.experiment import Experiment
 from sweep.workflows import sweep_run
 
@@ -88,83 +86,6 @@ def test_a_storage_fault_in_the_cli_is_one_line_and_exit_4(tmp_path, capsys, mon
     )
 
 
-# ------------------------------------------------------------------------------------------ Tune's saved state
-
-
-def _tune_state(tune_dir: Path, stamp: str, trials: int) -> None:
-    """Files shaped like Ray Tune's saved state (pickles and JSON, the same names)."""
-    tune_dir.mkdir(parents=True, exist_ok=True)
-    (tune_dir / "tuner.pkl").write_bytes(pickle.dumps({"tuner": 1}))
-    (tune_dir / f"experiment_state-{stamp}.json").write_text(json.dumps({"trials": trials}))
-    (tune_dir / f"searcher-state-{stamp}.pkl").write_bytes(pickle.dumps({"searcher": list(range(trials * 50))}))
-    (tune_dir / f"search_gen_state-{stamp}.json").write_bytes(pickle.dumps({"counter": trials}))
-
-
-def test_a_truncated_state_file_is_found_and_its_last_good_copy_restored(tmp_path):
-    root, tune_dir = tmp_path, tmp_path / "tune"
-    _tune_state(tune_dir, "2026-01-01_00-00-00", trials=1)
-    assert tune_state.problems(tune_dir) == {}
-    assert tune_state.keep_good_copy(root, tune_dir) is True
-    assert tune_state.keep_good_copy(root, tune_dir) is False  # unchanged: no new copy
-    _tune_state(tune_dir, "2026-01-01_00-00-00", trials=2)
-    assert tune_state.keep_good_copy(root, tune_dir) is True  # into the other slot
-    assert [copy.folder.name for copy in tune_state.good_copies(root)] == ["b", "a"]
-    good = (tune_dir / "searcher-state-2026-01-01_00-00-00.pkl").read_bytes()
-
-    # a newer session's state, its searcher cut in half by a full disk: never copied, found, replaced
-    _tune_state(tune_dir, "2026-01-02_00-00-00", trials=3)
-    searcher = tune_dir / "searcher-state-2026-01-02_00-00-00.pkl"
-    searcher.write_bytes(searcher.read_bytes()[: searcher.stat().st_size // 2])
-    assert tune_state.keep_good_copy(root, tune_dir) is False
-    broken = tune_state.problems(tune_dir)
-    assert list(broken) == [searcher] and broken[searcher].startswith("truncated pickle")
-    copy, aside = tune_state.restore_good_copy(root, tune_dir, broken)
-    assert copy.folder.name == "b"
-    assert tune_state.problems(tune_dir) == {}
-    assert tune_state.state_files(tune_dir)[1:] == [
-        tune_dir / f"{kind}-2026-01-01_00-00-00.{suffix}"
-        for kind, suffix in (("experiment_state", "json"), ("searcher-state", "pkl"), ("search_gen_state", "json"))
-    ]  # the newer, partly broken session's files are moved aside whole, so a restore reads the good copy's set
-    assert (tune_dir / "searcher-state-2026-01-01_00-00-00.pkl").read_bytes() == good
-    assert json.loads((tune_dir / "experiment_state-2026-01-01_00-00-00.json").read_text()) == {"trials": 2}
-    assert sorted(path.name for path in aside.iterdir()) == [
-        "experiment_state-2026-01-02_00-00-00.json",
-        "search_gen_state-2026-01-02_00-00-00.json",
-        "searcher-state-2026-01-02_00-00-00.pkl",
-    ]
-
-
-def test_a_good_copy_cut_short_is_not_used(tmp_path):
-    root, tune_dir = tmp_path, tmp_path / "tune"
-    _tune_state(tune_dir, "2026-01-01_00-00-00", trials=1)
-    tune_state.keep_good_copy(root, tune_dir)
-    _tune_state(tune_dir, "2026-01-01_00-00-00", trials=2)
-    tune_state.keep_good_copy(root, tune_dir)
-    newest = tune_state.good_copies(root)[0]
-    (newest.folder / "experiment_state-2026-01-01_00-00-00.json").write_text('{"tri')  # a fault mid-copy
-    assert [copy.folder.name for copy in tune_state.good_copies(root)] == ["a"]
-
-
-def test_an_unreadable_state_without_a_good_copy_is_one_line_not_a_restart(tmp_path):
-    experiment = Experiment(tmp_path)
-    _tune_state(experiment.tune_dir, "2026-01-01_00-00-00", trials=1)
-    state = experiment.tune_dir / "experiment_state-2026-01-01_00-00-00.json"
-    state.write_text('{"trials": ')
-    logged: list[str] = []
-    with pytest.raises(sweep_run.ExperimentError) as raised:
-        sweep_run.saved_state_usable(experiment, logged.append)
-    assert str(raised.value).startswith(f"{experiment.tune_dir}: Ray Tune's saved state is unreadable ({state.name} ")
-    assert "\n" not in str(raised.value) and logged == []
-    assert state.read_text() == '{"trials": '  # left as it was
-
-
-def test_a_state_tune_never_saved_starts_the_trials_again(tmp_path):
-    experiment = Experiment(tmp_path)
-    experiment.tune_dir.mkdir()
-    (experiment.tune_dir / "tuner.pkl").write_bytes(pickle.dumps({"tuner": 1}))
-    assert sweep_run.saved_state_usable(experiment, print) is False
-
-
 # ------------------------------------------------------------------------------------------ free space
 
 
@@ -199,6 +120,31 @@ def test_a_sweep_larger_than_the_free_space_is_warned_of_in_one_line(glyph_cache
     logged.clear()
     sweep_run.check_free_space(_glyph_spec(glyph_cache, tmp_path, num_samples=2), experiment, logged.append)
     assert logged == []  # fits: nothing said
+
+
+def test_a_filesystem_too_small_for_the_sweep_is_warned_of_with_both_figures(glyph_cache, tmp_path):
+    """An 8 MB filesystem: one trial's checkpoints fit, the sweep's (about 13 MB) do not."""
+    filesystem = SmallFilesystem.mount(tmp_path / "fs", size_mb=8)
+    if filesystem is None:
+        pytest.skip("this process may not mount a tmpfs")
+    try:
+        experiment = Experiment(tmp_path / "fs" / "experiment")
+        experiment.root.mkdir()
+        spec = _glyph_spec(glyph_cache, tmp_path, num_samples=3, max_concurrent=1)
+        logged: list[str] = []
+        sweep_run.check_free_space(spec, experiment, logged.append)
+        needed = space_needed.sweep_bytes(spec, space_needed.checkpoint_bytes(spec, space_needed.base_classes(spec)))
+        free = faults.free_bytes(experiment.root)
+        assert free is not None and free < needed
+        assert logged == [
+            f"Warning:     the sweep may write {faults.human_bytes(needed)} to {experiment.root}, which has "
+            f"{faults.human_bytes(free)} free; if it fills up the sweep stops in one line (exit 4) and the same "
+            "command resumes it once space is freed"
+        ]
+        assert faults.human_bytes(needed).endswith(" MB") and 12 < float(faults.human_bytes(needed).split()[0]) < 14
+        assert list(experiment.root.iterdir()) == []  # nothing written
+    finally:
+        filesystem.unmount()
 
 
 def test_a_filesystem_too_small_for_one_checkpoint_is_refused_before_the_trials(glyph_cache, tmp_path):
