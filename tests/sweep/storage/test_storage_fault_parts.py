@@ -123,7 +123,7 @@ def test_a_sweep_larger_than_the_free_space_is_warned_of_in_one_line(glyph_cache
 
 
 def test_a_filesystem_too_small_for_the_sweep_is_warned_of_with_both_figures(glyph_cache, tmp_path):
-    """An 8 MB filesystem: one trial's checkpoints fit, the sweep's (about 13 MB) do not."""
+    """An 8 MB filesystem: one trial's checkpoints fit, the sweep's (12.6 MB) do not."""
     filesystem = SmallFilesystem.mount(tmp_path / "fs", size_mb=8)
     if filesystem is None:
         pytest.skip("this process may not mount a tmpfs")
