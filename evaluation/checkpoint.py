@@ -15,6 +15,8 @@ and, in a checkpoint a trial can resume from (TrainingState; written by sweep.tr
   "iteration":        int, optimizer steps taken
   "rng_state":        {"device_type": str, "shuffle", "augment", "torch_cpu": uint8 tensors, "torch_cuda" on CUDA}
 A file holding "model_spec" and "backbone_state" only is a valid (evaluation-only) checkpoint.
+torch.save writes a zip archive whose directory comes last, so a file cut short (a full disk, an I/O error, a copy
+into the experiment interrupted) lacks it: `is_whole` tells, reading only the file's end.
 Where checkpoints lie (a file, or a directory holding data.paths.CHECKPOINT_FILE) is named in data/paths.py.
 """
 
@@ -114,6 +116,22 @@ class Checkpoint:
         except Exception as error:  # not a torch file, or holds objects weights_only refuses
             raise EvaluationError(f"checkpoint {path} cannot be read: {_unreadable_reason(error)}") from None
         return _from_state(state, path)
+
+
+def is_whole(path: str | Path) -> bool:
+    """Whether the checkpoint file at `path` (or in the checkpoint directory `path`) was written to its end: its zip
+    directory, which torch.save writes last, is there and names no entry beyond the file's end. Reads the directory
+    only (no weights, nothing unpickled)."""
+    import zipfile
+
+    path = checkpoint_file(path)
+    try:
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
+    return bool(entries) and all(entry.header_offset + entry.compress_size <= size for entry in entries)
 
 
 def _from_state(state: object, path: Path) -> Checkpoint:

@@ -21,3 +21,13 @@ class DivergenceError(RuntimeError):
     def __init__(self, message: str, *, epoch: int) -> None:
         super().__init__(message)
         self.epoch = epoch
+
+
+class StorageFaultError(ExperimentError):
+    """The experiment's filesystem failed (full, over quota, read-only, stale, I/O error): names the path, the fault
+    and the command to run once it is fixed (the CLI exits with sweep.storage.faults.STORAGE_FAULT_EXIT)."""
+
+    def __init__(self, message: str, *, path: str, errno: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno

@@ -12,6 +12,8 @@ import argparse
 import sys
 
 from data.errors import UserError
+from sweep.errors import StorageFaultError
+from sweep.storage.faults import STORAGE_FAULT_EXIT
 
 USAGE_ERROR = 2
 
@@ -39,11 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, dispatch, and turn user errors into one line and exit code 2."""
+    """Parse, dispatch, and turn user errors into one line and exit code 2 (a storage fault: exit code 4)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except StorageFaultError as error:
+        print(f"negmargin: storage fault: {error}", file=sys.stderr)
+        return STORAGE_FAULT_EXIT
     except UserError as error:  # every package's user errors derive from it (data/errors.py)
         print(f"negmargin: error: {error}", file=sys.stderr)
         return USAGE_ERROR

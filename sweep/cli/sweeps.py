@@ -118,7 +118,7 @@ def run_command(args: argparse.Namespace) -> int:
         spec_module.check_name(args.name, key="--name")
     spec = spec_module.read(args.spec)
     outcome = run_sweep(
-        spec,
+        args.spec,  # as given: a storage fault's line repeats it in the command to run once fixed
         experiment=args.experiment,
         storage=args.storage,
         name=args.name,

@@ -177,13 +177,18 @@ def open_existing(path: str | Path) -> Experiment:
 
 def _check_study(experiment: Experiment) -> None:
     """ExperimentError unless optuna.db, when there is one, is an SQLite database (read-only check: nothing is
-    written, a damaged study stays as it is for the user to recover)."""
+    written, a damaged study stays as it is for the user to recover). A driver killed in the middle of a commit
+    leaves its rollback journal beside it (optuna.db-journal), which SQLite must play back before anyone reads the
+    study and cannot in read-only mode: then the check opens it for writing, and SQLite rolls the unfinished commit
+    back, as Optuna's own next connection would."""
     if not experiment.optuna_db.exists():
         return
     import sqlite3
 
+    journal = experiment.optuna_db.with_name(f"{experiment.optuna_db.name}-journal")
+    mode = "rw" if journal.is_file() and journal.stat().st_size > 0 else "ro"
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{experiment.optuna_db}?mode=ro", uri=True)) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{experiment.optuna_db}?mode={mode}", uri=True)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as error:
         raise ExperimentError(

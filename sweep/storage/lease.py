@@ -208,13 +208,13 @@ class ExperimentLease:
         self._stop.set()
         self._thread.join()
         self._thread = None
-        holder = self.holder()
-        if holder is not None and holder.token == self.token:
-            self.driver_file.unlink(missing_ok=True)
-        self._discard()
         try:
+            holder = self.holder()
+            if holder is not None and holder.token == self.token:
+                self.driver_file.unlink(missing_ok=True)
+            self._discard()
             self.directory.rmdir()  # when empty: a released experiment keeps no trace of its lease
-        except OSError:
+        except OSError:  # not empty, or the storage failed (read-only): a lease left behind goes stale
             pass
 
     def __enter__(self) -> ExperimentLease:

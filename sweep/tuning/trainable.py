@@ -10,6 +10,7 @@ good report and its trial directory gets DIVERGED_MARKER with the error, which t
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,14 +73,33 @@ class TuneReporter:
             tune.report({"epoch": error.epoch, self.objective: float("-inf"), "diverged": True})
 
 
-def load_checkpoint_state(checkpoint: Any) -> Checkpoint | None:
-    """The checkpoint inside a Tune checkpoint (evaluation.checkpoint.Checkpoint.load), or None."""
+def load_checkpoint_state(checkpoint: Any, log: Callable[[str], None] = print) -> Checkpoint | None:
+    """The checkpoint inside a Tune checkpoint (evaluation.checkpoint.Checkpoint.load), or None.
+
+    One that cannot be read (a storage fault cut its file short, or its file was removed as half-written:
+    sweep.storage.trial_checkpoints) is not trained from: the newest earlier checkpoint of the same trial that reads
+    is, else none (the trial starts again from its first epoch); `log` is told so in one line."""
     if checkpoint is None:
         return None
     from evaluation.checkpoint import Checkpoint
+    from evaluation.errors import EvaluationError
 
     with checkpoint.as_directory() as directory:
-        return Checkpoint.load(Path(directory))
+        try:
+            return Checkpoint.load(Path(directory))
+        except EvaluationError as error:
+            problem = str(error)
+    registered = Path(checkpoint.path)
+    earlier = sorted(path for path in registered.parent.glob("checkpoint_*") if path.name < registered.name)
+    for candidate in reversed(earlier):
+        try:
+            found = Checkpoint.load(candidate)
+        except EvaluationError:
+            continue
+        log(f"Resuming:    {problem}; the trial continues from {candidate.name} (epoch {found.epoch}) instead")
+        return found
+    log(f"Resuming:    {problem}; no earlier checkpoint of the trial reads, so it starts again from its first epoch")
+    return None
 
 
 def point_of(config: dict[str, Any], spec_seed: int) -> tuple[dict[str, Any], int]:

@@ -89,12 +89,13 @@ def _run_config(spec: SweepSpec, experiment: Experiment) -> Any:
     """Tune's results and checkpoints under <exp>/tune: JSON and CSV results, no TensorBoard files of Tune's own."""
     from ray import tune
 
+    from sweep.tuning.storage_watch import StorageWatch
     from sweep.tuning.tune_loggers import result_loggers
 
     return tune.RunConfig(
         name=TUNE_NAME,
         storage_path=str(experiment.root),
-        callbacks=result_loggers(),
+        callbacks=[*result_loggers(), StorageWatch(str(experiment.root), str(experiment.tune_dir))],
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=2, checkpoint_score_attribute=SELECTION_SCORE, checkpoint_score_order="max"
@@ -131,8 +132,18 @@ def run(spec: SweepSpec, experiment: Experiment, address: str | None = None) -> 
     sampled by sweep.workflows.preflight) and wait for them."""
     with ray_session(address):
         _check_storage(experiment)
-        build_tuner(spec, experiment).fit()
+        _fit(build_tuner(spec, experiment))
     return experiment
+
+
+def _fit(tuner: Any) -> None:
+    """Run the Tuner; a storage fault (sweep.tuning.storage_watch) ends it as an OSError, the watch detached."""
+    from sweep.tuning import storage_watch
+
+    try:
+        tuner.fit()
+    finally:
+        storage_watch.detach_all()
 
 
 def resume(experiment: Experiment, address: str | None = None) -> Experiment:
@@ -152,5 +163,5 @@ def resume(experiment: Experiment, address: str | None = None) -> Experiment:
             resume_unfinished=True,
             resume_errored=True,
         )
-        tuner.fit()
+        _fit(tuner)
     return experiment

@@ -67,6 +67,7 @@ def run_sweep(
         spec_module.check_storage_path(str(storage), key="storage")
     if name is not None:
         spec_module.check_name(name, key="name")
+    spec_argument = spec
     spec = spec_module.with_absolute_paths(spec) if isinstance(spec, SweepSpec) else spec_module.read(spec)
     if experiment is not None:
         spec_module.check_storage_path(str(experiment), key="experiment")
@@ -87,6 +88,7 @@ def run_sweep(
     from sweep.workflows import preflight  # torch loads once the spec, the storage and the address are known good
 
     preflight.check_dataset(spec, promote=promote)
+    command = retry_command(spec_argument, root, address=address, promote=promote, selections=selections)
     try:
         found, report = sweep_run.start_or_resume(
             spec,
@@ -97,12 +99,37 @@ def run_sweep(
             lease_wait=lease_wait,
             log=log,
             before_trials=before_trials,
+            command=command,
         )
     except (ClusterError, KeyboardInterrupt):
         if experiment is None:
             experiments.remove_if_unstarted(Experiment(root))
         raise
     return SweepOutcome(found, report)
+
+
+def retry_command(
+    spec: SweepSpec | str | Path | None,
+    root: Path,
+    *,
+    address: str | None = None,
+    promote: bool = True,
+    selections: Path | None = None,
+) -> str:
+    """The `negmargin sweep run … --experiment ROOT` command that continues this sweep (what a storage fault's line
+    tells the user to run once it is fixed): the spec as given (a file or preset name; ROOT/spec.yaml for a SweepSpec
+    object), and the same address, promotion and selections."""
+    import shlex
+
+    spec_text = str(spec) if isinstance(spec, (str, Path)) else "default" if spec is None else str(root / "spec.yaml")
+    words = ["negmargin", "sweep", "run", spec_text, "--experiment", str(root)]
+    if address:
+        words += ["--address", address]
+    if not promote:
+        words.append("--no-promote")
+    if selections is not None:
+        words += ["--selections", str(selections)]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def resume_sweep(
