@@ -43,7 +43,7 @@ format: $(STAMP)
 test: lint
 	$(PY) -m pytest
 
-# The embedded default sweep end to end, then its report (README, "Two commands"; about 8 minutes on 2 cores)
+# The embedded default sweep end to end, then its report (README, "Two commands"; about 10 minutes on 2 cores, install included)
 demo: $(STAMP)
 	$(VENV)/bin/negmargin sweep run
 	$(VENV)/bin/negmargin sweep report --latest
@@ -53,7 +53,7 @@ study: $(STAMP)
 	$(VENV)/bin/negmargin sweep study --latest --margins -0.5 -0.3 -0.1 0 0.2
 
 # The embedded default's margin calibration (README, "Calibration"): 6 training seeds, 0 1 2 the tuned ones and 3 4 5
-# held out (about an hour on 2 cores, an estimate, twice the 3-seed run; not measured yet): table into RESULTS.md
+# held out (about an hour on 2 cores: its 12 runs of seeds 0 1 2 5 took 34 min, 18 runs in all): table into RESULTS.md
 calibrate: $(STAMP)
 	$(VENV)/bin/negmargin calibrate --margins -0.2 -0.3 --seeds 0 1 2 3 4 5 --tuned-seeds 0 1 2 \
 	  --results benchmarks/RESULTS.md
